@@ -1,5 +1,100 @@
-"""Entry point."""
+"""The ``aiguillage`` command: one entry point for every part of the product.
+
+Each subcommand imports only what it needs, so ``aiguillage sidecar`` never loads
+the operator, kopf or a Kubernetes client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
 
 
-def main() -> None:
-    pass
+def _render(args: argparse.Namespace) -> int:
+    from aiguillage.operator import commands
+
+    return commands.render(args.file, args.namespace, args.out, args.operator_namespace)
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from aiguillage.operator import commands
+
+    return commands.explain(args.file, args.namespace, args.model, args.operator_namespace)
+
+
+def _crds(args: argparse.Namespace) -> int:
+    from aiguillage.operator import crdgen
+
+    return crdgen.main(args.out, helm=args.helm)
+
+
+def _sidecar(args: argparse.Namespace) -> int:
+    from aiguillage.sidecar import main as sidecar_main
+
+    return sidecar_main.run(args.config_dir, args.listen, args.credentials_dir)
+
+
+def _operator(args: argparse.Namespace, rest: Sequence[str]) -> int:
+    from aiguillage.operator import main as operator_main
+
+    return operator_main.run(list(rest))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="aiguillage", description="Kubernetes-native AI gateway")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def manifests(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument(
+            "-f",
+            "--file",
+            type=Path,
+            action="append",
+            required=True,
+            help="manifest file or directory (repeatable)",
+        )
+        sp.add_argument(
+            "--operator-namespace",
+            default="aiguillage-system",
+            help="namespace holding provider Secrets",
+        )
+
+    r = sub.add_parser("render", help="compile manifests into the sidecar's files, offline")
+    manifests(r)
+    r.add_argument("--namespace", "-n", help="namespace whose routes to compile")
+    r.add_argument("--out", type=Path, help="write DIR/config/config.json and DIR/credentials/")
+    r.set_defaults(run=_render)
+
+    e = sub.add_parser("explain", help="show the order targets are tried in, and exclusions")
+    manifests(e)
+    e.add_argument("--namespace", "-n", required=True)
+    e.add_argument("--model", "-m", required=True)
+    e.set_defaults(run=_explain)
+
+    s = sub.add_parser("sidecar", help="run the data plane")
+    s.add_argument("--config-dir", type=Path, required=True)
+    s.add_argument(
+        "--credentials-dir",
+        type=Path,
+        help="default: the credentials/ folder beside the config dir",
+    )
+    s.add_argument("--listen", default="127.0.0.1:4000")
+    s.set_defaults(run=_sidecar)
+
+    c = sub.add_parser("crds", help="print the generated CRDs")
+    c.add_argument("--out", type=Path, help="write one file per CRD into this directory")
+    c.add_argument("--helm", action="store_true", help="wrap for the chart (crds.enabled)")
+    c.set_defaults(run=_crds)
+
+    sub.add_parser("operator", help="run the control plane (extra args go to kopf run)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["operator"]:
+        sys.exit(_operator(argparse.Namespace(), argv[1:]))
+    args = parser().parse_args(argv)
+    sys.exit(args.run(args))

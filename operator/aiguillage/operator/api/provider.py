@@ -1,0 +1,153 @@
+"""AIProvider (cluster-scoped): one AI provider endpoint, owned by the platform team."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from aiguillage.operator.api.common import (
+    ApiModel,
+    CountryCode,
+    ObjectStatus,
+    SecretKeyRef,
+    k8s,
+)
+
+DECIMAL = r"^[0-9]+(\.[0-9]+)?$"
+
+
+class Api(StrEnum):
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"
+    AZURE_OPENAI = "azure-openai"
+    GEMINI = "gemini"
+    VERTEX_AI = "vertex-ai"
+    BEDROCK = "bedrock"
+
+
+class ProviderResidency(ApiModel):
+    """Where this provider processes data and who operates it."""
+
+    location: CountryCode | None = None
+    """Country where inference runs (ISO 3166-1 alpha-2, e.g. FR). A provider without a
+    location complies with no residency rule that restricts locations."""
+    region: str | None = None
+    """Cloud region, informative only (e.g. paris, francecentral)."""
+    jurisdiction: CountryCode | None = None
+    """Country of the legal home of the company operating the provider (e.g. US means
+    CLOUD Act exposure)."""
+
+
+class ApiKeyAuth(ApiModel):
+    """A static API key read from a Secret."""
+
+    secret_ref: SecretKeyRef
+    """The Secret (in the operator's namespace) and key holding the API key."""
+
+
+class NoAuth(ApiModel):
+    """No credentials are sent (e.g. a self-hosted vLLM inside the cluster)."""
+
+
+class Auth(ApiModel):
+    """How the sidecar authenticates to the provider. Exactly one method must be set."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": k8s(
+            **{
+                "x-kubernetes-validations": [
+                    {
+                        "rule": "[has(self.apiKey), has(self.none)].filter(x, x).size() == 1",
+                        "message": "exactly one of apiKey or none must be set",
+                    }
+                ]
+            }
+        )
+    }
+    api_key: ApiKeyAuth | None = None
+    """Send a static API key from a Secret, in the header the provider's API expects."""
+    none: NoAuth | None = None
+    """Send no credentials."""
+
+
+class ModelPricing(ApiModel):
+    """Price per million tokens, as decimal strings (e.g. "0.10")."""
+
+    input_per_million: Annotated[str, Field(pattern=DECIMAL)]
+    """Price of one million input (prompt) tokens."""
+    output_per_million: Annotated[str, Field(pattern=DECIMAL)]
+    """Price of one million output (completion) tokens."""
+    currency: Literal["EUR"] = "EUR"
+    """Currency of the prices; costs are accounted in euros."""
+
+    def input(self) -> Decimal:
+        return Decimal(self.input_per_million)
+
+    def output(self) -> Decimal:
+        return Decimal(self.output_per_million)
+
+
+class ProviderModel(ApiModel):
+    """A model this provider serves."""
+
+    name: str = Field(min_length=1)
+    """The provider's own model name (for Azure OpenAI: the deployment name)."""
+    pricing: ModelPricing | None = None
+    """Price list for cost accounting and the cost routing strategy."""
+
+
+class AIProviderSpec(ApiModel):
+    """An AI provider endpoint that routes can send requests to."""
+
+    api: Api
+    """Wire schema spoken by the endpoint: openai (also Mistral, OVHcloud, Scaleway, vLLM,
+    Ollama), anthropic, azure-openai, gemini, vertex-ai or bedrock."""
+    endpoint: Annotated[
+        str,
+        Field(
+            json_schema_extra=k8s(
+                format="uri",
+                **{
+                    "x-kubernetes-validations": [
+                        {
+                            "rule": "isURL(self) && (url(self).getScheme() == 'https' || "
+                            "(url(self).getScheme() == 'http' && (url(self).getHostname() in "
+                            "['localhost', '127.0.0.1', '::1'] || "
+                            "url(self).getHostname().endsWith('.svc') || "
+                            "url(self).getHostname().endsWith('.svc.cluster.local'))))",
+                            "message": "must be an https:// URL (http:// only for loopback or "
+                            "cluster-local .svc hosts)",
+                        }
+                    ]
+                },
+            )
+        ),
+    ]
+    """Base URL of the API, e.g. https://api.mistral.ai/v1."""
+    residency: ProviderResidency = ProviderResidency()
+    """Where inference runs and who operates the provider; used to enforce routes' residency."""
+    auth: Auth
+    """Credentials the sidecar uses; keys stay in Secrets and are never put in ConfigMaps."""
+    models: Annotated[
+        list[ProviderModel],
+        Field(
+            min_length=1,
+            json_schema_extra=k8s(
+                **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
+            ),
+        ),
+    ]
+    """Models served by this provider that routes may target."""
+    options: dict[str, str] = Field(default_factory=dict)
+    """Adapter-specific settings, e.g. apiVersion for azure-openai."""
+
+    def model(self, name: str) -> ProviderModel | None:
+        return next((m for m in self.models if m.name == name), None)
+
+
+class AIProviderStatus(ObjectStatus):
+    used_by: list[str] = Field(default_factory=list)
+    """Routes using this provider, as namespace/name."""

@@ -1,0 +1,118 @@
+"""AIRoute (namespaced): what an app's ``model`` name resolves to, owned by app teams."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from aiguillage.operator.api.common import ApiModel, CountryOrGroup, ObjectStatus, k8s
+from aiguillage.operator.api.durations import PATTERN as DURATION
+from aiguillage.sidecar.config import Strategy
+
+Duration = Annotated[str, Field(pattern=DURATION)]
+
+
+class RouteResidency(ApiModel):
+    """Where requests on this route may be processed. Both lists given = both must hold."""
+
+    locations: list[CountryOrGroup] | None = None
+    """Allowed provider locations: country codes or the groups EU (27 member states) and
+    EEA (EU plus IS, LI, NO)."""
+    jurisdictions: list[CountryOrGroup] | None = None
+    """Allowed legal homes of provider operators: country codes, EU or EEA."""
+
+
+class RouteTarget(ApiModel):
+    """A provider model requests may go to."""
+
+    provider: str = Field(min_length=1)
+    """Name of an AIProvider."""
+    model: str = Field(min_length=1)
+    """One of that provider's models."""
+    priority: int = Field(default=0, ge=0)
+    """Tier for the priority strategy: lower tiers are tried first."""
+    weight: int = Field(default=1, ge=0)
+    """Share of traffic within a tier (priority) or overall (weighted)."""
+
+
+class Backoff(ApiModel):
+    """Exponential backoff with jitter between tries on one target."""
+
+    base: Duration = "100ms"
+    """Delay before the first retry; doubles each time."""
+    max: Duration = "2s"
+    """Upper bound for one delay."""
+
+
+class RetryPolicy(ApiModel):
+    """Retries on the same target before failing over to the next one."""
+
+    attempts: int = Field(default=1, ge=1, le=10)
+    """Tries per target, the first included."""
+    backoff: Backoff = Backoff()
+    """Delay between tries; a provider's Retry-After is honoured."""
+
+
+class RouteTimeouts(ApiModel):
+    """Deadlines for one request."""
+
+    connect: Duration = "5s"
+    """Establishing the connection to a provider."""
+    first_token: Duration = "30s"
+    """From sending the request to the first response byte."""
+    stream_idle: Duration = "30s"
+    """Longest gap between two stream chunks."""
+    total: Duration = "300s"
+    """Whole request, all attempts included."""
+
+
+class CircuitBreakerPolicy(ApiModel):
+    """Stop sending to a target that keeps failing."""
+
+    consecutive_failures: int = Field(default=5, ge=1)
+    """Failures in a row that open the circuit."""
+    cooldown: Duration = "30s"
+    """How long the circuit stays open before one probe request is let through."""
+
+
+class AIRouteSpec(ApiModel):
+    """A model name apps can request, and the provider models that serve it."""
+
+    model: str = Field(min_length=1, max_length=253)
+    """The name apps put in the request's "model" field."""
+    residency: RouteResidency | None = None
+    """Where requests may be processed; targets outside it are never contacted."""
+    strategy: Strategy = Strategy.PRIORITY
+    """Order of targets: priority (tiers, weighted within a tier), weighted, cost (cheapest
+    first) or latency (fastest observed first). All fall back through remaining targets."""
+    targets: Annotated[
+        list[RouteTarget],
+        Field(
+            min_length=1,
+            max_length=64,
+            json_schema_extra=k8s(
+                **{
+                    "x-kubernetes-validations": [
+                        {
+                            "rule": "self.all(t, self.exists_one(u, u.provider == t.provider "
+                            "&& u.model == t.model))",
+                            "message": "each provider/model pair may appear only once",
+                        }
+                    ]
+                }
+            ),
+        ),
+    ]
+    """Provider models that can serve this route."""
+    retry: RetryPolicy = RetryPolicy()
+    """Retries per target."""
+    timeouts: RouteTimeouts = RouteTimeouts()
+    """Deadlines for each request."""
+    circuit_breaker: CircuitBreakerPolicy = CircuitBreakerPolicy()
+    """Per-target circuit breaker."""
+
+
+class AIRouteStatus(ObjectStatus):
+    config_hash: str = ""
+    """Hash of the compiled config the namespace's sidecars are given."""

@@ -1,0 +1,90 @@
+"""kopf wiring: watch events feed the :class:`Reconciler`; nothing else happens here.
+
+Only ``on.event`` handlers are used: they keep no state in annotations, so
+Secrets' data is never copied anywhere (a kopf change handler on Secrets would
+store the last-handled body, keys included, in an annotation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from aiguillage.operator.api.common import GROUP, VERSION
+from aiguillage.operator.kube import Kube
+from aiguillage.operator.reconciler import Reconciler, operator_namespace
+
+log = logging.getLogger("aiguillage.operator")
+
+
+def _post_event(obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+    try:
+        if type_ == "Warning":
+            kopf.warn(
+                obj,  # type: ignore[arg-type]
+                reason=reason,
+                message=message,
+            )
+        else:
+            kopf.info(
+                obj,  # type: ignore[arg-type]
+                reason=reason,
+                message=message,
+            )
+    except Exception:  # events are informative; never fail a render over one
+        log.debug("could not post event", exc_info=True)
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # Survive API-server restarts and silent watch stalls: reconnect at least every minute.
+    settings.watching.server_timeout = 60
+    settings.watching.client_timeout = 70
+    settings.watching.connect_timeout = 10
+    settings.posting.level = logging.INFO
+    settings.persistence.finalizer = "aiguillage.dev/finalizer"
+    reconciler = Reconciler(Kube(), post_event=_post_event)
+    delay = 0.5
+    while True:
+        try:
+            await reconciler.prime()
+            break
+        except Exception as exc:  # API server not reachable yet: keep everything as it is
+            log.warning("cannot list objects yet (%s); retrying in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10)
+    memo["reconciler"] = reconciler
+    memo["worker"] = asyncio.create_task(reconciler.run())
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    worker = memo.get("worker")
+    if worker is not None:
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
+
+
+def _deleted(event: Mapping[str, Any]) -> bool:
+    return event.get("type") == "DELETED"
+
+
+@kopf.on.event(GROUP, VERSION, "aiproviders")
+def provider_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo["reconciler"].on_provider(body, _deleted(event))
+
+
+@kopf.on.event(GROUP, VERSION, "airoutes")
+def route_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo["reconciler"].on_route(body, _deleted(event))
+
+
+@kopf.on.event("", "v1", "secrets", when=lambda namespace, **_: namespace == operator_namespace())
+def secret_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo["reconciler"].on_secret(body, _deleted(event))

@@ -1,0 +1,129 @@
+"""The objects a render reads: typed snapshots of providers, routes, Secrets, Namespaces.
+
+Both the operator (fed by watch events) and ``aiguillage render`` (fed by manifest
+files) fill an :class:`Inventory`; :mod:`aiguillage.operator.render` compiles from it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from aiguillage.operator.api.provider import AIProviderSpec
+from aiguillage.operator.api.route import AIRouteSpec
+from aiguillage.operator.errors import ManifestError, Problem
+
+DEFAULT_OPERATOR_NAMESPACE = "aiguillage-system"
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str
+    generation: int
+    spec: AIProviderSpec
+
+
+@dataclass(frozen=True)
+class Route:
+    namespace: str
+    name: str
+    generation: int
+    created: str  # creationTimestamp; the older of two routes claiming one model wins
+    spec: AIRouteSpec
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Secret:
+    namespace: str
+    name: str
+    data: Mapping[str, bytes]
+
+
+@dataclass
+class Inventory:
+    operator_namespace: str = DEFAULT_OPERATOR_NAMESPACE
+    providers: dict[str, Provider] = field(default_factory=dict)
+    routes: dict[tuple[str, str], Route] = field(default_factory=dict)
+    secrets: dict[tuple[str, str], Secret] = field(default_factory=dict)
+    namespaces: dict[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def routes_in(self, namespace: str) -> list[Route]:
+        found = [r for (ns, _), r in self.routes.items() if ns == namespace]
+        return sorted(found, key=lambda r: (r.created, r.name))
+
+    def route_namespaces(self) -> set[str]:
+        return {ns for ns, _ in self.routes}
+
+    def credential_secret(self, name: str) -> Secret | None:
+        return self.secrets.get((self.operator_namespace, name))
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """``("spec", "targets", 2, "provider")`` → ``spec.targets[2].provider``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def validation_problems(exc: ValidationError, where: str, obj: str, prefix: str) -> list[Problem]:
+    problems = []
+    for err in exc.errors():
+        loc = (prefix, *err["loc"]) if prefix else tuple(err["loc"])
+        problems.append(Problem(where, obj, field_path(loc), err["msg"]))
+    return problems
+
+
+def _meta(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta = body.get("metadata")
+    return meta if isinstance(meta, Mapping) else {}
+
+
+def parse_provider(body: Mapping[str, Any], where: str = "") -> Provider:
+    meta = _meta(body)
+    name = str(meta.get("name", ""))
+    try:
+        spec = AIProviderSpec.model_validate(body.get("spec") or {})
+    except ValidationError as exc:
+        raise ManifestError(validation_problems(exc, where, f"AIProvider {name}", "spec")) from exc
+    return Provider(name, int(meta.get("generation") or 0), spec)
+
+
+def parse_route(body: Mapping[str, Any], namespace: str, where: str = "") -> Route:
+    meta = _meta(body)
+    name = str(meta.get("name", ""))
+    try:
+        spec = AIRouteSpec.model_validate(body.get("spec") or {})
+    except ValidationError as exc:
+        obj = f"AIRoute {namespace}/{name}"
+        raise ManifestError(validation_problems(exc, where, obj, "spec")) from exc
+    return Route(
+        namespace,
+        name,
+        int(meta.get("generation") or 0),
+        str(meta.get("creationTimestamp") or ""),
+        spec,
+    )
+
+
+def parse_secret(body: Mapping[str, Any], namespace: str, where: str = "") -> Secret:
+    name = str(_meta(body).get("name", ""))
+    data: dict[str, bytes] = {}
+    for key, value in (body.get("data") or {}).items():
+        try:
+            data[key] = base64.b64decode(str(value), validate=True)
+        except binascii.Error as exc:
+            problem = Problem(where, f"Secret {namespace}/{name}", f"data.{key}", "not base64")
+            raise ManifestError([problem]) from exc
+    for key, value in (body.get("stringData") or {}).items():
+        data[key] = str(value).encode()
+    return Secret(namespace, name, data)

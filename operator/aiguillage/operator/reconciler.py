@@ -1,0 +1,330 @@
+"""Level-triggered rendering: watch events mark namespaces dirty, one worker renders them.
+
+Watch events only update the in-memory :class:`Inventory` and say which
+namespaces a change affects; the worker re-renders exactly those from the whole
+inventory, so the output never depends on the order events arrived in. Output
+is written only when it differs from what the namespace already has, and a
+namespace's outputs are deleted only once a complete listing (taken at start-up,
+before anything is rendered) shows it has no routes left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiguillage.operator import kube as k
+from aiguillage.operator.errors import ManifestError
+from aiguillage.operator.inventory import (
+    DEFAULT_OPERATOR_NAMESPACE,
+    Inventory,
+    parse_provider,
+    parse_route,
+    parse_secret,
+)
+from aiguillage.operator.render import Condition, Rendered, credential_problem, render_namespace
+from aiguillage.operator.status import merge_conditions, ready_flip, same_status
+from aiguillage.sidecar.config import CONFIG_FILE
+
+CONFIG_MAP = "aiguillage-config"
+SECRET = "aiguillage-credentials"
+HASH_ANNOTATION = "aiguillage.dev/config-hash"
+RETRY_SECONDS = (0.5, 1, 2, 5, 10)
+
+log = logging.getLogger("aiguillage.operator")
+
+EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
+
+
+def operator_namespace() -> str:
+    return os.environ.get("AIGUILLAGE_OPERATOR_NAMESPACE", DEFAULT_OPERATOR_NAMESPACE)
+
+
+@dataclass
+class ObjectState:
+    ref: dict[str, Any]  # apiVersion, kind, metadata: name/namespace/uid (for events)
+    generation: int
+    status: dict[str, Any]
+    invalid: ManifestError | None = None
+
+
+def _ref(body: Mapping[str, Any]) -> dict[str, Any]:
+    meta = body.get("metadata", {})
+    return {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": {k: meta.get(k) for k in ("name", "namespace", "uid") if meta.get(k)},
+    }
+
+
+def _digest(config_json: str, credentials: Mapping[str, str]) -> str:
+    h = hashlib.sha256(config_json.encode())
+    for key in sorted(credentials):
+        h.update(b"\0" + key.encode() + b"\0" + credentials[key].encode())
+    return h.hexdigest()
+
+
+@dataclass
+class Reconciler:
+    kube: k.Kube
+    post_event: EventPoster = lambda obj, type_, reason, message: None
+    inv: Inventory = field(default_factory=lambda: Inventory(operator_namespace()))
+    routes: dict[tuple[str, str], ObjectState] = field(default_factory=dict)
+    providers: dict[str, ObjectState] = field(default_factory=dict)
+    dirty: set[str] = field(default_factory=set)
+    written: dict[str, str] = field(default_factory=dict)  # namespace -> digest of outputs
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    primed: bool = False
+    renders: int = 0
+
+    # ----- events -------------------------------------------------------------------------
+
+    def mark(self, *namespaces: str) -> None:
+        self.dirty.update(namespaces)
+        self.wake.set()
+
+    def _namespaces_using(self, provider: str) -> set[str]:
+        return {
+            ns for (ns, _), r in self.inv.routes.items()
+            if any(t.provider == provider for t in r.spec.targets)
+        } | {ns for (ns, _), st in self.routes.items() if st.invalid is not None}  # fmt: skip
+
+    def on_provider(self, body: Mapping[str, Any], deleted: bool) -> None:
+        name = body["metadata"]["name"]
+        generation = int(body["metadata"].get("generation") or 0)
+        previous = self.providers.get(name)
+        if deleted:
+            self.providers.pop(name, None)
+            self.inv.providers.pop(name, None)
+        else:
+            state = ObjectState(_ref(body), generation, dict(body.get("status") or {}))
+            self.providers[name] = state
+            if previous is not None and previous.generation == generation and self.primed:
+                return  # a status-only change
+            try:
+                self.inv.providers[name] = parse_provider(body)
+            except ManifestError as exc:
+                state.invalid = exc
+                self.inv.providers.pop(name, None)
+        self.mark(*self._namespaces_using(name))
+        self.wake.set()
+
+    def on_route(self, body: Mapping[str, Any], deleted: bool) -> None:
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        generation = int(meta.get("generation") or 0)
+        previous = self.routes.get(key)
+        if deleted:
+            self.routes.pop(key, None)
+            self.inv.routes.pop(key, None)
+        else:
+            state = ObjectState(_ref(body), generation, dict(body.get("status") or {}))
+            self.routes[key] = state
+            if previous is not None and previous.generation == generation and self.primed:
+                return
+            try:
+                self.inv.routes[key] = parse_route(body, key[0])
+            except ManifestError as exc:
+                state.invalid = exc
+                self.inv.routes.pop(key, None)
+        self.mark(key[0])
+
+    def on_secret(self, body: Mapping[str, Any], deleted: bool) -> None:
+        meta = body["metadata"]
+        if meta.get("namespace") != self.inv.operator_namespace:
+            return
+        key = (meta["namespace"], meta["name"])
+        before = self.inv.secrets.get(key)
+        if deleted:
+            self.inv.secrets.pop(key, None)
+        else:
+            self.inv.secrets[key] = parse_secret(body, key[0])
+        after = self.inv.secrets.get(key)
+        if (before and before.data) == (after and after.data):
+            return
+        users = [
+            name for name, p in self.inv.providers.items()
+            if p.spec.auth.api_key and p.spec.auth.api_key.secret_ref.name == key[1]
+        ]  # fmt: skip
+        for name in users:
+            self.mark(*self._namespaces_using(name))
+        self.wake.set()
+
+    # ----- start-up -----------------------------------------------------------------------
+
+    async def prime(self) -> None:
+        """Read everything once before the first render, so a half-known world is never
+        rendered (and nothing is deleted because it was not seen yet)."""
+        providers = await self.kube.list_cluster("aiproviders")
+        routes = await self.kube.list_cluster("airoutes")
+        secrets = await self.kube.list_secrets(self.inv.operator_namespace)
+        existing = await k.namespaces_with_outputs(self.kube, CONFIG_MAP)
+        for body in secrets:
+            self.on_secret(body, deleted=False)
+        for body in providers:
+            self.on_provider({"apiVersion": "aiguillage.dev/v1alpha1", "kind": "AIProvider",
+                              **body}, deleted=False)  # fmt: skip
+        for body in routes:
+            self.on_route({"apiVersion": "aiguillage.dev/v1alpha1", "kind": "AIRoute", **body},
+                          deleted=False)  # fmt: skip
+        self.primed = True
+        self.mark(*existing, *self.inv.route_namespaces())
+        log.info(
+            "primed: %d providers, %d routes in %d namespaces",
+            len(self.inv.providers), len(self.inv.routes), len(self.inv.route_namespaces()),
+        )  # fmt: skip
+
+    # ----- the worker ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            if not self.primed:
+                continue
+            batch, self.dirty = self.dirty, set()
+            failed: set[str] = set()
+            for namespace in sorted(batch):
+                try:
+                    await self.reconcile(namespace)
+                except Exception:
+                    log.exception("rendering namespace %s failed; will retry", namespace)
+                    failed.add(namespace)
+            try:
+                await self.reconcile_providers()
+            except Exception:
+                log.exception("updating provider status failed; will retry")
+                failed.add("")
+            if failed:
+                delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
+                failures += 1
+                await asyncio.sleep(delay)
+                self.mark(*(ns for ns in failed if ns))
+                self.wake.set()
+            else:
+                failures = 0
+
+    async def reconcile(self, namespace: str) -> None:
+        self.renders += 1
+        rendered = render_namespace(self.inv, namespace)
+        invalid = [key for key, st in self.routes.items() if key[0] == namespace and st.invalid]
+        if not rendered.reports and not invalid:
+            await self.kube.delete_outputs(namespace, CONFIG_MAP, SECRET)
+            self.written.pop(namespace, None)
+            return
+        await self._write(rendered)
+        for name, report in rendered.reports.items():
+            await self._route_status((namespace, name), report.conditions(), rendered.config.hash)
+        for key in invalid:
+            exc = self.routes[key].invalid
+            assert exc is not None
+            message = "; ".join(f"{p.field}: {p.reason}" for p in exc.problems)
+            conditions = [
+                Condition("Accepted", False, "InvalidSpec", message),
+                Condition("Ready", False, "NotServed", message),
+            ]
+            await self._route_status(key, conditions, rendered.config.hash)
+
+    async def _write(self, rendered: Rendered) -> None:
+        ns = rendered.namespace
+        config_json = rendered.config.to_json().decode()
+        creds = {key: base64.b64encode(v).decode() for key, v in rendered.credentials.items()}
+        digest = _digest(config_json, creds)
+        if ns not in self.written:
+            current_cm = await self.kube.read_config_map(ns, CONFIG_MAP)
+            current_secret = await k.read_secret_data(self.kube, ns, SECRET)
+            if current_cm is not None and current_secret is not None:
+                self.written[ns] = _digest(current_cm.get(CONFIG_FILE, ""), current_secret)
+        if self.written.get(ns) == digest:
+            return
+        meta = {
+            "labels": dict(k.MANAGED_BY),
+            "annotations": {HASH_ANNOTATION: rendered.config.hash},
+            "ownerReferences": [
+                {
+                    "apiVersion": "aiguillage.dev/v1alpha1",
+                    "kind": "AIRoute",
+                    "name": name,
+                    "uid": self.routes[(ns, name)].ref["metadata"].get("uid"),
+                }
+                for name in sorted(rendered.reports)
+                if self.routes.get((ns, name))
+                and self.routes[(ns, name)].ref["metadata"].get("uid")
+            ],
+        }
+        # Credentials first: a config never names a credential the pod cannot have yet.
+        await self.kube.apply_secret(ns, SECRET, creds, meta)
+        await self.kube.apply_config_map(ns, CONFIG_MAP, {CONFIG_FILE: config_json}, meta)
+        self.written[ns] = digest
+        log.info("namespace %s: wrote config %s", ns, rendered.config.hash[:12])
+
+    async def _route_status(
+        self, key: tuple[str, str], conditions: list[Condition], config_hash: str
+    ) -> None:
+        state = self.routes.get(key)
+        if state is None:
+            return
+        current = state.status.get("conditions") or []
+        merged = merge_conditions(conditions, current, state.generation)
+        desired = {
+            "observedGeneration": state.generation,
+            "conditions": merged,
+            "configHash": config_hash,
+        }
+        if same_status(state.status, desired):
+            return
+        await self.kube.patch_status("airoutes", key[0], key[1], desired)
+        state.status = {**state.status, **desired}
+        self._event_on_flip(state, current, merged)
+
+    def _event_on_flip(
+        self, state: ObjectState, before: list[dict[str, Any]], after: list[dict[str, Any]]
+    ) -> None:
+        flipped = ready_flip(before, after)
+        if flipped is None:
+            return
+        ready = next(c for c in after if c["type"] == "Ready")
+        kind = "Normal" if flipped == "True" else "Warning"
+        self.post_event(state.ref, kind, ready["reason"], ready["message"])
+
+    async def reconcile_providers(self) -> None:
+        used: dict[str, list[str]] = {}
+        for route in self.inv.routes.values():
+            for t in route.spec.targets:
+                used.setdefault(t.provider, []).append(route.key)
+        for name, state in self.providers.items():
+            provider = self.inv.providers.get(name)
+            if state.invalid is not None or provider is None:
+                message = "; ".join(
+                    f"{p.field}: {p.reason}"
+                    for p in (state.invalid.problems if state.invalid else [])
+                )
+                conditions = [Condition("Ready", False, "InvalidSpec", message)]
+            else:
+                problem = credential_problem(self.inv, provider.spec)
+                creds = (
+                    Condition("CredentialsResolved", False, "SecretNotFound", problem)
+                    if problem
+                    else Condition("CredentialsResolved", True, "Resolved", "credentials found")
+                )
+                ready = Condition("Ready", creds.status, creds.reason, creds.message)
+                conditions = [creds, ready]
+            current = state.status.get("conditions") or []
+            merged = merge_conditions(conditions, current, state.generation)
+            desired = {
+                "observedGeneration": state.generation,
+                "conditions": merged,
+                "usedBy": sorted(set(used.get(name, []))),
+            }
+            if same_status(state.status, desired):
+                continue
+            await self.kube.patch_status("aiproviders", None, name, desired)
+            state.status = {**state.status, **desired}
+            self._event_on_flip(state, current, merged)

@@ -1,0 +1,270 @@
+"""Compile one namespace's routes into the sidecar's config and credentials.
+
+This is the single code path behind the operator's ConfigMap/Secret and
+``aiguillage render``. It is a pure function of an :class:`Inventory`: it never
+talks to the API server, so it is idempotent and cheap to re-run on any change.
+
+A problem in one route never costs another route anything. Within a route, a
+target whose provider, model or Secret cannot be resolved, or whose provider is
+outside the route's residency, is left out of the compiled config (so it can
+never be contacted) and reported; the route is served by its remaining targets,
+or not at all if none remain. Every such decision becomes a status condition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from aiguillage.operator.api.durations import parse_duration
+from aiguillage.operator.api.provider import AIProviderSpec
+from aiguillage.operator.inventory import Inventory, Route
+from aiguillage.sidecar import config as cfg
+from aiguillage.sidecar.residency import UNRESTRICTED, ResidencyRule, describe
+
+ACCEPTED = "Accepted"
+RESOLVED_REFS = "ResolvedRefs"
+RESIDENCY_COMPLIANT = "ResidencyCompliant"
+READY = "Ready"
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str
+    status: bool
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class TargetIssue:
+    """Why one target of a route is left out."""
+
+    index: int
+    condition: str  # RESOLVED_REFS or RESIDENCY_COMPLIANT
+    reason: str
+    message: str
+
+
+@dataclass
+class RouteReport:
+    route: Route
+    served: bool = False
+    conflict: str = ""  # message when another route already claims the model name
+    issues: list[TargetIssue] = field(default_factory=list)
+
+    def conditions(self) -> list[Condition]:
+        def first(kind: str, ok_reason: str, ok_message: str) -> Condition:
+            mine = [i for i in self.issues if i.condition == kind]
+            if not mine:
+                return Condition(kind, True, ok_reason, ok_message)
+            return Condition(kind, False, mine[0].reason, "; ".join(i.message for i in mine))
+
+        accepted = (
+            Condition(ACCEPTED, False, "ModelConflict", self.conflict)
+            if self.conflict
+            else Condition(ACCEPTED, True, "Accepted", "route is valid")
+        )
+        refs = first(RESOLVED_REFS, "Resolved", "all providers, models and Secrets resolved")
+        residency = first(
+            RESIDENCY_COMPLIANT, "Compliant", "all targets comply with the route's residency"
+        )
+        total = len(self.route.spec.targets)
+        usable = total - len({i.index for i in self.issues})
+        if not self.served:
+            ready = Condition(READY, False, "NotServed", _not_served(self, accepted))
+        elif usable < total:
+            ready = Condition(
+                READY,
+                False,
+                "TargetsExcluded",
+                f"serving {usable} of {total} targets; the others are never contacted",
+            )
+        else:
+            ready = Condition(READY, True, "Serving", f"serving all {total} targets")
+        return [accepted, refs, residency, ready]
+
+
+def _not_served(report: RouteReport, accepted: Condition) -> str:
+    if not accepted.status:
+        return accepted.message
+    return "no usable target: " + "; ".join(i.message for i in report.issues)
+
+
+@dataclass
+class Rendered:
+    namespace: str
+    config: cfg.SidecarConfig
+    credentials: dict[str, bytes]
+    reports: dict[str, RouteReport]  # by route name
+
+
+def route_rule(route: Route) -> ResidencyRule:
+    spec = route.spec.residency
+    if spec is None:
+        return UNRESTRICTED
+    return ResidencyRule.parse(spec.locations, spec.jurisdictions, f"AIRoute {route.key}")
+
+
+def check_target(
+    inv: Inventory, route: Route, index: int, rule: ResidencyRule
+) -> TargetIssue | None:
+    """Whether target ``index`` of ``route`` may be used, and if not why."""
+    target = route.spec.targets[index]
+    at = f"spec.targets[{index}]"
+    provider = inv.providers.get(target.provider)
+    if provider is None:
+        return TargetIssue(
+            index,
+            RESOLVED_REFS,
+            "ProviderNotFound",
+            f'{at}: provider "{target.provider}" does not exist',
+        )
+    spec = provider.spec
+    if spec.model(target.model) is None:
+        served = ", ".join(m.name for m in spec.models)
+        return TargetIssue(
+            index,
+            RESOLVED_REFS,
+            "ModelNotFound",
+            f'{at}: provider "{target.provider}" has no model "{target.model}" '
+            f"(it serves: {served})",
+        )
+    secret_problem = credential_problem(inv, spec)
+    if secret_problem:
+        return TargetIssue(
+            index,
+            RESOLVED_REFS,
+            "SecretNotFound",
+            f'{at}: provider "{target.provider}": {secret_problem}',
+        )
+    why = rule.violation(spec.residency.location, spec.residency.jurisdiction)
+    if why:
+        return TargetIssue(
+            index,
+            RESIDENCY_COMPLIANT,
+            "OutsideResidency",
+            f'{at}: provider "{target.provider}" {_residency_wording(why, rule)}',
+        )
+    return None
+
+
+def _residency_wording(why: str, rule: ResidencyRule) -> str:
+    return why.replace("outside locations", "outside residency.locations").replace(
+        "outside jurisdictions", "outside residency.jurisdictions"
+    )
+
+
+def credential_problem(inv: Inventory, spec: AIProviderSpec) -> str | None:
+    if spec.auth.api_key is None:
+        return None
+    ref = spec.auth.api_key.secret_ref
+    secret = inv.credential_secret(ref.name)
+    where = f"Secret {inv.operator_namespace}/{ref.name}"
+    if secret is None:
+        return f"{where} does not exist"
+    if not secret.data.get(ref.key):
+        return f'{where} has no key "{ref.key}"'
+    return None
+
+
+def render_namespace(inv: Inventory, namespace: str) -> Rendered:
+    providers: dict[str, cfg.Provider] = {}
+    credentials: dict[str, bytes] = {}
+    routes: dict[str, cfg.Route] = {}
+    reports: dict[str, RouteReport] = {}
+    claimed: dict[str, Route] = {}
+
+    for route in inv.routes_in(namespace):
+        report = reports[route.name] = RouteReport(route)
+        owner = claimed.get(route.spec.model)
+        if owner is not None:
+            report.conflict = (
+                f'spec.model: "{route.spec.model}" is already served by AIRoute {owner.name}'
+            )
+            continue
+        claimed[route.spec.model] = route
+        rule = route_rule(route)
+        targets: list[cfg.Target] = []
+        for index, target in enumerate(route.spec.targets):
+            issue = check_target(inv, route, index, rule)
+            if issue:
+                report.issues.append(issue)
+                continue
+            provider = inv.providers[target.provider]
+            providers[target.provider] = _compile_provider(provider.spec, target.provider)
+            _copy_credential(inv, provider.spec, target.provider, credentials)
+            pricing = provider.spec.model(target.model)
+            targets.append(
+                cfg.Target(
+                    provider=target.provider,
+                    model=target.model,
+                    priority=target.priority,
+                    weight=target.weight,
+                    pricing=_pricing(pricing.pricing.input(), pricing.pricing.output())
+                    if pricing and pricing.pricing
+                    else None,
+                )
+            )
+        if targets:
+            routes[route.spec.model] = _compile_route(route, rule, tuple(targets))
+            report.served = True
+
+    config = cfg.SidecarConfig(namespace=namespace, providers=providers, routes=routes).sealed()
+    return Rendered(namespace, config, credentials, reports)
+
+
+def _pricing(inp: Decimal, out: Decimal) -> cfg.Pricing:
+    return cfg.Pricing(input_per_million=inp, output_per_million=out)
+
+
+def _compile_provider(spec: AIProviderSpec, name: str) -> cfg.Provider:
+    return cfg.Provider(
+        api=spec.api.value,
+        endpoint=spec.endpoint,
+        location=spec.residency.location,
+        jurisdiction=spec.residency.jurisdiction,
+        region=spec.residency.region,
+        credential=name if spec.auth.api_key else None,
+        options=dict(spec.options),
+    )
+
+
+def _copy_credential(
+    inv: Inventory, spec: AIProviderSpec, name: str, into: dict[str, bytes]
+) -> None:
+    if spec.auth.api_key is None:
+        return
+    ref = spec.auth.api_key.secret_ref
+    secret = inv.credential_secret(ref.name)
+    assert secret is not None  # checked by check_target
+    into[name] = secret.data[ref.key]
+
+
+def _compile_route(route: Route, rule: ResidencyRule, targets: tuple[cfg.Target, ...]) -> cfg.Route:
+    spec = route.spec
+    return cfg.Route(
+        name=route.name,
+        generation=route.generation,
+        strategy=spec.strategy,
+        residency=cfg.Residency(locations=rule.locations, jurisdictions=rule.jurisdictions),
+        targets=targets,
+        retry=cfg.Retry(
+            attempts=spec.retry.attempts,
+            backoff_base=parse_duration(spec.retry.backoff.base),
+            backoff_max=parse_duration(spec.retry.backoff.max),
+        ),
+        timeouts=cfg.Timeouts(
+            connect=parse_duration(spec.timeouts.connect),
+            first_token=parse_duration(spec.timeouts.first_token),
+            stream_idle=parse_duration(spec.timeouts.stream_idle),
+            total=parse_duration(spec.timeouts.total),
+        ),
+        circuit_breaker=cfg.CircuitBreaker(
+            consecutive_failures=spec.circuit_breaker.consecutive_failures,
+            cooldown=parse_duration(spec.circuit_breaker.cooldown),
+        ),
+    )
+
+
+__all__ = ["Rendered", "RouteReport", "check_target", "describe", "render_namespace"]

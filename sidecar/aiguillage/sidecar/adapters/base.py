@@ -1,0 +1,98 @@
+"""The protocol every provider adapter implements.
+
+An adapter turns one client call (already parsed, in the client's API shape) into
+one HTTP request to its provider, and the provider's answer back into the
+client's shape, for whole responses and for streams. Adapters are pure
+translators: they never do I/O, so each is tested without a network.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from aiguillage.sidecar.config import Provider
+from aiguillage.sidecar.errors import SidecarError
+
+
+class UnsupportedApi(SidecarError):
+    """No adapter speaks the provider's api, or it cannot serve this operation."""
+
+
+class Operation(StrEnum):
+    """What the client called, named by the client-facing API."""
+
+    CHAT = "chat.completions"
+    EMBEDDINGS = "embeddings"
+    COMPLETIONS = "completions"
+    RESPONSES = "responses"
+    MESSAGES = "messages"  # Anthropic Messages API
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    operation: Operation
+    body: dict[str, Any]
+    stream: bool
+    # The client asked for usage in its stream (OpenAI stream_options.include_usage).
+    client_wants_usage: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class StreamTranslator(ABC):
+    """Turns the provider's stream events into the client's SSE bytes, one event at a time.
+
+    ``feed`` raises UpstreamProtocol for an error event or unparsable data; ``done``
+    says whether the provider signalled a proper end (a stream that stops without it
+    was cut).
+    """
+
+    usage: Usage
+    done: bool
+
+    @abstractmethod
+    def feed(self, event: str | None, data: bytes) -> Iterable[bytes]: ...
+
+
+REGISTRY: dict[str, type[Adapter]] = {}
+
+
+class Adapter(ABC):
+    api: ClassVar[str]
+    operations: ClassVar[frozenset[Operation]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "api" in cls.__dict__:
+            REGISTRY[cls.api] = cls
+
+    def __init__(self, provider: Provider, credential: str | None) -> None:
+        self.provider = provider
+        self.credential = credential
+
+    @abstractmethod
+    def build(self, call: Call, model: str) -> UpstreamRequest:
+        """The HTTP request that asks the provider's ``model`` for ``call``."""
+
+    @abstractmethod
+    def read_response(self, call: Call, raw: bytes) -> tuple[bytes, Usage]:
+        """The client's response body and the token usage, from the provider's body."""
+
+    @abstractmethod
+    def stream_translator(self, call: Call) -> StreamTranslator:
+        """A fresh translator for one streamed answer."""

@@ -1,0 +1,103 @@
+"""OpenAI wire schema: OpenAI, Mistral, OVHcloud, Scaleway, vLLM, Ollama.
+
+Requests in the OpenAI shape pass through with only ``model`` replaced, so the
+hot path parses the client body once and the provider's answer only to read usage.
+For streams the sidecar always asks for usage (accounting needs it) and drops the
+usage chunk again when the client did not ask for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from aiguillage.sidecar.adapters.base import (
+    Adapter,
+    Call,
+    Operation,
+    StreamTranslator,
+    UpstreamRequest,
+    Usage,
+)
+from aiguillage.sidecar.errors import UpstreamProtocol
+
+PATHS = {
+    Operation.CHAT: "/chat/completions",
+    Operation.EMBEDDINGS: "/embeddings",
+    Operation.COMPLETIONS: "/completions",
+    Operation.RESPONSES: "/responses",
+}
+DONE = b"[DONE]"
+
+
+def usage_of(body: dict[str, Any]) -> Usage:
+    usage = body.get("usage")
+    if not isinstance(usage, dict):
+        return Usage()
+    return Usage(
+        int(usage.get("prompt_tokens", usage.get("input_tokens", 0)) or 0),
+        int(usage.get("completion_tokens", usage.get("output_tokens", 0)) or 0),
+    )
+
+
+class OpenAIAdapter(Adapter):
+    api = "openai"
+    operations = frozenset(PATHS)
+
+    def __init__(self, provider: Any, credential: str | None) -> None:
+        super().__init__(provider, credential)
+        self._base = provider.endpoint.rstrip("/")
+        self._headers = {"content-type": "application/json"}
+        if credential:
+            self._headers["authorization"] = f"Bearer {credential}"
+
+    def build(self, call: Call, model: str) -> UpstreamRequest:
+        body = call.body
+        body["model"] = model
+        if call.stream and call.operation in (Operation.CHAT, Operation.COMPLETIONS):
+            options = body.get("stream_options")
+            if not isinstance(options, dict) or not options.get("include_usage"):
+                body["stream_options"] = {**(options or {}), "include_usage": True}
+        return UpstreamRequest(
+            self._base + PATHS[call.operation], self._headers, orjson.dumps(body)
+        )
+
+    def read_response(self, call: Call, raw: bytes) -> tuple[bytes, Usage]:
+        try:
+            parsed = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamProtocol("provider answered with invalid JSON") from exc
+        if not isinstance(parsed, dict):
+            raise UpstreamProtocol("provider answered with JSON that is not an object")
+        return raw, usage_of(parsed)
+
+    def stream_translator(self, call: Call) -> StreamTranslator:
+        return OpenAIStream(call.client_wants_usage)
+
+
+class OpenAIStream(StreamTranslator):
+    def __init__(self, client_wants_usage: bool) -> None:
+        self.usage = Usage()
+        self.done = False
+        self._forward_usage = client_wants_usage
+
+    def feed(self, event: str | None, data: bytes) -> Iterable[bytes]:
+        if data == DONE:
+            self.done = True
+            return (b"data: [DONE]\n\n",)
+        if b'"usage"' in data or b'"error"' in data:
+            try:
+                chunk = orjson.loads(data)
+            except orjson.JSONDecodeError as exc:
+                raise UpstreamProtocol("provider sent an invalid stream chunk") from exc
+            if "error" in chunk:
+                raise UpstreamProtocol("provider sent an error event in the stream")
+            if chunk.get("usage"):
+                self.usage = usage_of(chunk)
+                if not chunk.get("choices") and not self._forward_usage:
+                    return ()
+        elif not data.startswith(b"{"):
+            raise UpstreamProtocol("provider sent an invalid stream chunk")
+        return (b"data: " + data + b"\n\n",)

@@ -1,0 +1,140 @@
+"""The compiled sidecar configuration: the contract between operator and sidecar.
+
+The operator compiles a namespace's AIProviders and AIRoutes into one
+:class:`SidecarConfig` and writes it as ``config.json`` in ConfigMap
+``aiguillage-config``; the sidecar reads it from its config directory. Keys
+never appear here: a provider names its credential by file name, which the
+sidecar reads from the credentials directory.
+
+Everything is already resolved: durations are seconds, residency groups are
+expanded into country sets, and each route's targets carry their pricing, so the
+sidecar does no lookups beyond dictionaries on the hot path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic.alias_generators import to_camel
+
+from aiguillage.sidecar.residency import ResidencyRule
+
+CONFIG_FILE = "config.json"
+SCHEMA_VERSION = 1
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True
+    )
+
+
+class Strategy(StrEnum):
+    PRIORITY = "priority"
+    WEIGHTED = "weighted"
+    COST = "cost"
+    LATENCY = "latency"
+
+
+class Pricing(_Model):
+    """Price of one million tokens, in euros."""
+
+    input_per_million: Decimal = Field(ge=0)
+    output_per_million: Decimal = Field(ge=0)
+    currency: Literal["EUR"] = "EUR"
+
+
+class Provider(_Model):
+    """One provider endpoint as the sidecar reaches it."""
+
+    api: str
+    endpoint: str
+    location: str | None = None
+    jurisdiction: str | None = None
+    region: str | None = None
+    # File name in the credentials directory holding the key; None = no auth.
+    credential: str | None = None
+    # Adapter-specific settings (e.g. Azure api-version), strings only.
+    options: dict[str, str] = Field(default_factory=dict)
+
+
+class Target(_Model):
+    provider: str
+    model: str
+    priority: int = Field(default=0, ge=0)
+    weight: int = Field(default=1, ge=0)
+    pricing: Pricing | None = None
+
+
+class Residency(_Model):
+    """A residency rule with groups already expanded to country codes."""
+
+    locations: frozenset[str] | None = None
+    jurisdictions: frozenset[str] | None = None
+
+    @field_serializer("locations", "jurisdictions")
+    def _sorted(self, value: frozenset[str] | None) -> list[str] | None:
+        # Sorted so that the config's content hash is stable across processes.
+        return None if value is None else sorted(value)
+
+    def rule(self, source: str) -> ResidencyRule:
+        return ResidencyRule(self.locations, self.jurisdictions, source)
+
+
+class Retry(_Model):
+    # Tries on one target (the first included) before failing over to the next.
+    attempts: int = Field(default=1, ge=1, le=10)
+    backoff_base: float = Field(default=0.1, gt=0)
+    backoff_max: float = Field(default=2.0, gt=0)
+
+
+class Timeouts(_Model):
+    connect: float = Field(default=5.0, gt=0)
+    first_token: float = Field(default=30.0, gt=0)
+    stream_idle: float = Field(default=30.0, gt=0)
+    total: float = Field(default=300.0, gt=0)
+
+
+class CircuitBreaker(_Model):
+    consecutive_failures: int = Field(default=5, ge=1)
+    cooldown: float = Field(default=30.0, gt=0)
+
+
+class Route(_Model):
+    """What an app's ``model`` name resolves to."""
+
+    name: str  # the AIRoute object's name
+    generation: int = 0
+    strategy: Strategy = Strategy.PRIORITY
+    residency: Residency = Residency()
+    targets: Annotated[tuple[Target, ...], Field(min_length=1)]
+    retry: Retry = Retry()
+    timeouts: Timeouts = Timeouts()
+    circuit_breaker: CircuitBreaker = CircuitBreaker()
+
+
+class SidecarConfig(_Model):
+    version: Literal[1] = 1
+    namespace: str
+    # sha256 of the canonical JSON of everything but this field (see content_hash).
+    hash: str = ""
+    providers: dict[str, Provider] = Field(default_factory=dict)
+    # Keyed by the public model name apps send.
+    routes: dict[str, Route] = Field(default_factory=dict)
+
+    def content_hash(self) -> str:
+        body = self.model_dump(mode="json", by_alias=True, exclude={"hash"})
+        return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+    def sealed(self) -> SidecarConfig:
+        """A copy carrying its content hash."""
+        return self.model_copy(update={"hash": self.content_hash()})
+
+    def to_json(self) -> bytes:
+        body = self.model_dump(mode="json", by_alias=True)
+        return orjson.dumps(body, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"

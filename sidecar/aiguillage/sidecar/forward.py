@@ -1,0 +1,208 @@
+"""Send one client request along its route: order, residency, retries, failover.
+
+Invariants this module keeps (and the tests check):
+- residency is decided before *every* attempt, from the provider's declared
+  location and jurisdiction and the route's rule narrowed by the request headers;
+  a non-compliant target is never contacted;
+- failover happens only before the first byte reaches the client; once a stream
+  has started, a failure ends it with an error event and the request is failed;
+- every target considered appears in the audit record, with what happened to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Generic, TypeVar
+
+from aiguillage.sidecar import routing
+from aiguillage.sidecar.adapters import UnsupportedApi
+from aiguillage.sidecar.adapters.base import Adapter, Call, Usage
+from aiguillage.sidecar.audit import AttemptRecord, AuditRecord
+from aiguillage.sidecar.config import Provider, Route, Target
+from aiguillage.sidecar.errors import AttemptError, SidecarError, UpstreamStatus
+from aiguillage.sidecar.health import HealthBoard
+from aiguillage.sidecar.residency import ResidencyRule
+
+T = TypeVar("T")
+MILLION = Decimal(1_000_000)
+
+
+class NoCompliantTarget(SidecarError):
+    """No target of the route complies with the residency in force."""
+
+
+class AllAttemptsFailed(SidecarError):
+    """Every usable target was tried (or skipped) and none answered."""
+
+
+class RelayedClientError(SidecarError):
+    """The provider refused the request itself (4xx other than 401/403/408/409/429):
+    trying elsewhere would not help, so the client gets the provider's answer."""
+
+    def __init__(self, error: UpstreamStatus) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass(frozen=True, slots=True)
+class Chosen:
+    """The target that answered, for response headers and accounting."""
+
+    target: Target
+    provider: Provider
+    attempts: int
+
+
+@dataclass(slots=True)
+class Answer(Generic[T]):
+    value: T
+    usage: Usage
+    # False when a stream that had already started broke afterwards.
+    ok: bool = True
+
+
+Attempt = Callable[[Adapter, Target, Provider, Chosen], Awaitable[Answer[T]]]
+
+
+def backoff(route: Route, tries: int, retry_after: float | None) -> float:
+    """Exponential backoff with full jitter, at least what the provider asked for."""
+    delay = min(route.retry.backoff_max, route.retry.backoff_base * 2**tries)
+    delay *= random.uniform(0.5, 1.0)
+    return float(max(delay, retry_after or 0.0))
+
+
+def cost(target: Target, usage: Usage) -> Decimal | None:
+    if target.pricing is None:
+        return None
+    p = target.pricing
+    return (
+        usage.input_tokens * p.input_per_million + usage.output_tokens * p.output_per_million
+    ) / MILLION
+
+
+async def forward(
+    route: Route,
+    call: Call,
+    rule: ResidencyRule,
+    providers: dict[str, Provider],
+    adapters: dict[str, Adapter | UnsupportedApi],
+    health: HealthBoard,
+    record: AuditRecord,
+    attempt: Attempt[T],
+) -> tuple[Answer[T], Chosen]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + route.timeouts.total
+    ordered = routing.order(route, health)
+    if not any(
+        rule.complies(providers[t.provider].location, providers[t.provider].jurisdiction)
+        for t in ordered
+    ):
+        for t in ordered:
+            _skip(record, t, providers[t.provider], "skipped_residency", rule)
+        raise NoCompliantTarget(_no_compliant_message(ordered, providers, rule))
+    contacted = 0
+    cb = route.circuit_breaker
+    for target in ordered:
+        provider = providers[target.provider]
+        # Decided here, right before any attempt at this target, never assumed.
+        if not rule.complies(provider.location, provider.jurisdiction):
+            _skip(record, target, provider, "skipped_residency", rule)
+            continue
+        adapter = adapters[target.provider]
+        if isinstance(adapter, UnsupportedApi) or call.operation not in adapter.operations:
+            _skip(
+                record,
+                target,
+                provider,
+                "skipped_unsupported",
+                rule,
+                detail=str(adapter)
+                if isinstance(adapter, UnsupportedApi)
+                else f"{adapter.api} cannot serve {call.operation}",
+            )
+            continue
+        state = health.of(target.provider, target.model)
+        for tries in range(route.retry.attempts):
+            if not state.allow(loop.time(), cb):
+                _skip(record, target, provider, "skipped_circuit_open", rule)
+                break
+            contacted += 1
+            started = loop.time()
+            entry = AttemptRecord(
+                target.provider, target.model, provider.location, provider.jurisdiction, "ok"
+            )
+            record.attempts.append(entry)
+            chosen = Chosen(target, provider, contacted)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    answer = await attempt(adapter, target, provider, chosen)
+            except TimeoutError:
+                entry.outcome, entry.detail = "timeout", "total deadline"
+                entry.latency_ms = (loop.time() - started) * 1000
+                state.failed(loop.time(), cb)
+                raise AllAttemptsFailed("the route's total deadline passed") from None
+            except AttemptError as err:
+                entry.latency_ms = (loop.time() - started) * 1000
+                entry.outcome, entry.status, entry.detail = err.outcome, err.status, str(err)
+                if not err.failover and isinstance(err, UpstreamStatus):
+                    entry.outcome = "rejected"
+                    raise RelayedClientError(err) from err
+                state.failed(loop.time(), cb)
+                if err.retryable and tries + 1 < route.retry.attempts:
+                    delay = backoff(route, tries, err.retry_after)
+                    if loop.time() + delay < deadline:
+                        await asyncio.sleep(delay)
+                        continue
+                break
+            entry.latency_ms = (loop.time() - started) * 1000
+            if answer.ok:
+                state.succeeded(loop.time() - started)
+            else:
+                entry.outcome = "stream_error"
+                state.failed(loop.time(), cb)
+            return answer, chosen
+    raise AllAttemptsFailed(summary(record))
+
+
+def _skip(
+    record: AuditRecord,
+    target: Target,
+    provider: Provider,
+    outcome: str,
+    rule: ResidencyRule,
+    detail: str = "",
+) -> None:
+    if outcome == "skipped_residency":
+        detail = rule.violation(provider.location, provider.jurisdiction) or ""
+    record.attempts.append(
+        AttemptRecord(
+            target.provider,
+            target.model,
+            provider.location,
+            provider.jurisdiction,
+            outcome,
+            detail=detail,
+        )
+    )
+
+
+def _no_compliant_message(
+    ordered: list[Target], providers: dict[str, Provider], rule: ResidencyRule
+) -> str:
+    reasons = []
+    for t in ordered:
+        p = providers[t.provider]
+        reasons.append(f"{t.provider} {rule.violation(p.location, p.jurisdiction)}")
+    return "no target complies with the residency in force: " + "; ".join(reasons)
+
+
+def summary(record: AuditRecord) -> str:
+    parts = []
+    for a in record.attempts:
+        status = f" {a.status}" if a.status else ""
+        parts.append(f"{a.provider}/{a.model}: {a.outcome}{status}")
+    return "all targets failed: " + "; ".join(parts)

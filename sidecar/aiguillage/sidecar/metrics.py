@@ -1,0 +1,101 @@
+"""Request, failover, token and cost counters, exported in Prometheus text format.
+
+Updating a metric is a dictionary increment on the request path; rendering the
+text happens only when ``/metrics`` is scraped.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+Labels = tuple[tuple[str, str], ...]
+
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+@dataclass
+class Histogram:
+    buckets: tuple[float, ...]
+    counts: list[int] = field(default_factory=list)
+    total: float = 0.0
+    count: int = 0
+
+    def observe(self, value: float) -> None:
+        if not self.counts:
+            self.counts = [0] * len(self.buckets)
+        for i, bound in enumerate(self.buckets):
+            if value <= bound:
+                self.counts[i] += 1
+                break
+        self.total += value
+        self.count += 1
+
+
+@dataclass
+class Metrics:
+    counters: dict[str, dict[Labels, float]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(float))
+    )
+    histograms: dict[str, dict[Labels, Histogram]] = field(default_factory=dict)
+    help: dict[str, str] = field(default_factory=dict)
+
+    def inc(self, name: str, labels: Labels, value: float = 1.0) -> None:
+        self.counters[name][labels] += value
+
+    def observe(self, name: str, labels: Labels, value: float) -> None:
+        series = self.histograms.setdefault(name, {})
+        hist = series.get(labels)
+        if hist is None:
+            hist = series[labels] = Histogram(DURATION_BUCKETS)
+        hist.observe(value)
+
+    def render(self) -> str:
+        lines: list[str] = []
+        for name, series in sorted(self.counters.items()):
+            if name in self.help:
+                lines.append(f"# HELP {name} {self.help[name]}")
+            lines.append(f"# TYPE {name} counter")
+            for labels, value in series.items():
+                lines.append(f"{name}{_fmt(labels)} {value:g}")
+        for name, hseries in sorted(self.histograms.items()):
+            if name in self.help:
+                lines.append(f"# HELP {name} {self.help[name]}")
+            lines.append(f"# TYPE {name} histogram")
+            for labels, h in hseries.items():
+                cumulative = 0
+                for bound, n in zip(h.buckets, h.counts or [0] * len(h.buckets), strict=True):
+                    cumulative += n
+                    lines.append(
+                        f"{name}_bucket{_fmt((*labels, ('le', f'{bound:g}')))} {cumulative}"
+                    )
+                lines.append(f"{name}_bucket{_fmt((*labels, ('le', '+Inf')))} {h.count}")
+                lines.append(f"{name}_sum{_fmt(labels)} {h.total:g}")
+                lines.append(f"{name}_count{_fmt(labels)} {h.count}")
+        return "\n".join(lines) + "\n"
+
+
+def _fmt(labels: Labels) -> str:
+    if not labels:
+        return ""
+    inner = ",".join(
+        f'{k}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
+        for k, v in labels
+    )
+    return "{" + inner + "}"
+
+
+def new_metrics() -> Metrics:
+    m = Metrics()
+    m.help.update(
+        {
+            "aiguillage_requests_total": "Client requests by route and outcome.",
+            "aiguillage_attempts_total": "Attempts at provider targets by outcome.",
+            "aiguillage_failovers_total": "Requests answered by another target than the first.",
+            "aiguillage_cost_eur_total": "Cost of answered requests in euros.",
+            "aiguillage_config_reloads_total": "Config reloads by result (ok, invalid).",
+            "gen_ai_client_token_usage_total": "Tokens used, by gen_ai.token.type.",
+            "gen_ai_client_operation_duration_seconds": "Duration of GenAI operations.",
+        }
+    )
+    return m

@@ -1,0 +1,435 @@
+"""The sidecar's HTTP API: OpenAI-compatible endpoints on loopback.
+
+Handlers parse the client's request once, pick the route, and hand the rest to
+:func:`aiguillage.sidecar.forward.forward`. A request keeps the config snapshot
+it started with, so a reload never changes a request mid-flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import uuid4
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from aiguillage.sidecar import upstream
+from aiguillage.sidecar.adapters.base import Adapter, Call, Operation
+from aiguillage.sidecar.audit import AuditLog, AuditRecord
+from aiguillage.sidecar.config import Provider, Route, Target
+from aiguillage.sidecar.errors import AttemptError, TimedOut, UpstreamProtocol
+from aiguillage.sidecar.forward import (
+    AllAttemptsFailed,
+    Answer,
+    Chosen,
+    NoCompliantTarget,
+    RelayedClientError,
+    cost,
+    forward,
+)
+from aiguillage.sidecar.health import HealthBoard
+from aiguillage.sidecar.loader import Snapshot
+from aiguillage.sidecar.metrics import Metrics, new_metrics
+from aiguillage.sidecar.residency_headers import (
+    JURISDICTION_HEADER,
+    LOCATION_HEADER,
+    UnknownRegionError,
+    from_headers,
+)
+from aiguillage.sidecar.responses import error, sse_error
+
+MAX_BODY = 16 * 1024 * 1024
+
+
+@dataclass
+class Runtime:
+    """Everything a request needs beyond its own data."""
+
+    audit: AuditLog
+    snapshot: Snapshot | None = None
+    # Fingerprint of files that failed to load, so they are not re-parsed every poll.
+    rejected_fingerprint: tuple[tuple[str, int, int], ...] | None = None
+    session: aiohttp.ClientSession | None = None
+    health: HealthBoard = field(default_factory=HealthBoard)
+    metrics: Metrics = field(default_factory=new_metrics)
+    pod: str = field(default_factory=lambda: os.environ.get("POD_NAME", ""))
+    namespace: str = field(default_factory=lambda: os.environ.get("POD_NAMESPACE", ""))
+
+
+RUNTIME = web.AppKey("runtime", Runtime)
+
+
+def _headers(rid: str, route: Route, chosen: Chosen) -> dict[str, str]:
+    return {
+        "x-request-id": rid,
+        "x-aiguillage-route": route.name,
+        "x-aiguillage-provider": chosen.target.provider,
+        "x-aiguillage-model": chosen.target.model,
+        "x-aiguillage-location": chosen.provider.location or "",
+        "x-aiguillage-attempts": str(chosen.attempts),
+    }
+
+
+class Exchange:
+    """One client request, from parsed body to the answer and its audit record."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        snap: Snapshot,
+        request: web.Request,
+        route: Route,
+        call: Call,
+        record: AuditRecord,
+    ) -> None:
+        self.rt = rt
+        self.snap = snap
+        self.request = request
+        self.route = route
+        self.call = call
+        self.record = record
+        self.rid = record.request_id
+        self.client: web.StreamResponse | None = None
+
+    async def unary(
+        self, adapter: Adapter, target: Target, provider: Provider, chosen: Chosen
+    ) -> Answer[bytes]:
+        assert self.rt.session is not None
+        req = adapter.build(self.call, target.model)
+        resp = await upstream.send(self.rt.session, req, self.route.timeouts)
+        try:
+            raw = await upstream.read_body(resp)
+        finally:
+            resp.release()
+        body, usage = adapter.read_response(self.call, raw)
+        return Answer(body, usage)
+
+    async def stream(
+        self, adapter: Adapter, target: Target, provider: Provider, chosen: Chosen
+    ) -> Answer[None]:
+        assert self.rt.session is not None
+        loop = asyncio.get_running_loop()
+        req = adapter.build(self.call, target.model)
+        first_token_by = loop.time() + self.route.timeouts.first_token
+        resp = await upstream.send(self.rt.session, req, self.route.timeouts)
+        translator = adapter.stream_translator(self.call)
+        events = upstream.sse_events(resp)
+        try:
+            # Until the first byte reaches the client, any failure may fail over.
+            first: list[bytes] = []
+            try:
+                async with asyncio.timeout_at(first_token_by):
+                    async for event, data in events:
+                        first.extend(translator.feed(event, data))
+                        if first:
+                            break
+            except TimeoutError as exc:
+                raise TimedOut("no first token before the deadline") from exc
+            if not first and not translator.done:
+                raise UpstreamProtocol("stream ended before any data")
+            client = await self._start_stream(chosen)
+            try:
+                for chunk in first:
+                    await client.write(chunk)
+                # From here on the client has bytes: failures end the stream truthfully.
+                try:
+                    async for event, data in events:
+                        for chunk in translator.feed(event, data):
+                            await client.write(chunk)
+                    if not translator.done:
+                        raise UpstreamProtocol("stream ended without its end marker")
+                except AttemptError as err:
+                    await client.write(sse_error(f"provider stream failed: {err}", err.outcome))
+                    self.record.attempts[-1].detail = str(err)
+                    return Answer(None, translator.usage, ok=False)
+            except ConnectionResetError:
+                self.record.outcome = "client_closed"
+            return Answer(None, translator.usage)
+        finally:
+            await events.aclose()
+            resp.close()
+
+    async def _start_stream(self, chosen: Chosen) -> web.StreamResponse:
+        client = web.StreamResponse(
+            headers={
+                **_headers(self.rid, self.route, chosen),
+                "content-type": "text/event-stream",
+                "cache-control": "no-cache",
+            }
+        )
+        await client.prepare(self.request)
+        self.client = client
+        return client
+
+    async def run(self) -> web.StreamResponse:
+        snap = self.snap
+        rule = self.route.residency.rule(f"route {self.route.name}")
+        header_rule = from_headers(
+            self.request.headers.get(LOCATION_HEADER),
+            self.request.headers.get(JURISDICTION_HEADER),
+        )
+        if header_rule is not None:
+            rule = rule.narrow(header_rule)
+        self.record.residency = rule.as_dict()
+        providers, adapters = snap.config.providers, snap.adapters
+        record = self.record
+        try:
+            if self.call.stream:
+                answer_s, chosen = await forward(
+                    self.route,
+                    self.call,
+                    rule,
+                    providers,
+                    adapters,
+                    self.rt.health,
+                    record,
+                    self.stream,
+                )
+                self._account(answer_s.usage, chosen, answer_s.ok)
+                assert self.client is not None
+                if record.outcome != "client_closed":
+                    await self.client.write_eof()
+                return self.client
+            answer, chosen = await forward(
+                self.route,
+                self.call,
+                rule,
+                providers,
+                adapters,
+                self.rt.health,
+                record,
+                self.unary,
+            )
+            self._account(answer.usage, chosen, True)
+            return web.Response(
+                body=answer.value,
+                content_type="application/json",
+                headers=_headers(self.rid, self.route, chosen),
+            )
+        except NoCompliantTarget as exc:
+            return self._fail(503, str(exc), "no_compliant_target")
+        except RelayedClientError as exc:
+            err = exc.error
+            record.outcome, record.status = "rejected", err.status or 400
+            return web.Response(
+                status=err.status or 400,
+                body=err.body,
+                headers={"content-type": err.content_type, "x-request-id": self.rid},
+            )
+        except AllAttemptsFailed as exc:
+            if self.client is not None:  # cannot happen: a started stream returns an Answer
+                raise
+            return self._fail(
+                502,
+                str(exc),
+                "all_targets_failed",
+                attempts=[a.as_dict() for a in record.attempts],
+            )
+
+    def _fail(self, status: int, message: str, code: str, **extra: Any) -> web.Response:
+        self.record.outcome, self.record.status = code, status
+        return error(
+            status,
+            message,
+            "aiguillage_error",
+            code,
+            headers={
+                "x-request-id": self.rid,
+                "x-aiguillage-route": self.route.name,
+                "x-aiguillage-attempts": str(
+                    sum(1 for a in self.record.attempts if not a.outcome.startswith("skipped"))
+                ),
+            },
+            **extra,
+        )
+
+    def _account(self, usage: Any, chosen: Chosen, ok: bool) -> None:
+        record = self.record
+        record.input_tokens = usage.input_tokens
+        record.output_tokens = usage.output_tokens
+        record.cost_eur = cost(chosen.target, usage)
+        if not ok:
+            record.outcome, record.status = "stream_error", 200
+
+
+def _operation_handler(operation: Operation) -> Any:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        rt = request.app[RUNTIME]
+        snap = rt.snapshot
+        rid = request.headers.get("x-request-id") or uuid4().hex
+        if snap is None:
+            return error(
+                503,
+                "the sidecar has no valid config yet",
+                "aiguillage_error",
+                "not_ready",
+                headers={"x-request-id": rid},
+            )
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return error(
+                413,
+                f"request body is larger than {MAX_BODY} bytes",
+                "invalid_request_error",
+                "request_too_large",
+            )
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return error(
+                400,
+                f"request body is not valid JSON: {exc}",
+                "invalid_request_error",
+                "invalid_json",
+            )
+        if not isinstance(body, dict):
+            return error(
+                400, "request body must be a JSON object", "invalid_request_error", "invalid_json"
+            )
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            return error(
+                400, 'request needs a "model" string', "invalid_request_error", "model_required"
+            )
+        route = snap.config.routes.get(model)
+        if route is None:
+            known = ", ".join(sorted(snap.config.routes)) or "none"
+            return error(
+                404,
+                f'no route for model "{model}" (routes: {known})',
+                "invalid_request_error",
+                "route_not_found",
+                headers={"x-request-id": rid},
+            )
+        stream = body.get("stream") is True
+        options = body.get("stream_options")
+        call = Call(
+            operation,
+            body,
+            stream,
+            client_wants_usage=isinstance(options, dict) and options.get("include_usage") is True,
+        )
+        record = AuditRecord(
+            time=time.time(),
+            request_id=rid,
+            namespace=rt.namespace or snap.config.namespace,
+            pod=rt.pod,
+            route=route.name,
+            model=model,
+            operation=operation.value,
+            stream=stream,
+            residency={},
+            config_hash=snap.config.hash,
+        )
+        started = time.perf_counter()
+        try:
+            exchange = Exchange(rt, snap, request, route, call, record)
+            try:
+                return await exchange.run()
+            except UnknownRegionError as exc:
+                record.outcome, record.status = "bad_request", 400
+                return error(
+                    400,
+                    f"{LOCATION_HEADER}/{JURISDICTION_HEADER}: {exc}",
+                    "invalid_request_error",
+                    "invalid_residency_header",
+                )
+        finally:
+            _observe(rt, record, time.perf_counter() - started)
+            rt.audit.write(record)
+
+    return handle
+
+
+def _observe(rt: Runtime, record: AuditRecord, seconds: float) -> None:
+    m = rt.metrics
+    route = record.route or ""
+    m.inc("aiguillage_requests_total", (("route", route), ("outcome", record.outcome)))
+    answered = None
+    for a in record.attempts:
+        if not a.outcome.startswith("skipped"):
+            m.inc(
+                "aiguillage_attempts_total",
+                (("provider", a.provider), ("model", a.model), ("outcome", a.outcome)),
+            )
+            answered = a
+    if answered is not None and answered.outcome == "ok":
+        provider = (
+            ("gen_ai.provider.name", answered.provider),
+            ("gen_ai.request.model", answered.model),
+        )
+        m.observe(
+            "gen_ai_client_operation_duration_seconds",
+            (("gen_ai.operation.name", record.operation), *provider),
+            seconds,
+        )
+        m.inc(
+            "gen_ai_client_token_usage_total",
+            (*provider, ("gen_ai.token.type", "input")),
+            record.input_tokens,
+        )
+        m.inc(
+            "gen_ai_client_token_usage_total",
+            (*provider, ("gen_ai.token.type", "output")),
+            record.output_tokens,
+        )
+        if record.cost_eur is not None:
+            m.inc(
+                "aiguillage_cost_eur_total", (("route", route), *provider), float(record.cost_eur)
+            )
+        if len([a for a in record.attempts if not a.outcome.startswith("skipped")]) > 1:
+            m.inc("aiguillage_failovers_total", (("route", route),))
+
+
+async def models(request: web.Request) -> web.Response:
+    snap = request.app[RUNTIME].snapshot
+    routes = snap.config.routes if snap else {}
+    data = [{"id": m, "object": "model", "created": 0, "owned_by": "aiguillage"} for m in routes]
+    return web.Response(
+        body=orjson.dumps({"object": "list", "data": data}), content_type="application/json"
+    )
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok\n")
+
+
+async def readyz(request: web.Request) -> web.Response:
+    snap = request.app[RUNTIME].snapshot
+    if snap is None:
+        return web.Response(status=503, text="no valid config loaded\n")
+    return web.Response(text=f"ok {snap.config.hash}\n")
+
+
+async def metrics(request: web.Request) -> web.Response:
+    text = request.app[RUNTIME].metrics.render()
+    return web.Response(
+        body=text.encode(), headers={"content-type": "text/plain; version=0.0.4; charset=utf-8"}
+    )
+
+
+def make_app(rt: Runtime) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY)
+    app[RUNTIME] = rt
+    app.router.add_post("/v1/chat/completions", _operation_handler(Operation.CHAT))
+    app.router.add_post("/v1/embeddings", _operation_handler(Operation.EMBEDDINGS))
+    app.router.add_post("/v1/completions", _operation_handler(Operation.COMPLETIONS))
+    app.router.add_post("/v1/responses", _operation_handler(Operation.RESPONSES))
+    app.router.add_get("/v1/models", models)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+
+    async def session_ctx(app: web.Application) -> Any:
+        rt.session = upstream.new_session()
+        yield
+        await rt.session.close()
+
+    app.cleanup_ctx.append(session_ctx)
+    return app
