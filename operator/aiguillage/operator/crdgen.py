@@ -97,6 +97,8 @@ def structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
             out[key] = structural(value, defs)
         elif key == "additionalProperties":
             continue  # a boolean is not allowed in structural schemas (extra="forbid")
+        elif key == "default":
+            out[key] = _without_nulls(value)
         elif key in KEEP and key not in ("example",):
             out[key] = value
     if "enum" in out and "type" not in out:
@@ -110,6 +112,15 @@ def structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     if "description" in out:
         out["description"] = " ".join(out["description"].split())
     return out
+
+
+def _without_nulls(value: Any) -> Any:
+    """Defaults must validate against the schema, which has no nulls."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
 
 
 def _schema(model: type[BaseModel]) -> dict[str, Any]:

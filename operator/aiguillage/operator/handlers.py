@@ -22,24 +22,6 @@ from aiguillage.operator.reconciler import Reconciler, operator_namespace
 log = logging.getLogger("aiguillage.operator")
 
 
-def _post_event(obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-    try:
-        if type_ == "Warning":
-            kopf.warn(
-                obj,  # type: ignore[arg-type]
-                reason=reason,
-                message=message,
-            )
-        else:
-            kopf.info(
-                obj,  # type: ignore[arg-type]
-                reason=reason,
-                message=message,
-            )
-    except Exception:  # events are informative; never fail a render over one
-        log.debug("could not post event", exc_info=True)
-
-
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     # Survive API-server restarts and silent watch stalls: reconnect at least every minute.
@@ -48,7 +30,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.connect_timeout = 10
     settings.posting.level = logging.INFO
     settings.persistence.finalizer = "aiguillage.dev/finalizer"
-    reconciler = Reconciler(Kube(), post_event=_post_event)
+    reconciler = Reconciler(Kube())
     delay = 0.5
     while True:
         try:

@@ -8,6 +8,8 @@ which retries (the reconciler is level-triggered, so a retry is always safe).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client, config
@@ -131,3 +133,31 @@ async def namespaces_with_outputs(kube: Kube, config_map: str) -> set[str]:
         kube.core.list_config_map_for_all_namespaces, label_selector=selector
     )
     return {cm.metadata.namespace for cm in result.items if cm.metadata.name == config_map}
+
+
+async def post_event(
+    kube: Kube, obj: Mapping[str, Any], type_: str, reason: str, message: str
+) -> None:
+    """A core/v1 Event about ``obj`` (shown by ``kubectl describe`` and ``get events``)."""
+    meta = obj.get("metadata", {})
+    namespace = meta.get("namespace") or "default"
+    stamp = datetime.now(UTC)
+    body: Any = {
+        "metadata": {"generateName": f"{meta.get('name', 'object')}.", "namespace": namespace},
+        "involvedObject": {
+            "apiVersion": obj.get("apiVersion"),
+            "kind": obj.get("kind"),
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            "uid": meta.get("uid"),
+        },
+        "type": type_,
+        "reason": reason,
+        "message": message[:1024],
+        "firstTimestamp": stamp.isoformat(),
+        "lastTimestamp": stamp.isoformat(),
+        "count": 1,
+        "source": {"component": "aiguillage-operator"},
+        "reportingComponent": "aiguillage-operator",
+    }
+    await asyncio.to_thread(kube.core.create_namespaced_event, namespace, body)

@@ -24,5 +24,7 @@ def run(argv: Sequence[str]) -> int:
     )
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    # kopf logs every handled watch event at INFO; only problems are worth a line.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     asyncio.run(kopf.operator(clusterwide=True, standalone=True, liveness_endpoint=args.liveness))
     return 0

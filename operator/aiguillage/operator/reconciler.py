@@ -15,7 +15,7 @@ import base64
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,8 +38,6 @@ HASH_ANNOTATION = "aiguillage.dev/config-hash"
 RETRY_SECONDS = (0.5, 1, 2, 5, 10)
 
 log = logging.getLogger("aiguillage.operator")
-
-EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
 
 
 def operator_namespace() -> str:
@@ -73,7 +71,6 @@ def _digest(config_json: str, credentials: Mapping[str, str]) -> str:
 @dataclass
 class Reconciler:
     kube: k.Kube
-    post_event: EventPoster = lambda obj, type_, reason, message: None
     inv: Inventory = field(default_factory=lambda: Inventory(operator_namespace()))
     routes: dict[tuple[str, str], ObjectState] = field(default_factory=dict)
     providers: dict[str, ObjectState] = field(default_factory=dict)
@@ -82,6 +79,7 @@ class Reconciler:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     primed: bool = False
     renders: int = 0
+    _event_tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     # ----- events -------------------------------------------------------------------------
 
@@ -292,7 +290,17 @@ class Reconciler:
             return
         ready = next(c for c in after if c["type"] == "Ready")
         kind = "Normal" if flipped == "True" else "Warning"
-        self.post_event(state.ref, kind, ready["reason"], ready["message"])
+        task = asyncio.create_task(
+            k.post_event(self.kube, state.ref, kind, ready["reason"], ready["message"])
+        )
+        self._event_tasks.add(task)
+        task.add_done_callback(self._event_done)
+
+    def _event_done(self, task: asyncio.Task[None]) -> None:
+        self._event_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Events are informative: a failed post never fails a render.
+            log.warning("could not post event: %s", task.exception())
 
     async def reconcile_providers(self) -> None:
         used: dict[str, list[str]] = {}

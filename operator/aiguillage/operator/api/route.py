@@ -26,9 +26,9 @@ class RouteResidency(ApiModel):
 class RouteTarget(ApiModel):
     """A provider model requests may go to."""
 
-    provider: str = Field(min_length=1)
+    provider: str = Field(min_length=1, max_length=253)
     """Name of an AIProvider."""
-    model: str = Field(min_length=1)
+    model: str = Field(min_length=1, max_length=253)
     """One of that provider's models."""
     priority: int = Field(default=0, ge=0)
     """Tier for the priority strategy: lower tiers are tried first."""
@@ -91,15 +91,11 @@ class AIRouteSpec(ApiModel):
         Field(
             min_length=1,
             max_length=64,
+            # A map list keyed by (provider, model): the API server rejects duplicates.
             json_schema_extra=k8s(
                 **{
-                    "x-kubernetes-validations": [
-                        {
-                            "rule": "self.all(t, self.exists_one(u, u.provider == t.provider "
-                            "&& u.model == t.model))",
-                            "message": "each provider/model pair may appear only once",
-                        }
-                    ]
+                    "x-kubernetes-list-type": "map",
+                    "x-kubernetes-list-map-keys": ["provider", "model"],
                 }
             ),
         ),

@@ -1,0 +1,126 @@
+"""Fixtures for end-to-end tests: CRDs on the real API server, the operator as a child
+process, simulated providers and a sidecar fed from exactly what the operator wrote."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from aiguillage.devtools import processes
+from aiguillage.devtools.controlplane import ControlPlane
+from aiguillage.devtools.harness import LoopThread
+from aiguillage.devtools.simulators.openai import OpenAISimulator
+from aiguillage.devtools.waiting import wait_for
+from aiguillage.sidecar.main import Sidecar
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="session")
+def crds(control_plane: ControlPlane) -> ControlPlane:
+    control_plane.kubectl("apply", "-f", str(ROOT / "crds"))
+    for crd in ("aiproviders.aiguillage.dev", "airoutes.aiguillage.dev"):
+        control_plane.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=30s")
+    return control_plane
+
+
+@dataclass
+class Cluster:
+    """The control plane seen through one operator's eyes."""
+
+    plane: ControlPlane
+    operator_namespace: str
+    operator: processes.Child
+
+    def apply(self, *docs: dict[str, Any]) -> str:
+        text = yaml.safe_dump_all(docs)
+        return self.plane.kubectl("apply", "-f", "-", input=text).stdout
+
+    def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        args = ["get", kind, name, "-o", "json", "--ignore-not-found"]
+        if namespace:
+            args += ["-n", namespace]
+        out = self.plane.kubectl(*args).stdout.strip()
+        return json.loads(out) if out else None
+
+    def condition(self, kind: str, name: str, namespace: str | None, type_: str) -> dict[str, Any]:
+        obj = self.get(kind, name, namespace) or {}
+        for cond in (obj.get("status") or {}).get("conditions") or []:
+            if cond["type"] == type_:
+                return dict(cond)
+        return {}
+
+    def rendered(self, namespace: str, into: Path) -> dict[str, Any]:
+        """Write the namespace's ConfigMap and Secret as the kubelet would mount them."""
+        cm = self.get("configmap", "aiguillage-config", namespace)
+        secret = self.get("secret", "aiguillage-credentials", namespace)
+        assert cm is not None and secret is not None
+        (into / "config").mkdir(parents=True, exist_ok=True)
+        (into / "credentials").mkdir(parents=True, exist_ok=True)
+        for key, value in cm["data"].items():
+            (into / "config" / key).write_text(value)
+        for key, value in (secret.get("data") or {}).items():
+            (into / "credentials" / key).write_bytes(base64.b64decode(value))
+        return dict(json.loads(cm["data"]["config.json"]))
+
+
+@pytest.fixture
+def cluster(crds: ControlPlane, tmp_path: Path) -> Iterator[Cluster]:
+    op_ns = f"aig-op-{uuid.uuid4().hex[:8]}"
+    crds.kubectl("create", "namespace", op_ns)
+    child = processes.operator(crds.env(), op_ns, tmp_path / "operator.log").start()
+    try:
+        wait_for(
+            lambda: "primed:" in child.output() or not child.alive,
+            timeout=30, what="operator start-up",
+        )  # fmt: skip
+        assert child.alive, child.output()
+        yield Cluster(crds, op_ns, child)
+    finally:
+        child.stop()
+        # Cluster-scoped providers of this test must not leak into the next one.
+        crds.kubectl("delete", "aiproviders", "-l", f"test={op_ns}", "--ignore-not-found")
+        crds.kubectl("delete", "namespace", op_ns, "--wait=false")
+
+
+@pytest.fixture(scope="session")
+def loop_thread() -> Iterator[LoopThread]:
+    lt = LoopThread()
+    yield lt
+    lt.close()
+
+
+@pytest.fixture
+def eu_us(loop_thread: LoopThread) -> Iterator[tuple[OpenAISimulator, OpenAISimulator]]:
+    eu = OpenAISimulator("sim-eu", api_key="sk-eu-test")
+    us = OpenAISimulator("sim-us", api_key="sk-us-test")
+    loop_thread.run(eu.start())
+    loop_thread.run(us.start())
+    yield eu, us
+    loop_thread.run(eu.stop())
+    loop_thread.run(us.stop())
+
+
+@pytest.fixture
+def start_sidecar(loop_thread: LoopThread) -> Iterator[Any]:
+    started: list[Sidecar] = []
+
+    def start(root: Path) -> Sidecar:
+        sidecar = Sidecar(root / "config", root / "credentials", str(root / "audit.jsonl"), 0.05)
+        loop_thread.run(sidecar.start("127.0.0.1:0"))
+        started.append(sidecar)
+        return sidecar
+
+    yield start
+    for sidecar in started:
+        loop_thread.run(sidecar.stop())

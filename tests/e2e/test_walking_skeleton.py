@@ -1,0 +1,131 @@
+"""The whole path on real parts: kubectl apply → operator → ConfigMap/Secret → sidecar →
+simulated providers, with the official openai SDK as the client."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from aiguillage.devtools.simulators.openai import OpenAISimulator
+from aiguillage.devtools.waiting import wait_for
+from tests.e2e.conftest import Cluster
+
+pytestmark = pytest.mark.e2e
+API = "aiguillage.dev/v1alpha1"
+
+
+def provider(
+    name: str, sim: OpenAISimulator, location: str, secret: str, test: str
+) -> dict[str, Any]:
+    return {
+        "apiVersion": API,
+        "kind": "AIProvider",
+        "metadata": {"name": name, "labels": {"test": test}},
+        "spec": {
+            "api": "openai",
+            "endpoint": sim.url + "/v1",
+            "residency": {"location": location, "jurisdiction": location},
+            "auth": {"apiKey": {"secretRef": {"name": secret, "key": "apiKey"}}},
+            "models": [
+                {"name": "small", "pricing": {"inputPerMillion": "0.1", "outputPerMillion": "0.3"}}
+            ],
+        },
+    }
+
+
+def secret(name: str, namespace: str, key: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace},
+            "stringData": {"apiKey": key}}  # fmt: skip
+
+
+def route(name: str, namespace: str, model: str, *providers: str) -> dict[str, Any]:
+    return {
+        "apiVersion": API,
+        "kind": "AIRoute",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "model": model,
+            "targets": [
+                {"provider": p, "model": "small", "priority": i} for i, p in enumerate(providers)
+            ],
+            "timeouts": {"connect": "2s", "firstToken": "5s"},
+        },
+    }
+
+
+def test_apply_render_serve_and_fail_over(
+    cluster: Cluster, kube_namespace: str, eu_us: Any, start_sidecar: Any, tmp_path: Path
+) -> None:
+    eu, us = eu_us
+    op_ns = cluster.operator_namespace
+    p_eu, p_us = f"{op_ns}-eu", f"{op_ns}-us"
+    cluster.apply(
+        secret("eu-key", op_ns, "sk-eu-test"),
+        secret("us-key", op_ns, "sk-us-test"),
+        provider(p_eu, eu, "FR", "eu-key", op_ns),
+        provider(p_us, us, "US", "us-key", op_ns),
+        route("chat", kube_namespace, "chat", p_eu, p_us),
+    )
+    wait_for(
+        lambda: cluster.condition("airoute", "chat", kube_namespace, "Ready").get("status") == "True",
+        timeout=30, what="route Ready",
+    )  # fmt: skip
+    config = cluster.rendered(kube_namespace, tmp_path)
+    assert config["routes"]["chat"]["targets"][0]["provider"] == p_eu
+    # The ConfigMap names credentials by file; no key is ever in it.
+    assert "sk-eu-test" not in str(config)
+    route_obj = cluster.get("airoute", "chat", kube_namespace)
+    assert route_obj is not None
+    assert route_obj["status"]["observedGeneration"] == route_obj["metadata"]["generation"]
+    assert route_obj["status"]["configHash"] == config["hash"]
+
+    sidecar = start_sidecar(tmp_path)
+    client = openai.OpenAI(base_url=sidecar.url + "/v1", api_key="app-holds-no-key", max_retries=0)
+    raw = client.chat.completions.with_raw_response.create(
+        model="chat", messages=[{"role": "user", "content": "Bonjour"}]
+    )
+    assert raw.headers["x-aiguillage-provider"] == p_eu
+    assert raw.headers["x-aiguillage-attempts"] == "1"
+    assert "sim-eu" in (raw.parse().choices[0].message.content or "")
+    assert eu.requests[-1].headers["authorization"] == "Bearer sk-eu-test"
+
+    eu.set_faults([{"kind": "status", "status": 503}], repeat=True)
+    raw = client.chat.completions.with_raw_response.create(
+        model="chat", messages=[{"role": "user", "content": "Bonjour"}]
+    )
+    assert raw.headers["x-aiguillage-provider"] == p_us
+    assert raw.headers["x-aiguillage-attempts"] == "2"
+    assert "sim-us" in (raw.parse().choices[0].message.content or "")
+
+
+def test_route_with_missing_provider_is_reported_and_loses_nothing(
+    cluster: Cluster, kube_namespace: str, eu_us: Any, tmp_path: Path
+) -> None:
+    eu, _ = eu_us
+    op_ns = cluster.operator_namespace
+    p_eu = f"{op_ns}-eu"
+    cluster.apply(
+        secret("eu-key", op_ns, "sk-eu-test"),
+        provider(p_eu, eu, "FR", "eu-key", op_ns),
+        route("good", kube_namespace, "good", p_eu),
+    )
+    wait_for(
+        lambda: cluster.condition("airoute", "good", kube_namespace, "Ready").get("status") == "True",
+        timeout=30, what="good route Ready",
+    )  # fmt: skip
+    cluster.apply(route("broken", kube_namespace, "broken", "does-not-exist"))
+    ready = wait_for(
+        lambda: cluster.condition("airoute", "broken", kube_namespace, "Ready") or None,
+        timeout=30, what="broken route status",
+    )  # fmt: skip
+    assert ready["status"] == "False"
+    refs = cluster.condition("airoute", "broken", kube_namespace, "ResolvedRefs")
+    assert refs["status"] == "False"
+    assert refs["reason"] == "ProviderNotFound"
+    assert refs["message"] == 'spec.targets[0]: provider "does-not-exist" does not exist'
+    config = cluster.rendered(kube_namespace, tmp_path)
+    assert set(config["routes"]) == {"good"}
+    assert cluster.condition("airoute", "good", kube_namespace, "Ready")["status"] == "True"
