@@ -1,0 +1,35 @@
+"""``make dev`` keeps working: the demo answers a request through the sidecar."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from aiguillage.devtools.controlplane import find_k8s_bin
+
+pytestmark = pytest.mark.e2e
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_dev_answers_through_the_sidecar_and_stops_cleanly() -> None:
+    find_k8s_bin()
+    result = subprocess.run(
+        [sys.executable, "-m", "aiguillage.devtools.dev", "--once", "--port", str(free_port())],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "via provider mistral-eu (FR), attempts 1" in result.stdout
+    assert result.stdout.rstrip().endswith("[dev] stopping ...")
+    leftovers = subprocess.run(
+        ["pgrep", "-f", "aiguillage.cli import main; main\\(\\) (operator|sidecar)"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert leftovers.stdout == ""
