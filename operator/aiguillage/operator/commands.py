@@ -39,7 +39,8 @@ def render(
     inv, problems = _load(files, namespace, operator_namespace)
     ns = _pick_namespace(inv, namespace)
     if isinstance(ns, Problem):
-        problems.append(ns)
+        if not problems:  # an invalid route is the better explanation for "no route"
+            problems.append(ns)
     else:
         rendered = render_namespace(inv, ns)
         problems += route_problems(rendered)

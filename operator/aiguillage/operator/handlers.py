@@ -30,6 +30,13 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.connect_timeout = 10
     settings.posting.level = logging.INFO
     settings.persistence.finalizer = "aiguillage.dev/finalizer"
+    webhook = memo.get("webhook")
+    if webhook is not None:
+        from aiguillage.operator import webhook as admission
+
+        settings.admission.server = admission.server(webhook)
+        if webhook.managed:
+            settings.admission.managed = admission.WEBHOOK_CONFIG
     reconciler = Reconciler(Kube())
     delay = 0.5
     while True:

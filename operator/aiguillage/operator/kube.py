@@ -23,9 +23,9 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "aiguillage"}
 class Kube:
     def __init__(self) -> None:
         try:
-            config.load_incluster_config()  # type: ignore[no-untyped-call]
+            config.load_incluster_config()
         except config.ConfigException:
-            config.load_kube_config()  # type: ignore[no-untyped-call]
+            config.load_kube_config()
         api = client.ApiClient()
         self.api = api
         self.core = client.CoreV1Api(api)

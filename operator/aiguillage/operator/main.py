@@ -17,7 +17,23 @@ def run(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(prog="aiguillage operator")
     p.add_argument("--verbose", action="store_true")
     p.add_argument("--liveness", help="e.g. http://0.0.0.0:8080/healthz")
+    w = p.add_argument_group("admission webhook (off unless --webhook-listen is given)")
+    w.add_argument("--webhook-listen", help="host:port to serve the webhook on")
+    w.add_argument("--webhook-host", help="name or IP the API server uses to reach it")
+    w.add_argument("--webhook-cert", help="serving certificate (PEM); default: self-signed")
+    w.add_argument("--webhook-key", help="its private key (PEM)")
+    w.add_argument("--webhook-ca", help="CA bundle the API server should trust")
+    w.add_argument("--webhook-unmanaged", action="store_true",
+                   help="the chart owns the ValidatingWebhookConfiguration")  # fmt: skip
     args = p.parse_args(list(argv))
+    memo = kopf.Memo()
+    if args.webhook_listen:
+        from aiguillage.operator import webhook
+
+        memo["webhook"] = webhook.WebhookOptions(
+            listen=args.webhook_listen, host=args.webhook_host, certfile=args.webhook_cert,
+            keyfile=args.webhook_key, cafile=args.webhook_ca, managed=not args.webhook_unmanaged,
+        )  # fmt: skip
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else os.environ.get("AIGUILLAGE_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
@@ -26,5 +42,7 @@ def run(argv: Sequence[str]) -> int:
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     # kopf logs every handled watch event at INFO; only problems are worth a line.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    asyncio.run(kopf.operator(clusterwide=True, standalone=True, liveness_endpoint=args.liveness))
+    asyncio.run(
+        kopf.operator(clusterwide=True, standalone=True, liveness_endpoint=args.liveness, memo=memo)
+    )
     return 0

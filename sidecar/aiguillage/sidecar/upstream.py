@@ -5,7 +5,7 @@ exceptions become :mod:`aiguillage.sidecar.errors` types.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from email.utils import parsedate_to_datetime
 from time import time
 
@@ -136,3 +136,16 @@ async def sse_events(
         raise UpstreamProtocol(f"stream cut ({type(exc).__name__})") from exc
     if data:
         yield event, b"\n".join(data)
+
+
+StreamDecoder = Callable[[aiohttp.ClientResponse], AsyncGenerator[tuple[str | None, bytes], None]]
+
+# Adapter.stream_format -> decoder of the provider's stream framing. Decoders of other
+# framings (e.g. AWS event-stream) register here from their adapter's module.
+STREAM_DECODERS: dict[str, StreamDecoder] = {"sse": sse_events}
+
+
+def stream_events(
+    resp: aiohttp.ClientResponse, stream_format: str
+) -> AsyncGenerator[tuple[str | None, bytes], None]:
+    return STREAM_DECODERS[stream_format](resp)

@@ -75,6 +75,8 @@ REGISTRY: dict[str, type[Adapter]] = {}
 class Adapter(ABC):
     api: ClassVar[str]
     operations: ClassVar[frozenset[Operation]]
+    # How the provider frames a streamed answer: a key of upstream.STREAM_DECODERS.
+    stream_format: ClassVar[str] = "sse"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -96,3 +98,10 @@ class Adapter(ABC):
     @abstractmethod
     def stream_translator(self, call: Call) -> StreamTranslator:
         """A fresh translator for one streamed answer."""
+
+    def error_body(self, call: Call, status: int, body: bytes) -> bytes:
+        """The client-facing body for a provider error relayed as is (4xx on the request).
+
+        Adapters whose provider does not speak the client's error shape translate here.
+        """
+        return body
