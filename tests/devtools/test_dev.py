@@ -23,13 +23,16 @@ def test_dev_answers_through_the_sidecar_and_stops_cleanly() -> None:
     find_k8s_bin()
     result = subprocess.run(
         [sys.executable, "-m", "aiguillage.devtools.dev", "--once", "--port", str(free_port())],
-        capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "via provider mistral-eu (FR), attempts 1" in result.stdout
     assert result.stdout.rstrip().endswith("[dev] stopping ...")
     leftovers = subprocess.run(
         ["pgrep", "-f", "aiguillage.cli import main; main\\(\\) (operator|sidecar)"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+    )
     assert leftovers.stdout == ""

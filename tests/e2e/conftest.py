@@ -4,7 +4,9 @@ process, simulated providers and a sidecar fed from exactly what the operator wr
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -64,7 +66,8 @@ class Cluster:
         """Write the namespace's ConfigMap and Secret as the kubelet would mount them."""
         cm = self.get("configmap", "aiguillage-config", namespace)
         secret = self.get("secret", "aiguillage-credentials", namespace)
-        assert cm is not None and secret is not None
+        assert cm is not None
+        assert secret is not None
         (into / "config").mkdir(parents=True, exist_ok=True)
         (into / "credentials").mkdir(parents=True, exist_ok=True)
         for key, value in cm["data"].items():
@@ -74,23 +77,65 @@ class Cluster:
         return dict(json.loads(cm["data"]["config.json"]))
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_operator(plane: ControlPlane, op_ns: str, log: Path, *args: str) -> processes.Child:
+    child = processes.operator(plane.env(), op_ns, log, *args).start()
+    wait_until_primed(child)
+    return child
+
+
+def wait_until_primed(child: processes.Child) -> None:
+    """Wait until the child's latest start has listed the world (its log says "primed:")."""
+    wait_for(
+        lambda: child.output().count("primed:") >= child.starts or not child.alive,
+        timeout=30,
+        what="operator start-up",
+    )
+    assert child.alive, child.output()
+
+
+@contextlib.contextmanager
+def running_cluster(plane: ControlPlane, tmp_path: Path, *args: str) -> Iterator[Cluster]:
+    op_ns = f"aig-op-{uuid.uuid4().hex[:8]}"
+    plane.kubectl("create", "namespace", op_ns)
+    child = None
+    try:
+        child = start_operator(plane, op_ns, tmp_path / "operator.log", *args)
+        yield Cluster(plane, op_ns, child)
+    finally:
+        if child is not None:
+            child.stop()
+        # Cluster-scoped providers of this test must not leak into the next one.
+        plane.kubectl("delete", "aiproviders", "-l", f"test={op_ns}", "--ignore-not-found")
+        plane.kubectl("delete", "namespace", op_ns, "--wait=false")
+
+
 @pytest.fixture
 def cluster(crds: ControlPlane, tmp_path: Path) -> Iterator[Cluster]:
-    op_ns = f"aig-op-{uuid.uuid4().hex[:8]}"
-    crds.kubectl("create", "namespace", op_ns)
-    child = processes.operator(crds.env(), op_ns, tmp_path / "operator.log").start()
+    with running_cluster(crds, tmp_path) as c:
+        yield c
+
+
+@pytest.fixture
+def cluster_with_webhook(crds: ControlPlane, tmp_path: Path) -> Iterator[Cluster]:
+    listen = f"127.0.0.1:{free_port()}"
     try:
-        wait_for(
-            lambda: "primed:" in child.output() or not child.alive,
-            timeout=30, what="operator start-up",
-        )  # fmt: skip
-        assert child.alive, child.output()
-        yield Cluster(crds, op_ns, child)
+        with running_cluster(crds, tmp_path, "--webhook-listen", listen) as c:
+            wait_for(
+                lambda: c.get("validatingwebhookconfiguration", "aiguillage.dev"),
+                timeout=30,
+                what="the webhook configuration",
+            )
+            yield c
     finally:
-        child.stop()
-        # Cluster-scoped providers of this test must not leak into the next one.
-        crds.kubectl("delete", "aiproviders", "-l", f"test={op_ns}", "--ignore-not-found")
-        crds.kubectl("delete", "namespace", op_ns, "--wait=false")
+        crds.kubectl(
+            "delete", "validatingwebhookconfiguration", "aiguillage.dev", "--ignore-not-found"
+        )
 
 
 @pytest.fixture(scope="session")

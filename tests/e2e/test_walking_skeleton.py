@@ -9,51 +9,11 @@ from typing import Any
 import openai
 import pytest
 
-from aiguillage.devtools.simulators.openai import OpenAISimulator
 from aiguillage.devtools.waiting import wait_for
 from tests.e2e.conftest import Cluster
+from tests.e2e.manifests import is_ready, provider, route, secret
 
 pytestmark = pytest.mark.e2e
-API = "aiguillage.dev/v1alpha1"
-
-
-def provider(
-    name: str, sim: OpenAISimulator, location: str, secret: str, test: str
-) -> dict[str, Any]:
-    return {
-        "apiVersion": API,
-        "kind": "AIProvider",
-        "metadata": {"name": name, "labels": {"test": test}},
-        "spec": {
-            "api": "openai",
-            "endpoint": sim.url + "/v1",
-            "residency": {"location": location, "jurisdiction": location},
-            "auth": {"apiKey": {"secretRef": {"name": secret, "key": "apiKey"}}},
-            "models": [
-                {"name": "small", "pricing": {"inputPerMillion": "0.1", "outputPerMillion": "0.3"}}
-            ],
-        },
-    }
-
-
-def secret(name: str, namespace: str, key: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace},
-            "stringData": {"apiKey": key}}  # fmt: skip
-
-
-def route(name: str, namespace: str, model: str, *providers: str) -> dict[str, Any]:
-    return {
-        "apiVersion": API,
-        "kind": "AIRoute",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "model": model,
-            "targets": [
-                {"provider": p, "model": "small", "priority": i} for i, p in enumerate(providers)
-            ],
-            "timeouts": {"connect": "2s", "firstToken": "5s"},
-        },
-    }
 
 
 def test_apply_render_serve_and_fail_over(
@@ -65,14 +25,11 @@ def test_apply_render_serve_and_fail_over(
     cluster.apply(
         secret("eu-key", op_ns, "sk-eu-test"),
         secret("us-key", op_ns, "sk-us-test"),
-        provider(p_eu, eu, "FR", "eu-key", op_ns),
-        provider(p_us, us, "US", "us-key", op_ns),
+        provider(p_eu, eu.url + "/v1", "FR", "eu-key", op_ns),
+        provider(p_us, us.url + "/v1", "US", "us-key", op_ns),
         route("chat", kube_namespace, "chat", p_eu, p_us),
     )
-    wait_for(
-        lambda: cluster.condition("airoute", "chat", kube_namespace, "Ready").get("status") == "True",
-        timeout=30, what="route Ready",
-    )  # fmt: skip
+    wait_for(lambda: is_ready(cluster, "chat", kube_namespace), timeout=30, what="route Ready")
     config = cluster.rendered(kube_namespace, tmp_path)
     assert config["routes"]["chat"]["targets"][0]["provider"] == p_eu
     # The ConfigMap names credentials by file; no key is ever in it.
@@ -109,18 +66,16 @@ def test_route_with_missing_provider_is_reported_and_loses_nothing(
     p_eu = f"{op_ns}-eu"
     cluster.apply(
         secret("eu-key", op_ns, "sk-eu-test"),
-        provider(p_eu, eu, "FR", "eu-key", op_ns),
+        provider(p_eu, eu.url + "/v1", "FR", "eu-key", op_ns),
         route("good", kube_namespace, "good", p_eu),
     )
-    wait_for(
-        lambda: cluster.condition("airoute", "good", kube_namespace, "Ready").get("status") == "True",
-        timeout=30, what="good route Ready",
-    )  # fmt: skip
+    wait_for(lambda: is_ready(cluster, "good", kube_namespace), timeout=30, what="route Ready")
     cluster.apply(route("broken", kube_namespace, "broken", "does-not-exist"))
     ready = wait_for(
         lambda: cluster.condition("airoute", "broken", kube_namespace, "Ready") or None,
-        timeout=30, what="broken route status",
-    )  # fmt: skip
+        timeout=30,
+        what="broken route status",
+    )
     assert ready["status"] == "False"
     refs = cluster.condition("airoute", "broken", kube_namespace, "ResolvedRefs")
     assert refs["status"] == "False"

@@ -16,8 +16,10 @@ EXAMPLES = ROOT / "examples"
 def aiguillage(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", "from aiguillage.cli import main; main()", *args],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_render_writes_what_the_sidecar_mounts(tmp_path: Path) -> None:

@@ -24,11 +24,18 @@ def provider(name: str, location: str, jurisdiction: str, **spec: Any) -> dict[s
 
 def route(name: str, model: str, *targets: str, **spec: Any) -> dict[str, Any]:
     return {
-        "metadata": {"name": name, "namespace": "apps", "generation": 3,
-                     "creationTimestamp": f"2026-01-01T00:00:0{len(name) % 10}Z"},
-        "spec": {"model": model, "targets": [{"provider": t, "model": "m"} for t in targets],
-                 **spec},
-    }  # fmt: skip
+        "metadata": {
+            "name": name,
+            "namespace": "apps",
+            "generation": 3,
+            "creationTimestamp": f"2026-01-01T00:00:0{len(name) % 10}Z",
+        },
+        "spec": {
+            "model": model,
+            "targets": [{"provider": t, "model": "m"} for t in targets],
+            **spec,
+        },
+    }
 
 
 def inventory(*providers: dict[str, Any], routes: list[dict[str, Any]]) -> Inventory:

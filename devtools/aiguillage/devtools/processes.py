@@ -20,8 +20,11 @@ class Child:
         self.log_path = log
         self._log: IO[bytes] | None = None
         self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
 
     def start(self) -> Child:
+        """Start (or start again, after stop or kill) with the same argv and log."""
+        self.starts += 1
         self._log = open(self.log_path, "ab")  # noqa: SIM115  (closed in stop)
         self.proc = subprocess.Popen(
             self.argv,
@@ -69,6 +72,6 @@ def aiguillage(*args: str) -> list[str]:
     return [sys.executable, "-c", "from aiguillage.cli import main; main()", *args]
 
 
-def operator(env: dict[str, str], operator_namespace: str, log: Path) -> Child:
+def operator(env: dict[str, str], operator_namespace: str, log: Path, *args: str) -> Child:
     env = {**env, "AIGUILLAGE_OPERATOR_NAMESPACE": operator_namespace}
-    return Child("operator", aiguillage("operator"), env, log)
+    return Child("operator", aiguillage("operator", *args), env, log)

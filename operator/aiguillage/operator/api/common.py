@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.alias_generators import to_camel
+from pydantic_core import core_schema
 
 GROUP = "aiguillage.dev"
 VERSION = "v1alpha1"
@@ -29,8 +32,46 @@ def k8s(**extensions: Any) -> dict[str, Any]:
     return extensions
 
 
-CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$", json_schema_extra={"example": "FR"})]
-CountryOrGroup = Annotated[str, Field(pattern=r"^([A-Z]{2}|EU|EEA)$")]
+@dataclass(frozen=True)
+class Matching:
+    """Annotates a string that must match ``pattern``. Pydantic and the API server (through
+    a CEL rule, whose message is friendlier than a bare regex) give the same message."""
+
+    pattern: str
+    message: str
+    max_length: int
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        compiled = re.compile(self.pattern)
+
+        def check(value: str) -> str:
+            if not compiled.fullmatch(value):
+                raise ValueError(self.message)
+            return value
+
+        return core_schema.no_info_after_validator_function(
+            check, core_schema.str_schema(max_length=self.max_length)
+        )
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> dict[str, Any]:
+        out = dict(handler(schema))
+        rule = {"rule": f"self.matches(r'{self.pattern}')", "message": self.message}
+        out["x-kubernetes-validations"] = [rule]
+        return out
+
+
+CountryCode = Annotated[
+    str,
+    Matching(r"^[A-Z]{2}$", "must be an ISO 3166-1 alpha-2 country code in capitals, e.g. FR", 16),
+]
+CountryOrGroup = Annotated[
+    str,
+    Matching(r"^([A-Z]{2}|EU|EEA)$", "must be a country code in capitals (e.g. FR), EU or EEA", 16),
+]
 
 
 class Condition(ApiModel):

@@ -11,12 +11,15 @@ from pydantic import Field
 from aiguillage.operator.api.common import (
     ApiModel,
     CountryCode,
+    Matching,
     ObjectStatus,
     SecretKeyRef,
     k8s,
 )
 
-DECIMAL = r"^[0-9]+(\.[0-9]+)?$"
+Price = Annotated[
+    str, Matching(r"^[0-9]+(\.[0-9]+)?$", "must be a decimal number such as 0.10", 32)
+]
 
 
 class Api(StrEnum):
@@ -76,9 +79,9 @@ class Auth(ApiModel):
 class ModelPricing(ApiModel):
     """Price per million tokens, as decimal strings (e.g. "0.10")."""
 
-    input_per_million: Annotated[str, Field(pattern=DECIMAL)]
+    input_per_million: Price
     """Price of one million input (prompt) tokens."""
-    output_per_million: Annotated[str, Field(pattern=DECIMAL)]
+    output_per_million: Price
     """Price of one million output (completion) tokens."""
     currency: Literal["EUR"] = "EUR"
     """Currency of the prices; costs are accounted in euros."""
@@ -93,7 +96,7 @@ class ModelPricing(ApiModel):
 class ProviderModel(ApiModel):
     """A model this provider serves."""
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=253)
     """The provider's own model name (for Azure OpenAI: the deployment name)."""
     pricing: ModelPricing | None = None
     """Price list for cost accounting and the cost routing strategy."""
@@ -108,6 +111,7 @@ class AIProviderSpec(ApiModel):
     endpoint: Annotated[
         str,
         Field(
+            max_length=2048,
             json_schema_extra=k8s(
                 format="uri",
                 **{
@@ -123,7 +127,7 @@ class AIProviderSpec(ApiModel):
                         }
                     ]
                 },
-            )
+            ),
         ),
     ]
     """Base URL of the API, e.g. https://api.mistral.ai/v1."""
@@ -135,6 +139,7 @@ class AIProviderSpec(ApiModel):
         list[ProviderModel],
         Field(
             min_length=1,
+            max_length=512,
             json_schema_extra=k8s(
                 **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
             ),

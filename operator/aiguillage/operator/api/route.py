@@ -6,20 +6,22 @@ from typing import Annotated
 
 from pydantic import Field
 
-from aiguillage.operator.api.common import ApiModel, CountryOrGroup, ObjectStatus, k8s
+from aiguillage.operator.api.common import ApiModel, CountryOrGroup, Matching, ObjectStatus, k8s
 from aiguillage.operator.api.durations import PATTERN as DURATION
 from aiguillage.sidecar.config import Strategy
 
-Duration = Annotated[str, Field(pattern=DURATION)]
+Duration = Annotated[
+    str, Matching(DURATION, "must be a duration such as 250ms, 5s, 2m or 1h30m", 32)
+]
 
 
 class RouteResidency(ApiModel):
     """Where requests on this route may be processed. Both lists given = both must hold."""
 
-    locations: list[CountryOrGroup] | None = None
+    locations: Annotated[list[CountryOrGroup], Field(max_length=64)] | None = None
     """Allowed provider locations: country codes or the groups EU (27 member states) and
     EEA (EU plus IS, LI, NO)."""
-    jurisdictions: list[CountryOrGroup] | None = None
+    jurisdictions: Annotated[list[CountryOrGroup], Field(max_length=64)] | None = None
     """Allowed legal homes of provider operators: country codes, EU or EEA."""
 
 

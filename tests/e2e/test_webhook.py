@@ -1,0 +1,77 @@
+"""The validating webhook on the real API server (TLS on loopback): what CEL cannot see."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.conftest import Cluster
+from tests.e2e.manifests import provider, route, secret
+
+pytestmark = pytest.mark.e2e
+
+
+def setup(cluster: Cluster) -> tuple[str, str]:
+    op_ns = cluster.operator_namespace
+    eu, us = f"{op_ns}-eu", f"{op_ns}-us"
+    cluster.apply(
+        secret("k", op_ns, "sk-test"),
+        provider(eu, "https://eu.example/v1", "FR", "k", op_ns),
+        provider(us, "https://us.example/v1", "US", "k", op_ns),
+    )
+    return eu, us
+
+
+def apply_error(cluster: Cluster, *docs: dict[str, object]) -> str:
+    import yaml
+
+    result = cluster.plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs), check=False)
+    assert result.returncode != 0, f"accepted: {result.stdout}"
+    return result.stderr.strip()
+
+
+def denied(message: str) -> str:
+    return f'admission webhook "airoute.aiguillage.dev" denied the request: {message}'
+
+
+def test_target_outside_residency_is_refused(
+    cluster_with_webhook: Cluster, kube_namespace: str
+) -> None:
+    eu, us = setup(cluster_with_webhook)
+    doc = route("eu-only", kube_namespace, "eu-only", eu, us)
+    doc["spec"]["residency"] = {"locations": ["EU"]}
+    err = apply_error(cluster_with_webhook, doc)
+    assert err.endswith(
+        denied(
+            f'spec.targets[1]: provider "{us}" is located in US, outside residency.locations [EU]'
+        )
+    )
+
+
+def test_unknown_provider_and_model_are_refused(
+    cluster_with_webhook: Cluster, kube_namespace: str
+) -> None:
+    eu, _ = setup(cluster_with_webhook)
+    doc = route("r", kube_namespace, "r", "ghost", eu)
+    doc["spec"]["targets"][1]["model"] = "large"
+    err = apply_error(cluster_with_webhook, doc)
+    assert err.endswith(
+        denied(
+            'spec.targets[0]: provider "ghost" does not exist; '
+            f'spec.targets[1]: provider "{eu}" has no model "large" (it serves: small)'
+        )
+    )
+
+
+def test_duplicate_model_name_in_namespace_is_refused(
+    cluster_with_webhook: Cluster, kube_namespace: str
+) -> None:
+    eu, _ = setup(cluster_with_webhook)
+    cluster_with_webhook.apply(route("first", kube_namespace, "chat", eu))
+    err = apply_error(cluster_with_webhook, route("second", kube_namespace, "chat", eu))
+    assert err.endswith(denied('spec.model: "chat" is already served by AIRoute first'))
+
+
+def test_valid_route_is_admitted(cluster_with_webhook: Cluster, kube_namespace: str) -> None:
+    eu, _ = setup(cluster_with_webhook)
+    out = cluster_with_webhook.apply(route("ok", kube_namespace, "ok", eu))
+    assert "airoute.aiguillage.dev/ok created" in out
