@@ -26,6 +26,7 @@ class AttemptRecord:
     latency_ms: float = 0.0
     status: int | None = None
     detail: str = ""
+    start_ns: int = 0  # wall clock when the attempt began (for traces)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

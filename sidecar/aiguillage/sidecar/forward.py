@@ -150,6 +150,8 @@ async def forward(
                 entry.outcome, entry.status, entry.detail = err.outcome, err.status, str(err)
                 if not err.failover and isinstance(err, UpstreamStatus):
                     entry.outcome = "rejected"
+                    err.body = adapter.error_body(call, err.status or 400, err.body)
+                    state.release()
                     raise RelayedClientError(err) from err
                 state.failed(loop.time(), cb)
                 if err.retryable and tries + 1 < route.retry.attempts:
@@ -158,6 +160,10 @@ async def forward(
                         await asyncio.sleep(delay)
                         continue
                 break
+            except BaseException:
+                # Cancelled, or an unexpected error: a half-open probe must not stay taken.
+                state.release()
+                raise
             entry.latency_ms = (loop.time() - started) * 1000
             if answer.ok:
                 state.succeeded(loop.time() - started)

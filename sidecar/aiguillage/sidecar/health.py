@@ -39,6 +39,11 @@ class TargetHealth:
             else self.latency + LATENCY_SMOOTHING * (latency - self.latency)
         )
 
+    def release(self) -> None:
+        """An attempt ended without saying anything about the target's health (the provider
+        rejected the request itself, or the attempt was cancelled): let the next one probe."""
+        self.probing = False
+
     def failed(self, now: float, policy: CircuitBreaker) -> None:
         self.failures += 1
         if self.probing or self.failures >= policy.consecutive_failures:

@@ -15,7 +15,7 @@ from aiohttp import web
 from aiguillage.sidecar import log
 from aiguillage.sidecar.audit import AuditLog
 from aiguillage.sidecar.reload import POLL_SECONDS, reload_once, watch
-from aiguillage.sidecar.server import Runtime, make_app
+from aiguillage.sidecar.server import MAX_BODY, Runtime, make_app
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -32,10 +32,12 @@ class Sidecar:
         credentials_dir: Path,
         audit_path: str | None = None,
         poll_seconds: float = POLL_SECONDS,
+        max_body: int = MAX_BODY,
     ) -> None:
         self.config_dir = config_dir
         self.credentials_dir = credentials_dir
         self.poll_seconds = poll_seconds
+        self.max_body = max_body
         self.runtime = Runtime(audit=AuditLog(audit_path))
         self._runner: web.AppRunner | None = None
         self._watcher: asyncio.Task[None] | None = None
@@ -44,7 +46,8 @@ class Sidecar:
     async def start(self, listen: str = "127.0.0.1:4000") -> str:
         rt = self.runtime
         reload_once(rt, self.config_dir, self.credentials_dir)
-        self._runner = web.AppRunner(make_app(rt), access_log=None, handle_signals=False)
+        app = make_app(rt, self.max_body)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         host, port = parse_listen(listen)
         site = web.TCPSite(self._runner, host, port, backlog=1024, reuse_address=True)

@@ -12,6 +12,13 @@ from dataclasses import dataclass, field
 Labels = tuple[tuple[str, str], ...]
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+# Bucket boundaries the OpenTelemetry GenAI semantic conventions advise.
+GENAI_DURATION_BUCKETS = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)  # fmt: skip
+GENAI_TOKEN_BUCKETS = (
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+)  # fmt: skip
 
 
 @dataclass
@@ -39,6 +46,7 @@ class Metrics:
     )
     histograms: dict[str, dict[Labels, Histogram]] = field(default_factory=dict)
     help: dict[str, str] = field(default_factory=dict)
+    buckets: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
     def inc(self, name: str, labels: Labels, value: float = 1.0) -> None:
         self.counters[name][labels] += value
@@ -47,7 +55,7 @@ class Metrics:
         series = self.histograms.setdefault(name, {})
         hist = series.get(labels)
         if hist is None:
-            hist = series[labels] = Histogram(DURATION_BUCKETS)
+            hist = series[labels] = Histogram(self.buckets.get(name, DURATION_BUCKETS))
         hist.observe(value)
 
     def render(self) -> str:
@@ -94,8 +102,16 @@ def new_metrics() -> Metrics:
             "aiguillage_failovers_total": "Requests answered by another target than the first.",
             "aiguillage_cost_eur_total": "Cost of answered requests in euros.",
             "aiguillage_config_reloads_total": "Config reloads by result (ok, invalid).",
-            "gen_ai_client_token_usage_total": "Tokens used, by gen_ai.token.type.",
-            "gen_ai_client_operation_duration_seconds": "Duration of GenAI operations.",
+            "gen_ai_client_token_usage": "Tokens used per request (gen_ai.client.token.usage).",
+            "gen_ai_client_operation_duration_seconds": (
+                "Duration of GenAI operations (gen_ai.client.operation.duration)."
+            ),
+        }
+    )
+    m.buckets.update(
+        {
+            "gen_ai_client_token_usage": GENAI_TOKEN_BUCKETS,
+            "gen_ai_client_operation_duration_seconds": GENAI_DURATION_BUCKETS,
         }
     )
     return m

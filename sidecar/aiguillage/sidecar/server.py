@@ -8,6 +8,7 @@ it started with, so a reload never changes a request mid-flight.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -118,7 +119,7 @@ class Exchange:
         first_token_by = loop.time() + self.route.timeouts.first_token
         resp = await upstream.send(self.rt.session, req, self.route.timeouts)
         translator = adapter.stream_translator(self.call)
-        events = upstream.sse_events(resp)
+        events = upstream.stream_events(resp, adapter.stream_format)
         try:
             # Until the first byte reaches the client, any failure may fail over.
             first: list[bytes] = []
@@ -216,14 +217,29 @@ class Exchange:
         except RelayedClientError as exc:
             err = exc.error
             record.outcome, record.status = "rejected", err.status or 400
+            rejected = record.attempts[-1]
             return web.Response(
                 status=err.status or 400,
                 body=err.body,
-                headers={"content-type": err.content_type, "x-request-id": self.rid},
+                headers={
+                    "content-type": err.content_type,
+                    "x-request-id": self.rid,
+                    "x-aiguillage-route": self.route.name,
+                    "x-aiguillage-provider": rejected.provider,
+                    "x-aiguillage-model": rejected.model,
+                    "x-aiguillage-location": rejected.location or "",
+                    "x-aiguillage-attempts": str(self._contacted()),
+                },
             )
         except AllAttemptsFailed as exc:
-            if self.client is not None:  # cannot happen: a started stream returns an Answer
-                raise
+            if self.client is not None:
+                # The route's total deadline passed while the stream was being relayed:
+                # end it with an error event, never a clean-looking truncation.
+                record.outcome, record.status = "stream_error", 200
+                with contextlib.suppress(ConnectionResetError):
+                    await self.client.write(sse_error(f"provider stream failed: {exc}", "timeout"))
+                    await self.client.write_eof()
+                return self.client
             return self._fail(
                 502,
                 str(exc),
@@ -241,12 +257,13 @@ class Exchange:
             headers={
                 "x-request-id": self.rid,
                 "x-aiguillage-route": self.route.name,
-                "x-aiguillage-attempts": str(
-                    sum(1 for a in self.record.attempts if not a.outcome.startswith("skipped"))
-                ),
+                "x-aiguillage-attempts": str(self._contacted()),
             },
             **extra,
         )
+
+    def _contacted(self) -> int:
+        return sum(1 for a in self.record.attempts if not a.outcome.startswith("skipped"))
 
     def _account(self, usage: Any, chosen: Chosen, ok: bool) -> None:
         record = self.record
@@ -257,11 +274,12 @@ class Exchange:
             record.outcome, record.status = "stream_error", 200
 
 
-def _operation_handler(operation: Operation) -> Any:
+def _operation_handler(operation: Operation, max_body: int) -> Any:
     async def handle(request: web.Request) -> web.StreamResponse:
         rt = request.app[RUNTIME]
         snap = rt.snapshot
         rid = request.headers.get("x-request-id") or uuid4().hex
+        with_id = {"x-request-id": rid}
         if snap is None:
             return error(
                 503,
@@ -275,9 +293,10 @@ def _operation_handler(operation: Operation) -> Any:
         except web.HTTPRequestEntityTooLarge:
             return error(
                 413,
-                f"request body is larger than {MAX_BODY} bytes",
+                f"request body is larger than {max_body} bytes",
                 "invalid_request_error",
                 "request_too_large",
+                headers=with_id,
             )
         try:
             body = orjson.loads(raw)
@@ -287,15 +306,24 @@ def _operation_handler(operation: Operation) -> Any:
                 f"request body is not valid JSON: {exc}",
                 "invalid_request_error",
                 "invalid_json",
+                headers=with_id,
             )
         if not isinstance(body, dict):
             return error(
-                400, "request body must be a JSON object", "invalid_request_error", "invalid_json"
+                400,
+                "request body must be a JSON object",
+                "invalid_request_error",
+                "invalid_json",
+                headers=with_id,
             )
         model = body.get("model")
         if not isinstance(model, str) or not model:
             return error(
-                400, 'request needs a "model" string', "invalid_request_error", "model_required"
+                400,
+                'request needs a "model" string',
+                "invalid_request_error",
+                "model_required",
+                headers=with_id,
             )
         route = snap.config.routes.get(model)
         if route is None:
@@ -339,6 +367,7 @@ def _operation_handler(operation: Operation) -> Any:
                     f"{LOCATION_HEADER}/{JURISDICTION_HEADER}: {exc}",
                     "invalid_request_error",
                     "invalid_residency_header",
+                    headers={**with_id, "x-aiguillage-route": route.name},
                 )
         finally:
             _observe(rt, record, time.perf_counter() - started)
@@ -414,13 +443,14 @@ async def metrics(request: web.Request) -> web.Response:
     )
 
 
-def make_app(rt: Runtime) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY)
+def make_app(rt: Runtime, max_body: int = MAX_BODY) -> web.Application:
+    """The sidecar's application; ``max_body`` bounds a request body (larger ones get 413)."""
+    app = web.Application(client_max_size=max_body)
     app[RUNTIME] = rt
-    app.router.add_post("/v1/chat/completions", _operation_handler(Operation.CHAT))
-    app.router.add_post("/v1/embeddings", _operation_handler(Operation.EMBEDDINGS))
-    app.router.add_post("/v1/completions", _operation_handler(Operation.COMPLETIONS))
-    app.router.add_post("/v1/responses", _operation_handler(Operation.RESPONSES))
+    app.router.add_post("/v1/chat/completions", _operation_handler(Operation.CHAT, max_body))
+    app.router.add_post("/v1/embeddings", _operation_handler(Operation.EMBEDDINGS, max_body))
+    app.router.add_post("/v1/completions", _operation_handler(Operation.COMPLETIONS, max_body))
+    app.router.add_post("/v1/responses", _operation_handler(Operation.RESPONSES, max_body))
     app.router.add_get("/v1/models", models)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

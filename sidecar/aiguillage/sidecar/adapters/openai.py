@@ -3,7 +3,10 @@
 Requests in the OpenAI shape pass through with only ``model`` replaced, so the
 hot path parses the client body once and the provider's answer only to read usage.
 For streams the sidecar always asks for usage (accounting needs it) and drops the
-usage chunk again when the client did not ask for it.
+usage chunk again when the client did not ask for it. Every stream chunk is parsed, so
+that a garbled one ends the stream with an error event instead of reaching the client's
+SDK as unparsable data. Responses API streams have no ``[DONE]``: they end with a
+``response.completed`` (or ``response.incomplete``) event that carries the usage.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ PATHS = {
     Operation.RESPONSES: "/responses",
 }
 DONE = b"[DONE]"
+# Responses API events that end a stream properly; their ``response`` carries the usage.
+RESPONSE_END = frozenset({"response.completed", "response.incomplete"})
 
 
 def usage_of(body: dict[str, Any]) -> Usage:
@@ -87,17 +92,23 @@ class OpenAIStream(StreamTranslator):
         if data == DONE:
             self.done = True
             return (b"data: [DONE]\n\n",)
-        if b'"usage"' in data or b'"error"' in data:
-            try:
-                chunk = orjson.loads(data)
-            except orjson.JSONDecodeError as exc:
-                raise UpstreamProtocol("provider sent an invalid stream chunk") from exc
-            if "error" in chunk:
-                raise UpstreamProtocol("provider sent an error event in the stream")
-            if chunk.get("usage"):
-                self.usage = usage_of(chunk)
-                if not chunk.get("choices") and not self._forward_usage:
-                    return ()
-        elif not data.startswith(b"{"):
-            raise UpstreamProtocol("provider sent an invalid stream chunk")
-        return (b"data: " + data + b"\n\n",)
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamProtocol("provider sent an invalid stream chunk") from exc
+        if not isinstance(chunk, dict):
+            raise UpstreamProtocol("provider sent a stream chunk that is not an object")
+        kind = chunk.get("type")
+        if chunk.get("error") or event == "error" or kind in ("error", "response.failed"):
+            raise UpstreamProtocol("provider sent an error event in the stream")
+        if kind in RESPONSE_END:
+            self.done = True
+            response = chunk.get("response")
+            if isinstance(response, dict):
+                self.usage = usage_of(response)
+        elif chunk.get("usage"):
+            self.usage = usage_of(chunk)
+            if not chunk.get("choices") and not self._forward_usage:
+                return ()
+        name = b"event: " + event.encode() + b"\n" if event else b""
+        return (name + b"data: " + data + b"\n\n",)

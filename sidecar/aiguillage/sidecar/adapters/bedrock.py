@@ -1,0 +1,452 @@
+"""Amazon Bedrock Runtime, Converse API: ``/model/{modelId}/converse`` and ``/converse-stream``.
+
+Request (from :class:`~.openai_chat.ChatRequest`): system text becomes the ``system`` list;
+turns become ``messages`` whose content blocks are ``text``, ``image`` (format and base64
+``bytes``), ``toolUse`` and ``toolResult``; ``max_tokens``/``temperature``/``top_p``/
+``stop`` go in ``inferenceConfig``; function tools become ``toolConfig.tools[].toolSpec``
+with their JSON Schema in ``inputSchema.json``; a ``json_schema`` response format becomes
+``outputConfig.textFormat``. Not expressible, so refused with a 400: ``n`` > 1, audio input,
+``json_object`` mode (Converse only constrains output to a given schema) and
+``tool_choice: none`` once the conversation holds tool calls (Converse requires the tools
+then and has no "none" choice; without tool history the tools are simply not sent).
+Dropped as harmless: ``seed``, ``presence_penalty``, ``frequency_penalty``.
+
+Every request is signed with AWS Signature V4 (service ``bedrock``) by botocore's signer.
+The credential file holds JSON ``{"accessKeyId", "secretAccessKey", "sessionToken"?}``;
+text that is not JSON is taken as a Bedrock API key and sent as a bearer token. The region
+comes from ``options.region``, else from the ``bedrock-runtime.{region}.amazonaws.com``
+host. botocore is imported here only, so a sidecar without a Bedrock provider never loads
+it (see :data:`~aiguillage.sidecar.adapters.MODULES`).
+
+Streams are binary ``application/vnd.amazon.eventstream`` frames, decoded by
+:func:`event_stream` (registered as ``"aws-eventstream"``); exception frames (throttling,
+model stream errors...) raise UpstreamProtocol.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncGenerator, Iterable
+from typing import Any, Literal
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+import orjson
+import yarl
+from botocore.auth import SigV4Auth  # type: ignore[import-untyped]
+from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
+from botocore.credentials import Credentials  # type: ignore[import-untyped]
+from botocore.eventstream import EventStreamBuffer, ParserError  # type: ignore[import-untyped]
+
+from aiguillage.sidecar import upstream
+from aiguillage.sidecar.adapters.base import (
+    Adapter,
+    Call,
+    Operation,
+    StreamTranslator,
+    UpstreamRequest,
+    Usage,
+)
+from aiguillage.sidecar.adapters.openai_chat import (
+    DONE_EVENT,
+    END_OF_STREAM,
+    ChatRequest,
+    Choice,
+    ChunkWriter,
+    Media,
+    Text,
+    ToolCall,
+    ToolResult,
+    Turn,
+    UnsupportedRequest,
+    completion,
+    is_openai_error,
+    load_object,
+    new_id,
+    openai_error,
+    parse_chat,
+    tool_call_json,
+)
+from aiguillage.sidecar.config import Provider
+from aiguillage.sidecar.errors import ConfigError, TimedOut, UpstreamProtocol
+
+SIGNING_NAME = "bedrock"
+EVENT_STREAM = "aws-eventstream"
+_HOST = re.compile(r"^bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com$")
+IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/gif": "gif", "image/webp": "webp"}
+STOP_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "content_filtered": "content_filter",
+    "guardrail_intervened": "content_filter",
+}
+
+Scope = Literal["EU", "US", "GLOBAL"]
+_SCOPES: dict[str, Scope] = {"eu": "EU", "us": "US", "us-gov": "US", "global": "GLOBAL"}
+
+
+def profile_region_scope(model_id: str) -> Scope | None:
+    """Where a cross-region inference profile may process requests, from its id or ARN.
+
+    ``eu.*`` stays in EU regions, ``us.*`` (and ``us-gov.*``) in US regions, ``global.*``
+    anywhere. None for a plain model id (processed in the endpoint's own region) and for
+    other geographies (``apac.``...).
+    """
+    resource = (
+        model_id.rpartition(":inference-profile/")[2] if model_id.startswith("arn:") else model_id
+    )
+    prefix, dot, _ = resource.partition(".")
+    return _SCOPES.get(prefix) if dot else None
+
+
+def region_of(provider: Provider) -> str:
+    region = provider.options.get("region")
+    if region:
+        return region
+    match = _HOST.match(urlsplit(provider.endpoint).hostname or "")
+    if match:
+        return match.group(1)
+    raise ConfigError(
+        f"provider at {provider.endpoint}: api bedrock needs options.region (the endpoint "
+        "is not bedrock-runtime.<region>.amazonaws.com)"
+    )
+
+
+def credentials_of(provider: Provider, text: str | None) -> Credentials | str:
+    """botocore Credentials from the credential's JSON, or the text as a Bedrock API key."""
+    where = f"credential file {provider.credential!r} of the provider at {provider.endpoint}"
+    if not text:
+        raise ConfigError(f"provider at {provider.endpoint}: api bedrock needs a credential")
+    if not text.lstrip().startswith("{"):
+        return text.strip()
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise ConfigError(f"{where}: not valid JSON") from None
+    key, secret, token = (data.get(k) for k in ("accessKeyId", "secretAccessKey", "sessionToken"))
+    if not isinstance(key, str) or not isinstance(secret, str) or not key or not secret:
+        raise ConfigError(f'{where}: needs string fields "accessKeyId" and "secretAccessKey"')
+    if token is not None and not isinstance(token, str):
+        raise ConfigError(f'{where}: "sessionToken" must be a string')
+    return Credentials(key, secret, token or None)
+
+
+# -- request ---------------------------------------------------------------------------------
+
+
+def request_body(req: ChatRequest) -> dict[str, Any]:
+    """The Converse request body for a parsed OpenAI chat request."""
+    if req.n > 1:
+        raise UnsupportedRequest('"n" > 1 is not supported by providers of api bedrock')
+    if req.response_format.kind == "json_object":
+        raise UnsupportedRequest(
+            'response_format "json_object" is not supported by providers of api bedrock: '
+            'use "json_schema" with a schema'
+        )
+    body: dict[str, Any] = {"messages": [_message(turn) for turn in req.turns]}
+    if req.system:
+        body["system"] = [{"text": s} for s in req.system]
+    config: dict[str, Any] = {}
+    for key, value in (
+        ("maxTokens", req.max_tokens),
+        ("temperature", req.temperature),
+        ("topP", req.top_p),
+    ):
+        if value is not None:
+            config[key] = value
+    if req.stop:
+        config["stopSequences"] = req.stop
+    if config:
+        body["inferenceConfig"] = config
+    tool_config = _tool_config(req)
+    if tool_config:
+        body["toolConfig"] = tool_config
+    fmt = req.response_format
+    if fmt.kind == "json_schema":
+        schema: dict[str, Any] = {"schema": orjson.dumps(fmt.schema).decode()}
+        if fmt.name:
+            schema["name"] = fmt.name
+        if fmt.description:
+            schema["description"] = fmt.description
+        body["outputConfig"] = {
+            "textFormat": {"type": "json_schema", "structure": {"jsonSchema": schema}}
+        }
+    return body
+
+
+def _message(turn: Turn) -> dict[str, Any]:
+    blocks: list[dict[str, Any]] = []
+    for part in turn.parts:
+        if isinstance(part, Text):
+            blocks.append({"text": part.text})
+        elif isinstance(part, Media):
+            fmt = IMAGE_FORMATS.get(part.mime) if part.kind == "image" else None
+            if fmt is None:
+                raise UnsupportedRequest(
+                    f"{part.mime} input is not supported by providers of api bedrock "
+                    "(images: png, jpeg, gif, webp)"
+                )
+            blocks.append({"image": {"format": fmt, "source": {"bytes": part.data}}})
+        elif isinstance(part, ToolCall):
+            blocks.append(
+                {"toolUse": {"toolUseId": part.id, "name": part.name, "input": part.arguments}}
+            )
+        elif isinstance(part, ToolResult):
+            blocks.append(
+                {"toolResult": {"toolUseId": part.call_id, "content": [{"text": part.content}]}}
+            )
+    return {"role": turn.role, "content": blocks}
+
+
+def _tool_config(req: ChatRequest) -> dict[str, Any] | None:
+    choice = req.tool_choice
+    if not req.tools:
+        return None
+    if choice is not None and choice.mode == "none":
+        if req.has_tool_history:
+            raise UnsupportedRequest(
+                'tool_choice "none" is not supported by providers of api bedrock once the '
+                "conversation holds tool calls"
+            )
+        return None
+    tools = []
+    for tool in req.tools:
+        spec: dict[str, Any] = {
+            "name": tool.name,
+            "inputSchema": {"json": tool.parameters or {"type": "object", "properties": {}}},
+        }
+        if tool.description:
+            spec["description"] = tool.description
+        tools.append({"toolSpec": spec})
+    config: dict[str, Any] = {"tools": tools}
+    # "auto" is Converse's default; sending it explicitly fails on models without toolChoice.
+    if choice is not None and choice.mode == "required":
+        config["toolChoice"] = {"any": {}}
+    elif choice is not None and choice.mode == "function":
+        config["toolChoice"] = {"tool": {"name": choice.name}}
+    return config
+
+
+# -- answer ----------------------------------------------------------------------------------
+
+
+def usage_of(usage: Any) -> Usage:
+    if not isinstance(usage, dict):
+        return Usage()
+    return Usage(int(usage.get("inputTokens") or 0), int(usage.get("outputTokens") or 0))
+
+
+def finish_reason(stop_reason: Any) -> str:
+    return STOP_REASONS.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
+
+
+def read_converse_response(raw: bytes, model: str) -> tuple[bytes, Usage]:
+    body = load_object(raw, "Converse answer")
+    output = body.get("output")
+    message = output.get("message") if isinstance(output, dict) else None
+    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(content, list):
+        raise UpstreamProtocol("provider answered without output.message.content")
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for block in content:
+        if not isinstance(block, dict):
+            continue
+        if isinstance(block.get("text"), str):
+            texts.append(block["text"])
+        use = block.get("toolUse")
+        if isinstance(use, dict) and isinstance(use.get("name"), str):
+            calls.append(
+                tool_call_json(
+                    len(calls),
+                    str(use.get("toolUseId", "")),
+                    use["name"],
+                    orjson.dumps(use.get("input") or {}).decode(),
+                )
+            )
+    usage = usage_of(body.get("usage"))
+    choice = Choice(
+        0, "".join(texts) if texts else None, calls, finish_reason(body.get("stopReason"))
+    )
+    return completion(new_id(), model, [choice], usage), usage
+
+
+class ConverseStream(StreamTranslator):
+    """ConverseStream events -> OpenAI chunks.
+
+    Nothing is written for ``messageStart``: the role rides on the first content delta,
+    so the client's first byte is real content. ``messageStop`` is the provider's proper
+    end (finish reason); ``metadata`` (usage) follows it; ``[DONE]`` is written when the
+    event stream closes cleanly after ``messageStop``.
+    """
+
+    def __init__(self, model: str, client_wants_usage: bool) -> None:
+        self.usage = Usage()
+        self.done = False
+        self._wants_usage = client_wants_usage
+        self._writer = ChunkWriter(model)
+        self._tools: dict[int, int] = {}  # contentBlockIndex -> tool call index
+        self._ended = False
+
+    def feed(self, event: str | None, data: bytes) -> Iterable[bytes]:
+        if event == END_OF_STREAM:
+            if not self.done or self._ended:
+                return ()
+            self._ended = True
+            return (DONE_EVENT,)
+        if event not in _EVENTS:
+            return ()  # messageStart, contentBlockStop, and events newer than this code
+        payload = load_object(data, f"{event} event")
+        return _EVENTS[event](self, payload)
+
+    def _block_start(self, payload: dict[str, Any]) -> list[bytes]:
+        start = payload.get("start")
+        use = start.get("toolUse") if isinstance(start, dict) else None
+        if not isinstance(use, dict) or not isinstance(use.get("name"), str):
+            return []
+        index = len(self._tools)
+        self._tools[int(payload.get("contentBlockIndex") or 0)] = index
+        call = tool_call_json(index, str(use.get("toolUseId", "")), use["name"], "")
+        return [self._writer.delta(tool_calls=[call])]
+
+    def _block_delta(self, payload: dict[str, Any]) -> list[bytes]:
+        delta = payload.get("delta")
+        if not isinstance(delta, dict):
+            return []
+        if isinstance(delta.get("text"), str) and delta["text"]:
+            return [self._writer.delta(content=delta["text"])]
+        use = delta.get("toolUse")
+        block = int(payload.get("contentBlockIndex") or 0)
+        if isinstance(use, dict) and isinstance(use.get("input"), str) and block in self._tools:
+            call = {"index": self._tools[block], "function": {"arguments": use["input"]}}
+            return [self._writer.delta(tool_calls=[call])]
+        return []  # reasoning content and citations are not part of an OpenAI answer
+
+    def _message_stop(self, payload: dict[str, Any]) -> list[bytes]:
+        self.done = True
+        return [self._writer.delta(finish_reason=finish_reason(payload.get("stopReason")))]
+
+    def _metadata(self, payload: dict[str, Any]) -> list[bytes]:
+        self.usage = usage_of(payload.get("usage"))
+        return [self._writer.usage(self.usage)] if self._wants_usage else []
+
+
+_EVENTS = {
+    "contentBlockStart": ConverseStream._block_start,
+    "contentBlockDelta": ConverseStream._block_delta,
+    "messageStop": ConverseStream._message_stop,
+    "metadata": ConverseStream._metadata,
+}
+
+
+async def event_stream(
+    resp: aiohttp.ClientResponse,
+) -> AsyncGenerator[tuple[str | None, bytes], None]:
+    """``(event type, JSON payload)`` of each event-stream frame, then END_OF_STREAM.
+
+    Exception and error frames raise UpstreamProtocol; so do bad frames (CRC, lengths) and
+    a stream that stops mid-frame. aiohttp errors map as in upstream.sse_events.
+    """
+    buffer = EventStreamBuffer()
+    pending = 0
+    try:
+        async for data in resp.content.iter_any():
+            buffer.add_data(data)
+            pending += len(data)
+            for message in buffer:
+                pending -= message.prelude.total_length
+                yield _event(message.headers, message.payload)
+    except aiohttp.ServerTimeoutError as exc:
+        raise TimedOut("stream idle timeout") from exc
+    except TimeoutError as exc:
+        raise TimedOut("deadline") from exc
+    except (aiohttp.ClientError, OSError) as exc:
+        raise UpstreamProtocol(f"stream cut ({type(exc).__name__})") from exc
+    except ParserError as exc:
+        raise UpstreamProtocol(
+            f"provider sent a bad event-stream frame ({type(exc).__name__})"
+        ) from exc
+    if pending:
+        raise UpstreamProtocol("stream cut in the middle of an event-stream frame")
+    yield END_OF_STREAM, b""
+
+
+def _event(headers: dict[str, Any], payload: bytes) -> tuple[str, bytes]:
+    kind = headers.get(":message-type")
+    if kind == "event":
+        return str(headers.get(":event-type", "")), payload
+    if kind == "exception":
+        name = headers.get(":exception-type", "exception")
+        try:
+            message = orjson.loads(payload).get("message")
+        except (orjson.JSONDecodeError, AttributeError):
+            message = None
+        detail = f": {str(message)[:200]}" if message else ""
+        raise UpstreamProtocol(f"provider sent {name} in the stream{detail}")
+    code = headers.get(":error-code", kind)
+    raise UpstreamProtocol(f"provider sent an error frame in the stream ({code})")
+
+
+upstream.STREAM_DECODERS[EVENT_STREAM] = event_stream
+
+
+def error_to_openai(status: int, body: bytes) -> bytes:
+    """Bedrock's ``{"message": ...}`` error body as an OpenAI error body."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        parsed = None
+    if is_openai_error(parsed):
+        return body
+    message = None
+    if isinstance(parsed, dict):
+        message = parsed.get("message") or parsed.get("Message")
+    if not isinstance(message, str):
+        message = body.decode(errors="replace").strip()[:500] or f"provider answered HTTP {status}"
+    return openai_error(status, message, None)
+
+
+# -- the adapter -----------------------------------------------------------------------------
+
+
+class BedrockAdapter(Adapter):
+    api = "bedrock"
+    operations = frozenset({Operation.CHAT})
+    stream_format = EVENT_STREAM
+
+    def __init__(self, provider: Provider, credential: str | None) -> None:
+        super().__init__(provider, credential)
+        self._base = provider.endpoint.rstrip("/") + "/model/"
+        self._auth = credentials_of(provider, credential)
+        self._signer = (
+            SigV4Auth(self._auth, SIGNING_NAME, region_of(provider))
+            if isinstance(self._auth, Credentials)
+            else None
+        )
+
+    def build(self, call: Call, model: str) -> UpstreamRequest:
+        body = orjson.dumps(request_body(parse_chat(call.body, self.api)))
+        action = "/converse-stream" if call.stream else "/converse"
+        # Sign the URL exactly as aiohttp will send it: yarl unescapes characters such as
+        # ":" that the path allows, and AWS signs the path it receives.
+        url = str(yarl.URL(self._base + quote(model, safe="") + action))
+        accept = "application/vnd.amazon.eventstream" if call.stream else "application/json"
+        headers = {"content-type": "application/json", "accept": accept}
+        if self._signer is None:
+            headers["authorization"] = f"Bearer {self._auth}"
+            return UpstreamRequest(url, headers, body)
+        request = AWSRequest(method="POST", url=url, data=body, headers=headers)
+        self._signer.add_auth(request)
+        return UpstreamRequest(url, {k: str(v) for k, v in request.headers.items()}, body)
+
+    def read_response(self, call: Call, raw: bytes) -> tuple[bytes, Usage]:
+        return read_converse_response(raw, str(call.body.get("model", "")))
+
+    def stream_translator(self, call: Call) -> StreamTranslator:
+        return ConverseStream(str(call.body.get("model", "")), call.client_wants_usage)
+
+    def error_body(self, call: Call, status: int, body: bytes) -> bytes:
+        return error_to_openai(status, body)

@@ -1,0 +1,120 @@
+"""Vertex AI (``{location}-aiplatform.googleapis.com``): Google's ``generateContent`` format
+(translated in :mod:`.google_genai`) on a project's regional endpoint.
+
+URLs are ``{endpoint}/v1/projects/{project}/locations/{location}/publishers/google/models/
+{model}:generateContent`` (``:streamGenerateContent?alt=sse`` for streams), where the
+``endpoint`` is the regional host, e.g. ``https://europe-west4-aiplatform.googleapis.com``
+(``https://aiplatform.googleapis.com`` is the ``global`` location, ``aiplatform.eu.rep.
+googleapis.com`` the ``eu`` multi-region). Options: ``project`` (required), ``location``
+(else read from the host; both given must agree, because the location decides where data
+is processed), ``apiVersion`` (default ``v1``; ignored when the endpoint has a path).
+
+Auth: the credential file holds an OAuth 2 access token, sent as ``Authorization: Bearer``.
+Minting tokens from a service-account key (JWT exchange, refresh before expiry) is out of
+scope here: something else must keep the file fresh (tokens live about an hour); the
+sidecar re-reads credentials when the file changes.
+
+Embeddings use ``:predict`` (``instances[].content``), whose answer reports token counts.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import orjson
+
+from aiguillage.sidecar.adapters.base import Call, UpstreamRequest, Usage
+from aiguillage.sidecar.adapters.google_genai import GoogleGenAIAdapter
+from aiguillage.sidecar.adapters.openai_chat import (
+    dimensions,
+    embedding_inputs,
+    embeddings_body,
+    load_object,
+)
+from aiguillage.sidecar.config import Provider
+from aiguillage.sidecar.errors import ConfigError, UpstreamProtocol
+
+DEFAULT_VERSION = "v1"
+_REGIONAL = re.compile(r"^([a-z0-9-]+)-aiplatform\.googleapis\.com$")
+_MULTI_REGIONAL = re.compile(r"^aiplatform\.([a-z0-9-]+)\.rep\.googleapis\.com$")
+
+
+def location_of_host(host: str) -> str | None:
+    """The Vertex location an endpoint host serves, if the host says so."""
+    if host == "aiplatform.googleapis.com":
+        return "global"
+    match = _REGIONAL.match(host) or _MULTI_REGIONAL.match(host)
+    return match.group(1) if match else None
+
+
+class VertexAIAdapter(GoogleGenAIAdapter):
+    api = "vertex-ai"
+
+    def __init__(self, provider: Provider, credential: str | None) -> None:
+        super().__init__(provider, credential)
+        options = provider.options
+        project = options.get("project")
+        if not project:
+            raise ConfigError(
+                f"provider at {provider.endpoint}: api vertex-ai needs options.project"
+            )
+        parts = urlsplit(provider.endpoint.rstrip("/"))
+        from_host = location_of_host(parts.hostname or "")
+        location = options.get("location") or from_host
+        if not location:
+            raise ConfigError(
+                f"provider at {provider.endpoint}: api vertex-ai needs options.location "
+                "(the endpoint host does not name one)"
+            )
+        if from_host and location != from_host:
+            raise ConfigError(
+                f'provider at {provider.endpoint}: options.location "{location}" does not match '
+                f'the endpoint\'s location "{from_host}"'
+            )
+        path = parts.path or "/" + options.get("apiVersion", DEFAULT_VERSION)
+        self.location = location
+        self._base = (
+            f"{parts.scheme}://{parts.netloc}{path}/projects/{quote(project, safe='')}"
+            f"/locations/{quote(location, safe='')}/publishers/google/models/"
+        )
+        self._headers = {"content-type": "application/json"}
+        if credential:
+            self._headers["authorization"] = f"Bearer {credential}"
+
+    def model_url(self, model: str) -> str:
+        return self._base + quote(model, safe="")
+
+    def headers(self) -> dict[str, str]:
+        return self._headers
+
+    def embeddings_request(self, call: Call, model: str) -> UpstreamRequest:
+        body: dict[str, Any] = {
+            "instances": [{"content": text} for text in embedding_inputs(call.body)]
+        }
+        dims = dimensions(call.body)
+        if dims is not None:
+            body["parameters"] = {"outputDimensionality": dims}
+        return UpstreamRequest(
+            self.model_url(model) + ":predict", self._headers, orjson.dumps(body)
+        )
+
+    def embeddings_response(self, call: Call, raw: bytes) -> tuple[bytes, Usage]:
+        body = load_object(raw, "predict answer")
+        predictions = body.get("predictions")
+        if not isinstance(predictions, list):
+            raise UpstreamProtocol("provider answered without predictions")
+        vectors = []
+        tokens = 0
+        for item in predictions:
+            embeddings = item.get("embeddings") if isinstance(item, dict) else None
+            values = embeddings.get("values") if isinstance(embeddings, dict) else None
+            if not isinstance(values, list):
+                raise UpstreamProtocol("provider answered a prediction without values")
+            vectors.append(values)
+            stats = embeddings.get("statistics") if isinstance(embeddings, dict) else None
+            if isinstance(stats, dict):
+                tokens += int(stats.get("token_count") or 0)
+        usage = Usage(tokens, 0)
+        return embeddings_body(call.body, str(call.body.get("model", "")), vectors, usage), usage

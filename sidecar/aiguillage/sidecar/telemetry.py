@@ -1,0 +1,189 @@
+"""Metrics and traces for each request, recorded after its answer has been sent.
+
+Nothing here runs on a request's critical path: the handler schedules
+:meth:`Telemetry.finished` with ``loop.call_soon`` once the response is written,
+and builds metrics and spans from the audit record, with the timestamps taken
+during the request. Metric names follow the OpenTelemetry GenAI semantic
+conventions (``gen_ai.client.operation.duration``, ``gen_ai.client.token.usage``),
+exported in Prometheus form (dots become underscores). Traces (one span per request,
+a child per attempt) are produced only when an exporter is configured: the
+standard ``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``
+environment variables, or an exporter handed in by tests.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from aiguillage.sidecar import log
+from aiguillage.sidecar.audit import AuditRecord
+from aiguillage.sidecar.metrics import Labels, Metrics
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+# Client-facing operation -> gen_ai.operation.name
+OPERATION_NAMES = {
+    "chat.completions": "chat",
+    "messages": "chat",
+    "responses": "chat",
+    "completions": "text_completion",
+    "embeddings": "embeddings",
+}
+
+
+def _contacted(record: AuditRecord) -> list[Any]:
+    return [a for a in record.attempts if not a.outcome.startswith("skipped")]
+
+
+class Telemetry:
+    def __init__(self, metrics: Metrics, exporter: SpanExporter | None = None) -> None:
+        self.metrics = metrics
+        self._provider: TracerProvider | None = None
+        if exporter is None:
+            exporter = _exporter_from_environment()
+        if exporter is not None:
+            self._provider = _tracer_provider(exporter)
+            self._tracer = self._provider.get_tracer("aiguillage.sidecar")
+
+    def finished(
+        self, record: AuditRecord, start_ns: int, end_ns: int, headers: Mapping[str, str]
+    ) -> None:
+        """Record one finished request (called after its response was sent)."""
+        self._metrics(record, (end_ns - start_ns) / 1e9)
+        if self._provider is not None:
+            try:
+                self._spans(record, start_ns, end_ns, headers)
+            except Exception:  # telemetry must never break serving
+                log.server.exception("could not record trace")
+
+    def shutdown(self) -> None:
+        if self._provider is not None:
+            self._provider.shutdown()
+
+    def _metrics(self, record: AuditRecord, seconds: float) -> None:
+        m = self.metrics
+        route = record.route or ""
+        m.inc("aiguillage_requests_total", (("route", route), ("outcome", record.outcome)))
+        contacted = _contacted(record)
+        for a in contacted:
+            m.inc(
+                "aiguillage_attempts_total",
+                (("provider", a.provider), ("model", a.model), ("outcome", a.outcome)),
+            )
+        if len(contacted) > 1:
+            m.inc("aiguillage_failovers_total", (("route", route),))
+        if not contacted:
+            return
+        last = contacted[-1]
+        labels: Labels = (
+            ("gen_ai_operation_name", OPERATION_NAMES.get(record.operation, record.operation)),
+            ("gen_ai_provider_name", last.provider),
+            ("gen_ai_request_model", record.model),
+            ("gen_ai_response_model", last.model),
+        )
+        if last.outcome != "ok":
+            labels = (*labels, ("error_type", last.outcome))
+        m.observe("gen_ai_client_operation_duration_seconds", labels, seconds)
+        if last.outcome != "ok":
+            return
+        m.observe(
+            "gen_ai_client_token_usage",
+            (*labels, ("gen_ai_token_type", "input")),
+            record.input_tokens,
+        )
+        m.observe(
+            "gen_ai_client_token_usage",
+            (*labels, ("gen_ai_token_type", "output")),
+            record.output_tokens,
+        )
+        if record.cost_eur is not None:
+            m.inc(
+                "aiguillage_cost_eur_total",
+                (("route", route), ("provider", last.provider), ("model", last.model)),
+                float(record.cost_eur),
+            )
+
+    def _spans(
+        self, record: AuditRecord, start_ns: int, end_ns: int, headers: Mapping[str, str]
+    ) -> None:
+        from opentelemetry import propagate, trace
+        from opentelemetry.trace import SpanKind, Status, StatusCode
+
+        operation = OPERATION_NAMES.get(record.operation, record.operation)
+        parent = propagate.extract(headers)
+        span = self._tracer.start_span(
+            f"{operation} {record.model}",
+            context=parent,
+            kind=SpanKind.SERVER,
+            start_time=start_ns,
+            attributes={
+                "gen_ai.operation.name": operation,
+                "gen_ai.request.model": record.model,
+                "gen_ai.usage.input_tokens": record.input_tokens,
+                "gen_ai.usage.output_tokens": record.output_tokens,
+                "aiguillage.request_id": record.request_id,
+                "aiguillage.route": record.route or "",
+                "aiguillage.namespace": record.namespace,
+                "aiguillage.outcome": record.outcome,
+                "aiguillage.attempts": len(_contacted(record)),
+                "http.response.status_code": record.status,
+            },
+        )
+        if record.outcome not in ("ok", "client_closed"):
+            span.set_status(Status(StatusCode.ERROR, record.outcome))
+            span.set_attribute("error.type", record.outcome)
+        ctx = trace.set_span_in_context(span)
+        for a in record.attempts:
+            begin = a.start_ns or start_ns
+            child = self._tracer.start_span(
+                f"attempt {a.provider}",
+                context=ctx,
+                kind=SpanKind.CLIENT,
+                start_time=begin,
+                attributes={
+                    "gen_ai.provider.name": a.provider,
+                    "gen_ai.response.model": a.model,
+                    "aiguillage.location": a.location or "",
+                    "aiguillage.jurisdiction": a.jurisdiction or "",
+                    "aiguillage.outcome": a.outcome,
+                    **({"http.response.status_code": a.status} if a.status else {}),
+                },
+            )
+            if a.outcome not in ("ok",):
+                child.set_status(Status(StatusCode.ERROR, a.outcome))
+            child.end(end_time=begin + int(a.latency_ms * 1e6))
+        span.end(end_time=end_ns)
+
+
+def _exporter_from_environment() -> SpanExporter | None:
+    if not (
+        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    ):
+        return None
+    try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    except ImportError:
+        log.server.warning(
+            "OTEL_EXPORTER_OTLP_ENDPOINT is set but opentelemetry-exporter-otlp-proto-http is "
+            "not installed (pip install 'aiguillage[otlp]'); traces are off"
+        )
+        return None
+    return OTLPSpanExporter()
+
+
+def _tracer_provider(exporter: SpanExporter) -> TracerProvider:
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    resource = Resource.create(
+        {"service.name": os.environ.get("OTEL_SERVICE_NAME", "aiguillage-sidecar")}
+    )
+    provider = TracerProvider(resource=resource)
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider

@@ -1,0 +1,539 @@
+"""Residency: the rules (``residency.py``) and their enforcement on every request.
+
+The property test at the end is the main guarantee: whatever the route, the headers and the faults,
+no request ever reaches a provider outside (route rule ∩ header rule).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aiguillage.devtools.harness import LoopThread
+from aiguillage.devtools.simulators.openai import OpenAISimulator
+from aiguillage.sidecar.config import (
+    CircuitBreaker,
+    Provider,
+    Residency,
+    Retry,
+    Route,
+    SidecarConfig,
+    Target,
+    Timeouts,
+)
+from aiguillage.sidecar.health import HealthBoard
+from aiguillage.sidecar.loader import load
+from aiguillage.sidecar.residency import (
+    EEA,
+    EU,
+    ResidencyRule,
+    UnknownRegionError,
+    describe,
+    expand,
+)
+from tests.sidecar.conftest import (
+    RunningSidecar,
+    StartSidecar,
+    eu_target,
+    provider_for,
+    route,
+    two_provider_config,
+    us_target,
+)
+
+MESSAGES: list[Any] = [{"role": "user", "content": "hello"}]
+
+
+# -- the rules -----------------------------------------------------------------------------------
+
+
+def test_expand_groups_and_codes() -> None:
+    assert expand(["eu"]) == EU
+    assert len(EU) == 27
+    assert expand(["EEA"]) == EU | {"IS", "LI", "NO"}
+    assert expand([" fr ", "ch"]) == {"FR", "CH"}
+    assert expand([]) == frozenset()
+    assert "GB" not in EU
+    assert "CH" not in EEA
+
+
+@pytest.mark.parametrize("bad", ["Europe", "F", "FRA", "1X", "", "É1"])
+def test_expand_rejects_what_is_not_a_country_or_group(bad: str) -> None:
+    with pytest.raises(UnknownRegionError, match="ISO 3166-1 alpha-2"):
+        expand([bad])
+
+
+def test_unrestricted_rule_allows_providers_without_residency_data() -> None:
+    rule = ResidencyRule()
+    assert rule.unrestricted
+    assert rule.complies(None, None)
+    assert rule.complies("US", "US")
+
+
+def test_a_provider_without_data_complies_with_no_rule() -> None:
+    rule = ResidencyRule.parse(["EU"])
+    assert rule.violation(None, "FR") == "has no declared location"
+    rule = ResidencyRule.parse(None, ["EU"])
+    assert rule.violation("FR", None) == "has no declared jurisdiction"
+
+
+def test_both_dimensions_must_comply() -> None:
+    sovereign = ResidencyRule.parse(["EU"], ["EU"])
+    assert sovereign.complies("FR", "FR")
+    assert sovereign.complies("de", "ie")  # case does not matter
+    assert sovereign.violation("IE", "US") == (
+        "is under jurisdiction US, outside jurisdictions [EU]"
+    )
+    assert sovereign.violation("US", "FR") == "is located in US, outside locations [EU]"
+
+
+def test_narrow_intersects_and_never_widens() -> None:
+    route_rule = ResidencyRule.parse(["EU"], None, "route chat")
+    header = ResidencyRule.parse(["FR", "US"], ["FR"], "request headers")
+    both = route_rule.narrow(header)
+
+    assert both.locations == {"FR"}
+    assert both.jurisdictions == {"FR"}
+    assert both.source == "route chat ∩ request headers"
+    assert not both.complies("US", "FR")
+    assert not both.complies("DE", "FR")
+    # a rule narrowed by an unrestricted one is unchanged, either way round
+    assert route_rule.narrow(ResidencyRule()).locations == EU
+    assert ResidencyRule().narrow(route_rule).locations == EU
+
+
+def test_disjoint_rules_allow_nothing_and_say_so() -> None:
+    rule = ResidencyRule.parse(["EU"]).narrow(ResidencyRule.parse(["US"]))
+    assert rule.locations == frozenset()
+    assert not rule.complies("FR", "FR")
+    assert "no country is allowed" in (rule.violation("FR", "FR") or "")
+
+
+def test_describe_names_groups() -> None:
+    assert describe(EU) == "[EU]"
+    assert describe(EEA) == "[EEA]"
+    assert describe(EU | {"CH"}) == "[EU, CH]"
+    assert describe(frozenset({"US", "CA"})) == "[CA, US]"
+
+
+def test_as_dict_is_sorted() -> None:
+    assert ResidencyRule.parse(["FR", "DE"]).as_dict() == {
+        "locations": ["DE", "FR"],
+        "jurisdictions": None,
+    }
+
+
+# -- enforcement in the sidecar ------------------------------------------------------------------
+
+
+@pytest.fixture
+def us_first(
+    start_sidecar: StartSidecar, eu: OpenAISimulator, us: OpenAISimulator
+) -> RunningSidecar:
+    """Route ``chat`` prefers openai-us and has no residency rule; ``eu-only`` is restricted
+    to EU locations yet (wrongly) lists openai-us first."""
+    return start_sidecar(
+        two_provider_config(
+            eu,
+            us,
+            route("chat", us_target(0), eu_target(1)),
+            route(
+                "eu-only",
+                us_target(0),
+                eu_target(1),
+                residency=Residency(locations=EU),
+            ),
+        )
+    )
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+def test_header_narrows_residency(
+    stream: bool, us_first: RunningSidecar, eu: OpenAISimulator, us: OpenAISimulator
+) -> None:
+    raw = us_first.client().chat.completions.with_raw_response.create(
+        model="chat",
+        messages=MESSAGES,
+        stream=stream,
+        extra_headers={"x-aiguillage-residency": "EU"},
+    )
+    if stream:
+        list(raw.parse())
+
+    assert raw.headers["x-aiguillage-provider"] == "mistral-eu"
+    assert raw.headers["x-aiguillage-location"] == "FR"
+    assert raw.headers["x-aiguillage-attempts"] == "1"
+    assert us.requests == []
+    assert len(eu.requests) == 1
+    record = us_first.audit_for(raw.headers["x-request-id"])
+    assert record["residency"] == {"locations": sorted(EU), "jurisdictions": None}
+    assert [(a["provider"], a["outcome"]) for a in record["attempts"]] == [
+        ("openai-us", "skipped_residency"),
+        ("mistral-eu", "ok"),
+    ]
+    assert record["attempts"][0]["detail"] == "is located in US, outside locations [EU]"
+
+
+def test_jurisdiction_header_narrows(
+    us_first: RunningSidecar, eu: OpenAISimulator, us: OpenAISimulator
+) -> None:
+    raw = us_first.client().chat.completions.with_raw_response.create(
+        model="chat", messages=MESSAGES, extra_headers={"x-aiguillage-jurisdiction": "FR, DE"}
+    )
+
+    assert raw.headers["x-aiguillage-provider"] == "mistral-eu"
+    assert us.requests == []
+
+
+def test_without_header_the_unrestricted_route_uses_its_first_target(
+    us_first: RunningSidecar, us: OpenAISimulator
+) -> None:
+    raw = us_first.client().chat.completions.with_raw_response.create(
+        model="chat", messages=MESSAGES
+    )
+    assert raw.headers["x-aiguillage-provider"] == "openai-us"
+    assert len(us.requests) == 1
+
+
+def test_route_rule_is_enforced_without_any_header(
+    us_first: RunningSidecar, us: OpenAISimulator
+) -> None:
+    raw = us_first.client().chat.completions.with_raw_response.create(
+        model="eu-only", messages=MESSAGES
+    )
+    assert raw.headers["x-aiguillage-provider"] == "mistral-eu"
+    assert us.requests == []
+
+
+def test_headers_cannot_widen_a_restricted_route(
+    us_first: RunningSidecar, eu: OpenAISimulator, us: OpenAISimulator
+) -> None:
+    resp = us_first.raw(
+        "POST",
+        "/v1/chat/completions",
+        json={"model": "eu-only", "messages": MESSAGES},
+        headers={"x-aiguillage-residency": "US"},
+    )
+    assert resp.status == 503
+    assert resp.json()["error"]["code"] == "no_compliant_target"
+
+    resp = us_first.raw(
+        "POST",
+        "/v1/chat/completions",
+        json={"model": "eu-only", "messages": MESSAGES},
+        headers={"x-aiguillage-residency": "EU,US"},
+    )
+    assert resp.status == 200
+    assert resp.headers["x-aiguillage-provider"] == "mistral-eu"
+    assert us.requests == []
+
+
+def test_no_compliant_target_is_503_never_a_silent_reroute(
+    us_first: RunningSidecar, eu: OpenAISimulator, us: OpenAISimulator
+) -> None:
+    resp = us_first.raw(
+        "POST",
+        "/v1/chat/completions",
+        json={"model": "chat", "messages": MESSAGES},
+        headers={"x-aiguillage-residency": "CH"},
+    )
+
+    assert resp.status == 503
+    error = resp.json()["error"]
+    assert error["code"] == "no_compliant_target"
+    assert "openai-us is located in US" in error["message"]
+    assert "mistral-eu is located in FR" in error["message"]
+    assert resp.headers["x-aiguillage-attempts"] == "0"
+    assert eu.requests == []
+    assert us.requests == []
+    record = us_first.audit_for(resp.headers["x-request-id"])
+    assert record["outcome"] == "no_compliant_target"
+    assert record["status"] == 503
+    assert {a["outcome"] for a in record["attempts"]} == {"skipped_residency"}
+
+
+def test_failover_never_leaves_the_residency(
+    us_first: RunningSidecar, eu: OpenAISimulator, us: OpenAISimulator
+) -> None:
+    eu.set_faults([{"kind": "status", "status": 503}], repeat=True)
+    resp = us_first.raw(
+        "POST",
+        "/v1/chat/completions",
+        json={"model": "eu-only", "messages": MESSAGES},
+    )
+
+    assert resp.status == 502
+    assert resp.json()["error"]["code"] == "all_targets_failed"
+    assert us.requests == []
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [("x-aiguillage-residency", "Europe"), ("x-aiguillage-jurisdiction", "EU,XYZ")],
+)
+def test_invalid_header_value_is_400(
+    header: str, value: str, us_first: RunningSidecar, eu: OpenAISimulator, us: OpenAISimulator
+) -> None:
+    resp = us_first.raw(
+        "POST",
+        "/v1/chat/completions",
+        json={"model": "chat", "messages": MESSAGES},
+        headers={header: value},
+    )
+
+    assert resp.status == 400
+    error = resp.json()["error"]
+    assert error["code"] == "invalid_residency_header"
+    assert "ISO 3166-1" in error["message"]
+    assert eu.requests == []
+    assert us.requests == []
+
+
+def test_provider_without_residency_data_is_never_used_under_a_rule(
+    start_sidecar: StartSidecar, eu: OpenAISimulator, us: OpenAISimulator
+) -> None:
+    config = two_provider_config(
+        eu,
+        us,
+        route("chat", us_target(0)),
+        **{"openai-us": provider_for(us, location=None, jurisdiction=None, credential="openai-us")},
+    )
+    sc = start_sidecar(config)
+    resp = sc.raw(
+        "POST",
+        "/v1/chat/completions",
+        json={"model": "chat", "messages": MESSAGES},
+        headers={"x-aiguillage-jurisdiction": "US"},
+    )
+
+    assert resp.status == 503
+    assert "has no declared jurisdiction" in resp.json()["error"]["message"]
+    assert us.requests == []
+
+
+# -- the property --------------------------------------------------------------------------------
+
+# The oracle: which pool countries each entry allows (written out, not computed by the sidecar).
+ALLOWS = {
+    "EU": {"FR", "DE", "IE"},
+    "EEA": {"FR", "DE", "IE"},
+    "FR": {"FR"},
+    "DE": {"DE"},
+    "IE": {"IE"},
+    "US": {"US"},
+    "CH": {"CH"},
+}
+ENTRIES = sorted(ALLOWS)
+N_PROVIDERS = 4
+# (location, jurisdiction) of the providers, as they come in practice: mostly EU or US, some
+# with an EU location under US jurisdiction, and a few without residency data.
+PROVIDER_KINDS: list[tuple[str | None, str | None]] = [
+    ("FR", "FR"),
+    ("DE", "DE"),
+    ("IE", "US"),
+    ("FR", "US"),
+    ("US", "US"),
+    ("US", "US"),
+    ("CH", "CH"),
+    ("IE", None),
+    (None, "US"),
+    (None, None),
+]
+# Rules as routes and apps write them, mostly unset, jurisdiction rules rarer; so that examples
+# mix compliant and non-compliant targets rather than mostly having none.
+N = None
+ROUTE_LOCATIONS: list[list[str] | None] = [
+    N,
+    N,
+    ["EU"],
+    ["EU"],
+    ["EEA", "CH"],
+    ["EU", "US"],
+    ["US"],
+]
+ROUTE_JURISDICTIONS: list[list[str] | None] = [N, N, N, N, ["EU"], ["EU", "US"], ["US"]]
+HEADER_LOCATIONS: list[list[str] | None] = [N, N, N, N, ["EU"], ["FR", "DE"], ["US"]]
+HEADER_JURISDICTIONS: list[list[str] | None] = [N, N, N, N, N, N, ["EU"], ["US"]]
+
+FAULTS: list[dict[str, Any]] = [
+    {"kind": "status", "status": 500},
+    {"kind": "status", "status": 503},
+    {"kind": "status", "status": 429},
+    {"kind": "status", "status": 401},
+    {"kind": "status", "status": 400},
+    {"kind": "drop"},
+    {"kind": "invalid_json"},
+    {"kind": "slow_first_byte", "delay": 1.0},
+    {"kind": "reset_mid_stream", "after_chunks": 1},
+]
+
+
+def allowed(*rules: list[str] | None) -> set[str] | None:
+    """Countries allowed by all the given rules (None = unrestricted)."""
+    out: set[str] | None = None
+    for rule in rules:
+        if rule is None:
+            continue
+        countries = set().union(*(ALLOWS[e] for e in rule))
+        out = countries if out is None else out & countries
+    return out
+
+
+def complies(value: str | None, allowed_set: set[str] | None) -> bool:
+    return allowed_set is None or (value is not None and value in allowed_set)
+
+
+@dataclass
+class Scenario:
+    providers: list[tuple[str | None, str | None]]  # (location, jurisdiction) per provider
+    targets: list[tuple[int, int]]  # (provider index, priority)
+    strategy: str
+    route_locations: list[str] | None
+    route_jurisdictions: list[str] | None
+    header_locations: list[str] | None
+    header_jurisdictions: list[str] | None
+    faults: list[list[dict[str, Any]]]  # per provider
+    stream: bool
+    retries: int
+
+
+any_entries = st.lists(st.sampled_from(ENTRIES), min_size=1, max_size=3, unique=True)
+
+
+def rule(common: list[list[str] | None]) -> st.SearchStrategy[list[str] | None]:
+    """A common rule three times out of four, else any list of entries."""
+    return st.one_of(*[st.sampled_from(common)] * 3, any_entries)
+
+
+scenarios = st.builds(
+    Scenario,
+    # four different kinds of provider, in a random order
+    providers=st.permutations(PROVIDER_KINDS).map(lambda kinds: list(kinds[:N_PROVIDERS])),
+    targets=st.lists(
+        st.tuples(st.integers(0, N_PROVIDERS - 1), st.integers(0, 2)), min_size=1, max_size=5
+    ),
+    strategy=st.sampled_from(["priority", "weighted"]),
+    route_locations=rule(ROUTE_LOCATIONS),
+    route_jurisdictions=rule(ROUTE_JURISDICTIONS),
+    header_locations=rule(HEADER_LOCATIONS),
+    header_jurisdictions=rule(HEADER_JURISDICTIONS),
+    faults=st.lists(
+        st.lists(st.sampled_from(FAULTS), max_size=3), min_size=N_PROVIDERS, max_size=N_PROVIDERS
+    ),
+    stream=st.booleans(),
+    retries=st.integers(1, 2),
+)
+
+
+def test_no_request_ever_reaches_a_non_compliant_provider(
+    lt: LoopThread, start_sidecar: StartSidecar
+) -> None:
+    sims = [OpenAISimulator(f"p{i}") for i in range(N_PROVIDERS)]
+    for sim in sims:
+        lt.run(sim.start())
+    sc = start_sidecar(None, {}, poll_seconds=3600)
+    counter = iter(range(1_000_000))
+    try:
+
+        @settings(max_examples=100, deadline=None)
+        @given(scenarios)
+        def check(s: Scenario) -> None:
+            marker = f"example-{next(counter)}"
+            install(lt, sc, sims, s)
+            headers = {}
+            if s.header_locations:
+                headers["x-aiguillage-residency"] = ",".join(s.header_locations)
+            if s.header_jurisdictions:
+                headers["x-aiguillage-jurisdiction"] = ", ".join(s.header_jurisdictions)
+
+            resp = sc.raw(
+                "POST",
+                "/v1/chat/completions",
+                json={
+                    "model": "r",
+                    "messages": [{"role": "user", "content": marker}],
+                    "stream": s.stream,
+                },
+                headers=headers,
+            )
+
+            locations = allowed(s.route_locations, s.header_locations)
+            jurisdictions = allowed(s.route_jurisdictions, s.header_jurisdictions)
+            compliant = [
+                complies(loc, locations) and complies(jur, jurisdictions)
+                for loc, jur in s.providers
+            ]
+            reached = [
+                any(r.body and r.body["messages"][0]["content"] == marker for r in sim.requests)
+                for sim in sims
+            ]
+            for i, sim_reached in enumerate(reached):
+                assert not (sim_reached and not compliant[i]), (
+                    f"p{i} at {s.providers[i]} got a request outside "
+                    f"locations={locations} jurisdictions={jurisdictions}"
+                )
+            if not any(compliant[p] for p, _ in s.targets):
+                assert resp.status == 503, resp.body
+                assert resp.json()["error"]["code"] == "no_compliant_target"
+                assert not any(reached)
+            else:
+                assert resp.status in (200, 400, 502), resp.body
+                if resp.status == 200:
+                    answered = int(resp.headers["x-aiguillage-provider"][1:])
+                    assert compliant[answered]
+
+        check()
+    finally:
+        for sim in sims:
+            lt.run(sim.stop())
+
+
+def install(lt: LoopThread, sc: RunningSidecar, sims: list[OpenAISimulator], s: Scenario) -> None:
+    """Serve the scenario's config right now (a direct swap, no polling) and arm the faults."""
+    providers = {
+        f"p{i}": Provider(api="openai", endpoint=sim.url + "/v1", location=loc, jurisdiction=jur)
+        for i, (sim, (loc, jur)) in enumerate(zip(sims, s.providers, strict=True))
+    }
+    targets = tuple(
+        Target(provider=f"p{p}", model=f"m{n}", priority=prio)
+        for n, (p, prio) in enumerate(s.targets)
+    )
+    residency = Residency.model_validate(
+        {
+            "locations": None if s.route_locations is None else expand(s.route_locations),
+            "jurisdictions": None
+            if s.route_jurisdictions is None
+            else expand(s.route_jurisdictions),
+        }
+    )
+    config = SidecarConfig(
+        namespace="prop",
+        providers=providers,
+        routes={
+            "r": Route(
+                name="r",
+                strategy=s.strategy,
+                residency=residency,
+                targets=targets,
+                retry=Retry(attempts=s.retries, backoff_base=0.001, backoff_max=0.002),
+                timeouts=Timeouts(connect=0.5, first_token=0.15, stream_idle=0.15, total=3),
+                circuit_breaker=CircuitBreaker(consecutive_failures=1000),
+            )
+        },
+    ).sealed()
+    (sc.config_dir / "config.json").write_bytes(config.to_json())
+
+    async def swap() -> None:
+        sc.runtime.snapshot = load(sc.config_dir, sc.credentials_dir)
+        sc.runtime.health = HealthBoard()
+
+    lt.run(swap())
+    for sim, faults in zip(sims, s.faults, strict=True):
+        sim.clear()
+        sim.set_faults(faults)
+    assert orjson.loads((sc.config_dir / "config.json").read_bytes())["hash"] == config.hash
