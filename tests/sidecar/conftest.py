@@ -290,6 +290,9 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 StartSidecar = Callable[..., RunningSidecar]
 
+# A chat request body shared by the tests.
+MESSAGES: list[Any] = [{"role": "user", "content": "hello"}]
+
 
 @pytest.fixture(scope="session")
 def lt() -> Iterator[LoopThread]:

@@ -22,6 +22,7 @@ from aiguillage.sidecar.forward import backoff, cost
 from tests.sidecar.conftest import (
     CREDENTIALS,
     EU_MODEL,
+    MESSAGES,
     RunningSidecar,
     StartSidecar,
     closed_port,
@@ -32,7 +33,6 @@ from tests.sidecar.conftest import (
     us_target,
 )
 
-MESSAGES: list[Any] = [{"role": "user", "content": "hello"}]
 HELLO_EU = "Hello from mistral-eu! This is a simulated answer."
 HELLO_US = "Hello from openai-us! This is a simulated answer."
 # first_token and stream_idle short so that timeouts are quick (yet far above a simulator's

@@ -11,6 +11,7 @@ from aiguillage.devtools.simulators.openai import OpenAISimulator
 from aiguillage.sidecar.config import CircuitBreaker
 from aiguillage.sidecar.health import HealthBoard, TargetHealth
 from tests.sidecar.conftest import (
+    MESSAGES,
     RunningSidecar,
     StartSidecar,
     eu_target,
@@ -20,7 +21,6 @@ from tests.sidecar.conftest import (
 )
 
 POLICY = CircuitBreaker(consecutive_failures=3, cooldown=10)
-MESSAGES: list[Any] = [{"role": "user", "content": "hello"}]
 
 
 # -- the state machine ---------------------------------------------------------------------------

@@ -9,14 +9,14 @@ def test_counters_render_with_help_type_and_labels() -> None:
     m = new_metrics()
     m.inc("aiguillage_requests_total", (("route", "chat"), ("outcome", "ok")))
     m.inc("aiguillage_requests_total", (("route", "chat"), ("outcome", "ok")))
-    m.inc("gen_ai_client_token_usage_total", (("gen_ai.token.type", "input"),), 12)
+    m.inc("aiguillage_cost_eur_total", (("route", "chat"),), 12)
 
     lines = m.render().splitlines()
 
     assert "# HELP aiguillage_requests_total Client requests by route and outcome." in lines
     assert "# TYPE aiguillage_requests_total counter" in lines
     assert 'aiguillage_requests_total{route="chat",outcome="ok"} 2' in lines
-    assert 'gen_ai_client_token_usage_total{gen_ai.token.type="input"} 12' in lines
+    assert 'aiguillage_cost_eur_total{route="chat"} 12' in lines
 
 
 def test_label_values_are_escaped() -> None:

@@ -18,6 +18,7 @@ from aiguillage.sidecar.server import Runtime
 from tests.sidecar.conftest import (
     CREDENTIALS,
     EU_KEY,
+    MESSAGES,
     US_MODEL,
     RunningSidecar,
     StartSidecar,
@@ -30,8 +31,6 @@ from tests.sidecar.conftest import (
     wait_for,
     write_files,
 )
-
-MESSAGES: list[Any] = [{"role": "user", "content": "hello"}]
 
 
 def served_models(sc: RunningSidecar) -> list[str]:

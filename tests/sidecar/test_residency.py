@@ -37,6 +37,7 @@ from aiguillage.sidecar.residency import (
     expand,
 )
 from tests.sidecar.conftest import (
+    MESSAGES,
     RunningSidecar,
     StartSidecar,
     eu_target,
@@ -45,9 +46,6 @@ from tests.sidecar.conftest import (
     two_provider_config,
     us_target,
 )
-
-MESSAGES: list[Any] = [{"role": "user", "content": "hello"}]
-
 
 # -- the rules -----------------------------------------------------------------------------------
 

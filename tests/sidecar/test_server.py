@@ -402,7 +402,7 @@ def test_ready_names_the_config_hash(sidecar: RunningSidecar) -> None:
 
 def test_metrics_after_a_request(sidecar: RunningSidecar) -> None:
     before = sidecar.metrics()
-    assert "gen_ai_client_token_usage_total" not in before
+    assert "gen_ai_client_token_usage" not in before
 
     raw = sidecar.client().chat.completions.with_raw_response.create(
         model="chat", messages=MESSAGES
@@ -412,20 +412,14 @@ def test_metrics_after_a_request(sidecar: RunningSidecar) -> None:
 
     assert "# TYPE aiguillage_requests_total counter" in text
     assert sidecar.metric("aiguillage_requests_total", route="chat", outcome="ok") == 1
+    # gen_ai.client.token.usage is a histogram per the GenAI semantic conventions.
+    assert "# TYPE gen_ai_client_token_usage histogram" in text
+    series = {"gen_ai_provider_name": "mistral-eu", "gen_ai_operation_name": "chat"}
     assert (
-        sidecar.metric(
-            "gen_ai_client_token_usage_total",
-            **{"gen_ai.provider.name": "mistral-eu", "gen_ai.token.type": "output"},
-        )
-        == 8
+        sidecar.metric("gen_ai_client_token_usage_sum", **series, gen_ai_token_type="output") == 8
     )
-    assert (
-        sidecar.metric(
-            "gen_ai_client_token_usage_total",
-            **{"gen_ai.provider.name": "mistral-eu", "gen_ai.token.type": "input"},
-        )
-        == 4
-    )
+    assert sidecar.metric("gen_ai_client_token_usage_sum", **series, gen_ai_token_type="input") == 4
+    assert sidecar.metric("gen_ai_client_operation_duration_seconds_count", **series) == 1
     assert "gen_ai_client_operation_duration_seconds_count" in text
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -133,7 +134,12 @@ async def forward(
             contacted += 1
             started = loop.time()
             entry = AttemptRecord(
-                target.provider, target.model, provider.location, provider.jurisdiction, "ok"
+                target.provider,
+                target.model,
+                provider.location,
+                provider.jurisdiction,
+                "ok",
+                start_ns=time.time_ns(),
             )
             record.attempts.append(entry)
             chosen = Chosen(target, provider, contacted)

@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -33,12 +34,13 @@ class Sidecar:
         audit_path: str | None = None,
         poll_seconds: float = POLL_SECONDS,
         max_body: int = MAX_BODY,
+        span_exporter: Any = None,
     ) -> None:
         self.config_dir = config_dir
         self.credentials_dir = credentials_dir
         self.poll_seconds = poll_seconds
         self.max_body = max_body
-        self.runtime = Runtime(audit=AuditLog(audit_path))
+        self.runtime = Runtime(audit=AuditLog(audit_path), span_exporter=span_exporter)
         self._runner: web.AppRunner | None = None
         self._watcher: asyncio.Task[None] | None = None
         self.url = ""
@@ -68,6 +70,7 @@ class Sidecar:
         if self._runner is not None:
             await self._runner.cleanup()
         self.runtime.audit.close()
+        self.runtime.telemetry.shutdown()
 
 
 async def serve(config_dir: Path, credentials_dir: Path, listen: str, audit: str | None) -> None:

@@ -43,6 +43,7 @@ from aiguillage.sidecar.residency_headers import (
     from_headers,
 )
 from aiguillage.sidecar.responses import error, sse_error
+from aiguillage.sidecar.telemetry import Telemetry
 
 MAX_BODY = 16 * 1024 * 1024
 
@@ -60,6 +61,12 @@ class Runtime:
     metrics: Metrics = field(default_factory=new_metrics)
     pod: str = field(default_factory=lambda: os.environ.get("POD_NAME", ""))
     namespace: str = field(default_factory=lambda: os.environ.get("POD_NAMESPACE", ""))
+    # Where spans go; None = from the OTEL_EXPORTER_OTLP_* environment, or no traces.
+    span_exporter: Any = None
+    telemetry: Telemetry = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.telemetry = Telemetry(self.metrics, self.span_exporter)
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -355,7 +362,7 @@ def _operation_handler(operation: Operation, max_body: int) -> Any:
             residency={},
             config_hash=snap.config.hash,
         )
-        started = time.perf_counter()
+        start_ns = time.time_ns()
         try:
             exchange = Exchange(rt, snap, request, route, call, record)
             try:
@@ -370,50 +377,13 @@ def _operation_handler(operation: Operation, max_body: int) -> Any:
                     headers={**with_id, "x-aiguillage-route": route.name},
                 )
         finally:
-            _observe(rt, record, time.perf_counter() - started)
             rt.audit.write(record)
+            # Metrics and traces are built after the answer is on its way, not before.
+            asyncio.get_running_loop().call_soon(
+                rt.telemetry.finished, record, start_ns, time.time_ns(), dict(request.headers)
+            )
 
     return handle
-
-
-def _observe(rt: Runtime, record: AuditRecord, seconds: float) -> None:
-    m = rt.metrics
-    route = record.route or ""
-    m.inc("aiguillage_requests_total", (("route", route), ("outcome", record.outcome)))
-    answered = None
-    for a in record.attempts:
-        if not a.outcome.startswith("skipped"):
-            m.inc(
-                "aiguillage_attempts_total",
-                (("provider", a.provider), ("model", a.model), ("outcome", a.outcome)),
-            )
-            answered = a
-    if answered is not None and answered.outcome == "ok":
-        provider = (
-            ("gen_ai.provider.name", answered.provider),
-            ("gen_ai.request.model", answered.model),
-        )
-        m.observe(
-            "gen_ai_client_operation_duration_seconds",
-            (("gen_ai.operation.name", record.operation), *provider),
-            seconds,
-        )
-        m.inc(
-            "gen_ai_client_token_usage_total",
-            (*provider, ("gen_ai.token.type", "input")),
-            record.input_tokens,
-        )
-        m.inc(
-            "gen_ai_client_token_usage_total",
-            (*provider, ("gen_ai.token.type", "output")),
-            record.output_tokens,
-        )
-        if record.cost_eur is not None:
-            m.inc(
-                "aiguillage_cost_eur_total", (("route", route), *provider), float(record.cost_eur)
-            )
-        if len([a for a in record.attempts if not a.outcome.startswith("skipped")]) > 1:
-            m.inc("aiguillage_failovers_total", (("route", route),))
 
 
 async def models(request: web.Request) -> web.Response:

@@ -1,0 +1,67 @@
+"""Traces (a span per request, a child per attempt) with the GenAI semantic conventions."""
+
+from __future__ import annotations
+
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from aiguillage.devtools.simulators.openai import OpenAISimulator
+from aiguillage.devtools.waiting import wait_for
+from tests.sidecar.conftest import (
+    MESSAGES,
+    StartSidecar,
+    eu_target,
+    route,
+    two_provider_config,
+    us_target,
+)
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+def test_request_span_with_a_child_per_attempt(
+    start_sidecar: StartSidecar, eu: OpenAISimulator, us: OpenAISimulator
+) -> None:
+    exporter = InMemorySpanExporter()
+    sidecar = start_sidecar(
+        two_provider_config(eu, us, route("chat", eu_target(0), us_target(1))),
+        span_exporter=exporter,
+    )
+    eu.set_faults([{"kind": "status", "status": 503}])
+    raw = sidecar.client(
+        default_headers={"traceparent": TRACEPARENT}
+    ).chat.completions.with_raw_response.create(model="chat", messages=MESSAGES)
+    assert raw.headers["x-aiguillage-attempts"] == "2"
+
+    def finished() -> list[object] | None:
+        sidecar.runtime.telemetry._provider.force_flush()  # type: ignore[union-attr]
+        spans = exporter.get_finished_spans()
+        return list(spans) if len(spans) == 3 else None
+
+    spans = wait_for(finished, timeout=10, what="three spans")
+    by_name = {s.name: s for s in spans}  # type: ignore[attr-defined]
+    request = by_name["chat chat"]
+    assert request.kind is SpanKind.SERVER
+    assert request.attributes["gen_ai.operation.name"] == "chat"
+    assert request.attributes["gen_ai.request.model"] == "chat"
+    assert request.attributes["gen_ai.usage.output_tokens"] == 8
+    assert request.attributes["aiguillage.attempts"] == 2
+    # The client's trace continues through the sidecar.
+    assert format(request.context.trace_id, "032x") == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert request.parent.span_id == int("00f067aa0ba902b7", 16)
+
+    failed, answered = by_name["attempt mistral-eu"], by_name["attempt openai-us"]
+    for child in (failed, answered):
+        assert child.parent.span_id == request.context.span_id
+        assert child.kind is SpanKind.CLIENT
+    assert failed.status.status_code is StatusCode.ERROR
+    assert failed.attributes["http.response.status_code"] == 503
+    assert answered.attributes["aiguillage.location"] == "US"
+    assert failed.start_time <= answered.start_time <= request.end_time
+
+
+def test_no_exporter_means_no_tracing(
+    start_sidecar: StartSidecar, eu: OpenAISimulator, us: OpenAISimulator
+) -> None:
+    sidecar = start_sidecar(two_provider_config(eu, us, route("chat", eu_target(0))))
+    assert sidecar.runtime.telemetry._provider is None
