@@ -128,3 +128,29 @@ def test_hash_changes_with_content_only() -> None:
     assert render_namespace(inv, "apps").config.hash == first
     inv.routes[("apps", "chat")] = parse_route(route("chat", "chat2", "eu"), "apps")
     assert render_namespace(inv, "apps").config.hash != first
+
+
+def test_bedrock_us_profile_on_an_eu_endpoint_is_outside_eu_residency() -> None:
+    body = provider("bedrock-fra", "DE", "US")
+    body["spec"].update(
+        api="bedrock",
+        endpoint="https://bedrock-runtime.eu-central-1.amazonaws.com",
+        models=[
+            {"name": "us.anthropic.claude-sonnet-4-5-20250929-v1:0"},
+            {"name": "eu.anthropic.claude-sonnet-4-5-20250929-v1:0"},
+        ],
+    )
+    r = route("chat", "chat", "bedrock-fra", residency={"locations": ["EU"]})
+    r["spec"]["targets"] = [
+        {"provider": "bedrock-fra", "model": "us.anthropic.claude-sonnet-4-5-20250929-v1:0"},
+        {"provider": "bedrock-fra", "model": "eu.anthropic.claude-sonnet-4-5-20250929-v1:0"},
+    ]
+    rendered = render_namespace(inventory(body, routes=[r]), "apps")
+    targets = rendered.config.routes["chat"].targets
+    assert [t.model for t in targets] == ["eu.anthropic.claude-sonnet-4-5-20250929-v1:0"]
+    assert targets[0].location == "EU"  # the sidecar checks this, not the endpoint's DE
+    assert conditions(rendered, "chat")["ResidencyCompliant"].message == (
+        'spec.targets[0]: provider "bedrock-fra" with model '
+        '"us.anthropic.claude-sonnet-4-5-20250929-v1:0" is located in US, '
+        "outside residency.locations [EU]"
+    )

@@ -20,6 +20,7 @@ from aiguillage.operator.api.durations import parse_duration
 from aiguillage.operator.api.provider import AIProviderSpec
 from aiguillage.operator.inventory import Inventory, Route
 from aiguillage.sidecar import config as cfg
+from aiguillage.sidecar.processing import processing_location
 from aiguillage.sidecar.residency import UNRESTRICTED, ResidencyRule, describe
 
 ACCEPTED = "Accepted"
@@ -138,15 +139,26 @@ def check_target(
             "SecretNotFound",
             f'{at}: provider "{target.provider}": {secret_problem}',
         )
-    why = rule.violation(spec.residency.location, spec.residency.jurisdiction)
+    where = target_location(spec, target.model)
+    why = rule.violation(where, spec.residency.jurisdiction)
     if why:
+        who = f'provider "{target.provider}"'
+        if where != spec.residency.location:  # the model id or endpoint decides, not the provider
+            who += f' with model "{target.model}"'
         return TargetIssue(
             index,
             RESIDENCY_COMPLIANT,
             "OutsideResidency",
-            f'{at}: provider "{target.provider}" {_residency_wording(why, rule)}',
+            f"{at}: {who} {_residency_wording(why, rule)}",
         )
     return None
+
+
+def target_location(spec: AIProviderSpec, model: str) -> str | None:
+    """Where a provider's model processes data: the model id or endpoint may say more than
+    the provider's declared location (a Bedrock ``us.`` profile, a Vertex ``global``)."""
+    override = processing_location(spec.api.value, spec.endpoint, spec.options, model)
+    return override or spec.residency.location
 
 
 def _residency_wording(why: str, rule: ResidencyRule) -> str:
@@ -201,6 +213,12 @@ def render_namespace(inv: Inventory, namespace: str) -> Rendered:
                     model=target.model,
                     priority=target.priority,
                     weight=target.weight,
+                    location=processing_location(
+                        provider.spec.api.value,
+                        provider.spec.endpoint,
+                        provider.spec.options,
+                        target.model,
+                    ),
                     pricing=_pricing(pricing.pricing.input(), pricing.pricing.output())
                     if pricing and pricing.pricing
                     else None,

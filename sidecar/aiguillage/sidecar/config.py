@@ -69,6 +69,13 @@ class Target(_Model):
     priority: int = Field(default=0, ge=0)
     weight: int = Field(default=1, ge=0)
     pricing: Pricing | None = None
+    # Where this target processes data when the model id or endpoint overrides the
+    # provider's declared location (see processing.py): a country, EU/EEA, or GLOBAL.
+    location: str | None = None
+
+    def where(self, provider: Provider) -> str | None:
+        """The location residency is checked against for this target."""
+        return self.location or provider.location
 
 
 class Residency(_Model):

@@ -99,7 +99,7 @@ async def forward(
     deadline = loop.time() + route.timeouts.total
     ordered = routing.order(route, health)
     if not any(
-        rule.complies(providers[t.provider].location, providers[t.provider].jurisdiction)
+        rule.complies(t.where(providers[t.provider]), providers[t.provider].jurisdiction)
         for t in ordered
     ):
         for t in ordered:
@@ -110,7 +110,7 @@ async def forward(
     for target in ordered:
         provider = providers[target.provider]
         # Decided here, right before any attempt at this target, never assumed.
-        if not rule.complies(provider.location, provider.jurisdiction):
+        if not rule.complies(target.where(provider), provider.jurisdiction):
             _skip(record, target, provider, "skipped_residency", rule)
             continue
         adapter = adapters[target.provider]
@@ -136,7 +136,7 @@ async def forward(
             entry = AttemptRecord(
                 target.provider,
                 target.model,
-                provider.location,
+                target.where(provider),
                 provider.jurisdiction,
                 "ok",
                 start_ns=time.time_ns(),
@@ -189,12 +189,12 @@ def _skip(
     detail: str = "",
 ) -> None:
     if outcome == "skipped_residency":
-        detail = rule.violation(provider.location, provider.jurisdiction) or ""
+        detail = rule.violation(target.where(provider), provider.jurisdiction) or ""
     record.attempts.append(
         AttemptRecord(
             target.provider,
             target.model,
-            provider.location,
+            target.where(provider),
             provider.jurisdiction,
             outcome,
             detail=detail,
@@ -208,7 +208,7 @@ def _no_compliant_message(
     reasons = []
     for t in ordered:
         p = providers[t.provider]
-        reasons.append(f"{t.provider} {rule.violation(p.location, p.jurisdiction)}")
+        reasons.append(f"{t.provider} {rule.violation(t.where(p), p.jurisdiction)}")
     return "no target complies with the residency in force: " + "; ".join(reasons)
 
 

@@ -23,6 +23,8 @@ EU: frozenset[str] = frozenset(
 )  # fmt: skip
 EEA: frozenset[str] = EU | {"IS", "LI", "NO"}
 GROUPS: dict[str, frozenset[str]] = {"EU": EU, "EEA": EEA}
+# A location meaning "any region in the world" (a global endpoint or inference profile).
+ANYWHERE = "GLOBAL"
 
 
 class UnknownRegionError(ValueError):
@@ -84,7 +86,15 @@ class ResidencyRule:
         if self.locations is not None:
             if not location:
                 return "has no declared location"
-            if location.upper() not in self.locations:
+            place = location.upper()
+            if place == ANYWHERE:
+                return "may process data in any region (global endpoint or profile)"
+            if place in GROUPS:
+                # Somewhere in a group: complies only if the whole group is allowed.
+                if not GROUPS[place] <= self.locations:
+                    where = describe(self.locations)
+                    return f"may process data anywhere in {place}, outside locations {where}"
+            elif place not in self.locations:
                 where = describe(self.locations)
                 return f"is located in {location.upper()}, outside locations {where}"
         if self.jurisdictions is not None:

@@ -78,7 +78,7 @@ def _headers(rid: str, route: Route, chosen: Chosen) -> dict[str, str]:
         "x-aiguillage-route": route.name,
         "x-aiguillage-provider": chosen.target.provider,
         "x-aiguillage-model": chosen.target.model,
-        "x-aiguillage-location": chosen.provider.location or "",
+        "x-aiguillage-location": chosen.target.where(chosen.provider) or "",
         "x-aiguillage-attempts": str(chosen.attempts),
     }
 

@@ -31,12 +31,12 @@ from aiguillage.sidecar.adapters.bedrock import (
     ConverseStream,
     error_to_openai,
     event_stream,
-    profile_region_scope,
     read_converse_response,
 )
 from aiguillage.sidecar.adapters.openai_chat import END_OF_STREAM, UnsupportedRequest
 from aiguillage.sidecar.config import Provider, Target
 from aiguillage.sidecar.errors import ConfigError, UpstreamProtocol
+from aiguillage.sidecar.processing import profile_region_scope
 from tests.sidecar.adapters._sidecar import route, running_sidecar
 
 AKID, SECRET, REGION = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "eu-central-1"

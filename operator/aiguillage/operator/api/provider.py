@@ -11,6 +11,7 @@ from pydantic import Field
 from aiguillage.operator.api.common import (
     ApiModel,
     CountryCode,
+    CountryOrGroup,
     Matching,
     ObjectStatus,
     SecretKeyRef,
@@ -34,9 +35,10 @@ class Api(StrEnum):
 class ProviderResidency(ApiModel):
     """Where this provider processes data and who operates it."""
 
-    location: CountryCode | None = None
-    """Country where inference runs (ISO 3166-1 alpha-2, e.g. FR). A provider without a
-    location complies with no residency rule that restricts locations."""
+    location: CountryOrGroup | None = None
+    """Country where inference runs (ISO 3166-1 alpha-2, e.g. FR), or EU / EEA when it may
+    run in any region of that group (e.g. an Azure Data Zone or a Bedrock eu. profile). A
+    provider without a location complies with no residency rule that restricts locations."""
     region: str | None = None
     """Cloud region, informative only (e.g. paris, francecentral)."""
     jurisdiction: CountryCode | None = None

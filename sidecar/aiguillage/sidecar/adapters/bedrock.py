@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncGenerator, Iterable
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import aiohttp
@@ -83,23 +83,6 @@ STOP_REASONS = {
     "content_filtered": "content_filter",
     "guardrail_intervened": "content_filter",
 }
-
-Scope = Literal["EU", "US", "GLOBAL"]
-_SCOPES: dict[str, Scope] = {"eu": "EU", "us": "US", "us-gov": "US", "global": "GLOBAL"}
-
-
-def profile_region_scope(model_id: str) -> Scope | None:
-    """Where a cross-region inference profile may process requests, from its id or ARN.
-
-    ``eu.*`` stays in EU regions, ``us.*`` (and ``us-gov.*``) in US regions, ``global.*``
-    anywhere. None for a plain model id (processed in the endpoint's own region) and for
-    other geographies (``apac.``...).
-    """
-    resource = (
-        model_id.rpartition(":inference-profile/")[2] if model_id.startswith("arn:") else model_id
-    )
-    prefix, dot, _ = resource.partition(".")
-    return _SCOPES.get(prefix) if dot else None
 
 
 def region_of(provider: Provider) -> str:
