@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aiguillage.operator.inventory import Inventory, Secret, parse_provider, parse_route
@@ -153,4 +154,28 @@ def test_bedrock_us_profile_on_an_eu_endpoint_is_outside_eu_residency() -> None:
         'spec.targets[0]: provider "bedrock-fra" with model '
         '"us.anthropic.claude-sonnet-4-5-20250929-v1:0" is located in US, '
         "outside residency.locations [EU]"
+    )
+
+
+def test_aws_keys_become_one_credential_file_for_bedrock() -> None:
+    body = provider("bedrock-fra", "DE", "US")
+    body["spec"].update(
+        api="bedrock",
+        endpoint="https://bedrock-runtime.eu-central-1.amazonaws.com",
+        auth={"awsSigV4": {"secretRef": {"name": "aws"}}},
+    )
+    inv = inventory(body, routes=[route("chat", "chat", "bedrock-fra")])
+    inv.secrets[(inv.operator_namespace, "aws")] = Secret(
+        inv.operator_namespace, "aws", {"accessKeyId": b"AKIDEXAMPLE", "secretAccessKey": b"s3cr3t"}
+    )
+    rendered = render_namespace(inv, "apps")
+    assert json.loads(rendered.credentials["bedrock-fra"]) == {
+        "accessKeyId": "AKIDEXAMPLE",
+        "secretAccessKey": "s3cr3t",
+    }
+    del inv.secrets[(inv.operator_namespace, "aws")].data["secretAccessKey"]  # type: ignore[attr-defined]
+    refs = conditions(render_namespace(inv, "apps"), "chat")["ResolvedRefs"]
+    assert refs.message == (
+        'spec.targets[0]: provider "bedrock-fra": Secret aiguillage-system/aws has no key '
+        '"secretAccessKey"'
     )

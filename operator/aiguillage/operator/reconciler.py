@@ -148,7 +148,7 @@ class Reconciler:
             return
         users = [
             name for name, p in self.inv.providers.items()
-            if p.spec.auth.api_key and p.spec.auth.api_key.secret_ref.name == key[1]
+            if p.spec.auth.secret_name() == key[1]
         ]  # fmt: skip
         for name in users:
             self.mark(*self._namespaces_using(name))

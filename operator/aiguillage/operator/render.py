@@ -168,16 +168,15 @@ def _residency_wording(why: str, rule: ResidencyRule) -> str:
 
 
 def credential_problem(inv: Inventory, spec: AIProviderSpec) -> str | None:
-    if spec.auth.api_key is None:
+    name = spec.auth.secret_name()
+    if name is None:
         return None
-    ref = spec.auth.api_key.secret_ref
-    secret = inv.credential_secret(ref.name)
-    where = f"Secret {inv.operator_namespace}/{ref.name}"
+    secret = inv.credential_secret(name)
+    where = f"Secret {inv.operator_namespace}/{name}"
     if secret is None:
         return f"{where} does not exist"
-    if not secret.data.get(ref.key):
-        return f'{where} has no key "{ref.key}"'
-    return None
+    made = spec.auth.credential(secret.data)
+    return f"{where} {made}" if isinstance(made, str) else None
 
 
 def render_namespace(inv: Inventory, namespace: str) -> Rendered:
@@ -243,7 +242,7 @@ def _compile_provider(spec: AIProviderSpec, name: str) -> cfg.Provider:
         location=spec.residency.location,
         jurisdiction=spec.residency.jurisdiction,
         region=spec.residency.region,
-        credential=name if spec.auth.api_key else None,
+        credential=name if spec.auth.secret_name() else None,
         options=dict(spec.options),
     )
 
@@ -251,12 +250,14 @@ def _compile_provider(spec: AIProviderSpec, name: str) -> cfg.Provider:
 def _copy_credential(
     inv: Inventory, spec: AIProviderSpec, name: str, into: dict[str, bytes]
 ) -> None:
-    if spec.auth.api_key is None:
+    secret_name = spec.auth.secret_name()
+    if secret_name is None:
         return
-    ref = spec.auth.api_key.secret_ref
-    secret = inv.credential_secret(ref.name)
+    secret = inv.credential_secret(secret_name)
     assert secret is not None  # checked by check_target
-    into[name] = secret.data[ref.key]
+    made = spec.auth.credential(secret.data)
+    assert isinstance(made, bytes)
+    into[name] = made
 
 
 def _compile_route(route: Route, rule: ResidencyRule, targets: tuple[cfg.Target, ...]) -> cfg.Route:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -57,6 +59,26 @@ class NoAuth(ApiModel):
     """No credentials are sent (e.g. a self-hosted vLLM inside the cluster)."""
 
 
+class SecretName(ApiModel):
+    """A Secret in the operator's namespace."""
+
+    name: str = Field(min_length=1, max_length=253)
+    """Name of the Secret."""
+
+
+class AwsSigV4Auth(ApiModel):
+    """Static AWS keys from a Secret, for Bedrock requests signed with SigV4."""
+
+    secret_ref: SecretName
+    """The Secret (in the operator's namespace) holding the keys."""
+    access_key_id_key: str = "accessKeyId"
+    """Key of the access key id in the Secret."""
+    secret_access_key_key: str = "secretAccessKey"
+    """Key of the secret access key in the Secret."""
+    session_token_key: str | None = None
+    """Key of a session token in the Secret, for temporary credentials."""
+
+
 class Auth(ApiModel):
     """How the sidecar authenticates to the provider. Exactly one method must be set."""
 
@@ -65,17 +87,48 @@ class Auth(ApiModel):
             **{
                 "x-kubernetes-validations": [
                     {
-                        "rule": "[has(self.apiKey), has(self.none)].filter(x, x).size() == 1",
-                        "message": "exactly one of apiKey or none must be set",
+                        "rule": "[has(self.apiKey), has(self.none), has(self.awsSigV4)]"
+                        ".filter(x, x).size() == 1",
+                        "message": "exactly one of apiKey, awsSigV4 or none must be set",
                     }
                 ]
             }
         )
     }
     api_key: ApiKeyAuth | None = None
-    """Send a static API key from a Secret, in the header the provider's API expects."""
+    """Send a static API key (or, for vertex-ai, an OAuth access token) from a Secret, in the
+    header the provider's API expects."""
+    aws_sig_v4: AwsSigV4Auth | None = Field(default=None, alias="awsSigV4")
+    """Sign requests with AWS SigV4 using static keys from a Secret (bedrock)."""
     none: NoAuth | None = None
     """Send no credentials."""
+
+    def secret_name(self) -> str | None:
+        """The Secret the credentials come from, if any."""
+        if self.api_key is not None:
+            return self.api_key.secret_ref.name
+        if self.aws_sig_v4 is not None:
+            return self.aws_sig_v4.secret_ref.name
+        return None
+
+    def credential(self, data: Mapping[str, bytes]) -> bytes | str:
+        """The credential file's content, from the Secret's data; or why it cannot be made."""
+        if self.api_key is not None:
+            key = self.api_key.secret_ref.key
+            return data.get(key) or f'has no key "{key}"'
+        if self.aws_sig_v4 is not None:
+            aws = self.aws_sig_v4
+            fields = {
+                "accessKeyId": aws.access_key_id_key,
+                "secretAccessKey": aws.secret_access_key_key,
+            }
+            if aws.session_token_key:
+                fields["sessionToken"] = aws.session_token_key
+            missing = [k for k in fields.values() if not data.get(k)]
+            if missing:
+                return "has no key " + ", ".join(f'"{k}"' for k in missing)
+            return json.dumps({f: data[k].decode() for f, k in fields.items()}).encode()
+        return b""
 
 
 class ModelPricing(ApiModel):
