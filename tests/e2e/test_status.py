@@ -65,6 +65,7 @@ def test_route_life(cluster: Cluster, kube_namespace: str) -> None:
         Ready=("True", "Serving"),
     )
     assert served_routes(cluster, ns) == {"chat"}
+    assert (cluster.get("airoute", "chat", ns) or {})["status"]["targets"] == "1/1"
     # residency broken: the provider moves to the US
     cluster.apply(provider(eu, "https://eu.example/v1", "US", "k", op_ns))
     wait_conditions(

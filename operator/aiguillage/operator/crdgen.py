@@ -48,7 +48,7 @@ KINDS = (
             {"name": "API", "type": "string", "jsonPath": ".spec.api"},
             {"name": "Location", "type": "string", "jsonPath": ".spec.residency.location"},
             {"name": "Jurisdiction", "type": "string", "jsonPath": ".spec.residency.jurisdiction"},
-            {"name": "Models", "type": "string", "jsonPath": ".spec.models[*].name"},
+            {"name": "Models", "type": "integer", "jsonPath": ".status.models"},
             {"name": "Ready", "type": "string",
              "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"},
             {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
@@ -61,7 +61,8 @@ KINDS = (
         (
             {"name": "Model", "type": "string", "jsonPath": ".spec.model"},
             {"name": "Strategy", "type": "string", "jsonPath": ".spec.strategy"},
-            {"name": "Targets", "type": "string", "jsonPath": ".spec.targets[*].provider"},
+            {"name": "Targets", "type": "string", "jsonPath": ".status.targets",
+             "description": "targets served / declared"},
             {"name": "Residency", "type": "string", "jsonPath": ".spec.residency.locations"},
             {"name": "Ready", "type": "string",
              "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"},

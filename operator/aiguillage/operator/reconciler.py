@@ -219,7 +219,14 @@ class Reconciler:
             return
         await self._write(rendered)
         for name, report in rendered.reports.items():
-            await self._route_status((namespace, name), report.conditions(), rendered.config.hash)
+            served = rendered.config.routes.get(report.route.spec.model)
+            usable = len(served.targets) if served and served.name == name else 0
+            await self._route_status(
+                (namespace, name),
+                report.conditions(),
+                rendered.config.hash,
+                f"{usable}/{len(report.route.spec.targets)}",
+            )
         for key in invalid:
             exc = self.routes[key].invalid
             assert exc is not None
@@ -228,7 +235,7 @@ class Reconciler:
                 Condition("Accepted", False, "InvalidSpec", message),
                 Condition("Ready", False, "NotServed", message),
             ]
-            await self._route_status(key, conditions, rendered.config.hash)
+            await self._route_status(key, conditions, rendered.config.hash, "")
 
     async def _write(self, rendered: Rendered) -> None:
         ns = rendered.namespace
@@ -264,7 +271,7 @@ class Reconciler:
         log.info("namespace %s: wrote config %s", ns, rendered.config.hash[:12])
 
     async def _route_status(
-        self, key: tuple[str, str], conditions: list[Condition], config_hash: str
+        self, key: tuple[str, str], conditions: list[Condition], config_hash: str, targets: str
     ) -> None:
         state = self.routes.get(key)
         if state is None:
@@ -275,6 +282,7 @@ class Reconciler:
             "observedGeneration": state.generation,
             "conditions": merged,
             "configHash": config_hash,
+            "targets": targets,
         }
         if same_status(state.status, desired):
             return
@@ -330,6 +338,7 @@ class Reconciler:
                 "observedGeneration": state.generation,
                 "conditions": merged,
                 "usedBy": sorted(set(used.get(name, []))),
+                "models": len(provider.spec.models) if provider else 0,
             }
             if same_status(state.status, desired):
                 continue

@@ -211,3 +211,5 @@ class AIProviderSpec(ApiModel):
 class AIProviderStatus(ObjectStatus):
     used_by: list[str] = Field(default_factory=list)
     """Routes using this provider, as namespace/name."""
+    models: int = 0
+    """Number of models declared."""

@@ -114,3 +114,5 @@ class AIRouteSpec(ApiModel):
 class AIRouteStatus(ObjectStatus):
     config_hash: str = ""
     """Hash of the compiled config the namespace's sidecars are given."""
+    targets: str = ""
+    """Targets served out of targets declared, e.g. 2/3 (the others are never contacted)."""
