@@ -56,8 +56,12 @@ dev: $(STAMP) k8s ## run the product locally until Ctrl-C
 	AIGUILLAGE_K8S_BIN="$$(cat $(K8S_BIN_FILE))" $(BIN)/python -m aiguillage.devtools.dev
 
 .PHONY: bench
-bench: $(STAMP) ## side-by-side benchmarks
-	$(BIN)/python -m aiguillage.devtools.bench
+bench: $(STAMP) k8s ## side-by-side benchmarks -> docs/benchmarks.md, docs/bench/*.png, bench/results.jsonl
+	AIGUILLAGE_K8S_BIN="$$(cat $(K8S_BIN_FILE))" $(BIN)/python -m aiguillage.devtools.bench
+
+.PHONY: bench-quick
+bench-quick: $(STAMP) k8s ## the same benchmarks with few requests (< 3 min) -> bench/out/quick/
+	AIGUILLAGE_K8S_BIN="$$(cat $(K8S_BIN_FILE))" $(BIN)/python -m aiguillage.devtools.bench --quick
 
 .PHONY: clean
 clean: ## remove the venv and caches inside the repo (not the Go-built binaries)

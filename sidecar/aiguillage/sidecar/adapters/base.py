@@ -74,9 +74,12 @@ REGISTRY: dict[str, type[Adapter]] = {}
 
 class Adapter(ABC):
     api: ClassVar[str]
-    operations: ClassVar[frozenset[Operation]]
-    # How the provider frames a streamed answer: a key of upstream.STREAM_DECODERS.
-    stream_format: ClassVar[str] = "sse"
+    # What the adapter serves, and how its provider frames a streamed answer (a key of
+    # upstream.STREAM_DECODERS). Set by each class; plain attributes rather than ClassVars
+    # so that a wrapping adapter (see :mod:`aiguillage.sidecar.frontends`) can take them
+    # from the adapter it wraps.
+    operations: frozenset[Operation]
+    stream_format: str = "sse"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
