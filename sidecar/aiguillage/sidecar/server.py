@@ -1,8 +1,11 @@
-"""The sidecar's HTTP API: OpenAI-compatible endpoints on loopback.
+"""The sidecar's HTTP API: OpenAI-compatible endpoints, and Anthropic's Messages, on loopback.
 
 Handlers parse the client's request once, pick the route, and hand the rest to
 :func:`aiguillage.sidecar.forward.forward`. A request keeps the config snapshot
-it started with, so a reload never changes a request mid-flight.
+it started with, so a reload never changes a request mid-flight. Each operation's
+:class:`~aiguillage.sidecar.frontends.Frontend` shapes the sidecar's own errors for the
+client's API and picks the adapter serving each target (translating when a provider's
+adapter lacks the client's operation; see :mod:`aiguillage.sidecar.frontends`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from aiguillage.sidecar.forward import (
     cost,
     forward,
 )
+from aiguillage.sidecar.frontends import Frontend, frontend_for
 from aiguillage.sidecar.health import HealthBoard
 from aiguillage.sidecar.loader import Snapshot
 from aiguillage.sidecar.metrics import Metrics, new_metrics
@@ -42,7 +46,6 @@ from aiguillage.sidecar.residency_headers import (
     UnknownRegionError,
     from_headers,
 )
-from aiguillage.sidecar.responses import error, sse_error
 from aiguillage.sidecar.telemetry import Telemetry
 
 MAX_BODY = 16 * 1024 * 1024
@@ -94,6 +97,7 @@ class Exchange:
         route: Route,
         call: Call,
         record: AuditRecord,
+        frontend: Frontend,
     ) -> None:
         self.rt = rt
         self.snap = snap
@@ -102,6 +106,7 @@ class Exchange:
         self.call = call
         self.record = record
         self.rid = record.request_id
+        self.frontend = frontend
         self.client: web.StreamResponse | None = None
 
     async def unary(
@@ -152,7 +157,9 @@ class Exchange:
                     if not translator.done:
                         raise UpstreamProtocol("stream ended without its end marker")
                 except AttemptError as err:
-                    await client.write(sse_error(f"provider stream failed: {err}", err.outcome))
+                    await client.write(
+                        self.frontend.stream_error(f"provider stream failed: {err}", err.outcome)
+                    )
                     self.record.attempts[-1].detail = str(err)
                     return Answer(None, translator.usage, ok=False)
             except ConnectionResetError:
@@ -184,7 +191,8 @@ class Exchange:
         if header_rule is not None:
             rule = rule.narrow(header_rule)
         self.record.residency = rule.as_dict()
-        providers, adapters = snap.config.providers, snap.adapters
+        providers = snap.config.providers
+        adapters = self.frontend.adapters(self.call, snap.adapters)
         record = self.record
         try:
             if self.call.stream:
@@ -244,7 +252,9 @@ class Exchange:
                 # end it with an error event, never a clean-looking truncation.
                 record.outcome, record.status = "stream_error", 200
                 with contextlib.suppress(ConnectionResetError):
-                    await self.client.write(sse_error(f"provider stream failed: {exc}", "timeout"))
+                    await self.client.write(
+                        self.frontend.stream_error(f"provider stream failed: {exc}", "timeout")
+                    )
                     await self.client.write_eof()
                 return self.client
             return self._fail(
@@ -256,7 +266,7 @@ class Exchange:
 
     def _fail(self, status: int, message: str, code: str, **extra: Any) -> web.Response:
         self.record.outcome, self.record.status = code, status
-        return error(
+        return self.frontend.error(
             status,
             message,
             "aiguillage_error",
@@ -282,6 +292,9 @@ class Exchange:
 
 
 def _operation_handler(operation: Operation, max_body: int) -> Any:
+    frontend = frontend_for(operation)
+    error = frontend.error
+
     async def handle(request: web.Request) -> web.StreamResponse:
         rt = request.app[RUNTIME]
         snap = rt.snapshot
@@ -364,7 +377,7 @@ def _operation_handler(operation: Operation, max_body: int) -> Any:
         )
         start_ns = time.time_ns()
         try:
-            exchange = Exchange(rt, snap, request, route, call, record)
+            exchange = Exchange(rt, snap, request, route, call, record, frontend)
             try:
                 return await exchange.run()
             except UnknownRegionError as exc:
@@ -421,6 +434,7 @@ def make_app(rt: Runtime, max_body: int = MAX_BODY) -> web.Application:
     app.router.add_post("/v1/embeddings", _operation_handler(Operation.EMBEDDINGS, max_body))
     app.router.add_post("/v1/completions", _operation_handler(Operation.COMPLETIONS, max_body))
     app.router.add_post("/v1/responses", _operation_handler(Operation.RESPONSES, max_body))
+    app.router.add_post("/v1/messages", _operation_handler(Operation.MESSAGES, max_body))
     app.router.add_get("/v1/models", models)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -13,6 +13,7 @@ from aiguillage.sidecar.adapters.base import Usage
 from aiguillage.sidecar.adapters.openai_chat import (
     ChunkWriter,
     Media,
+    RemoteImage,
     Text,
     ToolCall,
     ToolResult,
@@ -91,6 +92,16 @@ def test_data_url_images_are_kept_as_base64() -> None:
         "test",
     )
     assert req.turns[0].parts == [Text("What is this?"), Media("image", "image/png", PNG)]
+
+
+def test_remote_images_only_for_providers_that_fetch_them() -> None:
+    def image(url: str) -> dict[str, Any]:
+        return chat({"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]})
+
+    req = parse_chat(image("https://example.com/a.png"), "anthropic", remote_images=True)
+    assert req.turns[0].parts == [RemoteImage("https://example.com/a.png")]
+    with pytest.raises(UnsupportedRequest, match="only data: URLs"):
+        parse_chat(image("file:///etc/passwd"), "anthropic", remote_images=True)
 
 
 @pytest.mark.parametrize(

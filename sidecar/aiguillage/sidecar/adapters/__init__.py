@@ -14,6 +14,7 @@ from aiguillage.sidecar.adapters.base import REGISTRY, Adapter, UnsupportedApi
 # api name -> module defining the adapter class (imported on first use).
 MODULES: dict[str, str] = {
     "openai": "aiguillage.sidecar.adapters.openai",
+    "anthropic": "aiguillage.sidecar.adapters.anthropic",
     "azure-openai": "aiguillage.sidecar.adapters.azure_openai",
     "gemini": "aiguillage.sidecar.adapters.gemini",
     "vertex-ai": "aiguillage.sidecar.adapters.vertex_ai",

@@ -1,11 +1,11 @@
 """The client's side of the translating adapters: OpenAI chat completions, read and written.
 
 Adapters whose provider speaks OpenAI (:mod:`.openai`, :mod:`.azure_openai`) pass bodies
-through. The others (:mod:`.google_genai` for Gemini and Vertex AI, :mod:`.bedrock`) parse
-the client's request once into the neutral :class:`ChatRequest` defined here, map it to
-their wire format, and build the client's answer with :func:`completion` and
-:class:`ChunkWriter`. Only what the OpenAI shape itself fixes lives here; what a provider
-can or cannot express is decided in its own module.
+through. The others (:mod:`.google_genai` for Gemini and Vertex AI, :mod:`.bedrock`,
+:mod:`.anthropic`) parse the client's request once into the neutral :class:`ChatRequest`
+defined here, map it to their wire format, and build the client's answer with
+:func:`completion` and :class:`ChunkWriter`. Only what the OpenAI shape itself fixes lives
+here; what a provider can or cannot express is decided in its own module.
 
 A request a provider cannot express raises :class:`UnsupportedRequest`: an
 :class:`~aiguillage.sidecar.errors.UpstreamStatus` 400 whose body is already an OpenAI
@@ -110,6 +110,13 @@ class Media:
 
 
 @dataclass(frozen=True, slots=True)
+class RemoteImage:
+    """An image the provider fetches itself from an http(s) URL (only for providers that can)."""
+
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
 class ToolCall:
     id: str
     name: str
@@ -125,7 +132,7 @@ class ToolResult:
     content: str
 
 
-Part = Text | Media | ToolCall | ToolResult
+Part = Text | Media | RemoteImage | ToolCall | ToolResult
 
 
 @dataclass(slots=True)
@@ -183,8 +190,12 @@ class ChatRequest:
         return any(isinstance(p, ToolCall | ToolResult) for t in self.turns for p in t.parts)
 
 
-def parse_chat(body: dict[str, Any], api: str) -> ChatRequest:
-    """Parse the client's chat.completions body; UnsupportedRequest names what is wrong."""
+def parse_chat(body: dict[str, Any], api: str, *, remote_images: bool = False) -> ChatRequest:
+    """Parse the client's chat.completions body; UnsupportedRequest names what is wrong.
+
+    ``remote_images``: the provider fetches http(s) image URLs itself, so they become
+    :class:`RemoteImage` parts instead of being refused.
+    """
     for name in REFUSED_FIELDS:
         value = body.get(name)
         if value not in (None, False, [], {}):
@@ -195,7 +206,7 @@ def parse_chat(body: dict[str, Any], api: str) -> ChatRequest:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise UnsupportedRequest('"messages" must be a non-empty list')
-    system, turns = _read_messages(messages)
+    system, turns = _read_messages(messages, remote_images)
     stop = body.get("stop")
     return ChatRequest(
         system=system,
@@ -232,7 +243,7 @@ def _number(body: dict[str, Any], name: str) -> float | None:
     return value
 
 
-def _read_messages(messages: list[Any]) -> tuple[list[str], list[Turn]]:
+def _read_messages(messages: list[Any], remote_images: bool) -> tuple[list[str], list[Turn]]:
     system: list[str] = []
     turns: list[Turn] = []
     names: dict[str, str] = {}  # tool_call_id -> function name, for the results
@@ -249,7 +260,7 @@ def _read_messages(messages: list[Any]) -> tuple[list[str], list[Turn]]:
                 system.append(text)
             continue
         if role == "user":
-            parts = list(_user_parts(content, where))
+            parts = list(_user_parts(content, where, remote_images))
         elif role == "assistant":
             parts = [Text(t) for t in [text_of(content, where, refusal=True)] if t]
             for j, call in enumerate(msg.get("tool_calls") or ()):
@@ -291,7 +302,7 @@ def text_of(content: Any, where: str, *, refusal: bool = False) -> str:
     return "".join(texts)
 
 
-def _user_parts(content: Any, where: str) -> Iterable[Part]:
+def _user_parts(content: Any, where: str, remote_images: bool) -> Iterable[Part]:
     if isinstance(content, str):
         if content:
             yield Text(content)
@@ -304,7 +315,11 @@ def _user_parts(content: Any, where: str) -> Iterable[Part]:
             if part["text"]:
                 yield Text(part["text"])
         elif kind == "image_url" and isinstance(part.get("image_url"), dict):
-            mime, data = parse_data_url(part["image_url"].get("url"), f"{where}.content[{k}]")
+            url = part["image_url"].get("url")
+            if remote_images and isinstance(url, str) and url.startswith(("https://", "http://")):
+                yield RemoteImage(url)
+                continue
+            mime, data = parse_data_url(url, f"{where}.content[{k}]")
             yield Media("image", mime, data)
         elif kind == "input_audio" and isinstance(part.get("input_audio"), dict):
             audio = part["input_audio"]
@@ -495,12 +510,15 @@ def tool_call_json(
     return out
 
 
-def usage_json(usage: Usage, reasoning_tokens: int = 0) -> dict[str, Any]:
+def usage_json(usage: Usage, reasoning_tokens: int = 0, cached_tokens: int = 0) -> dict[str, Any]:
+    """OpenAI's usage object; ``cached_tokens`` are the part of the prompt read from a cache."""
     out: dict[str, Any] = {
         "prompt_tokens": usage.input_tokens,
         "completion_tokens": usage.output_tokens,
         "total_tokens": usage.input_tokens + usage.output_tokens,
     }
+    if cached_tokens:
+        out["prompt_tokens_details"] = {"cached_tokens": cached_tokens}
     if reasoning_tokens:
         out["completion_tokens_details"] = {"reasoning_tokens": reasoning_tokens}
     return out
@@ -512,6 +530,7 @@ def completion(
     choices: Iterable[Choice],
     usage: Usage,
     reasoning_tokens: int = 0,
+    cached_tokens: int = 0,
 ) -> bytes:
     """A whole ``chat.completion`` body."""
     out = []
@@ -536,7 +555,7 @@ def completion(
             "created": int(time.time()),
             "model": model,
             "choices": out,
-            "usage": usage_json(usage, reasoning_tokens),
+            "usage": usage_json(usage, reasoning_tokens, cached_tokens),
         }
     )
 
@@ -587,6 +606,6 @@ class ChunkWriter:
             [{"index": index, "delta": delta, "finish_reason": finish_reason, "logprobs": None}]
         )
 
-    def usage(self, usage: Usage, reasoning_tokens: int = 0) -> bytes:
+    def usage(self, usage: Usage, reasoning_tokens: int = 0, cached_tokens: int = 0) -> bytes:
         """The last chunk OpenAI sends when asked for usage: no choices, only usage."""
-        return self._event([], usage_json(usage, reasoning_tokens))
+        return self._event([], usage_json(usage, reasoning_tokens, cached_tokens))

@@ -1,0 +1,159 @@
+"""What a frontend is, the OpenAI one, and the adapter wrapper of translating frontends.
+
+A :class:`Frontend` gives the sidecar's own errors the client's API shape and says which
+adapter serves each target for a call. The base class is the OpenAI frontend: OpenAI
+errors, adapters as they are. A :class:`TranslatingFrontend` serves an operation that
+adapters may lack: for a target whose adapter lacks it but serves the canonical operation
+(chat completions), it hands :func:`~aiguillage.sidecar.forward.forward` a
+:class:`Translated` adapter instead, which builds the canonical call (once per request,
+shared by every target) and translates the answer, the stream and the provider's errors
+back. An adapter that serves the operation natively is used as it is.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from aiohttp import web
+
+from aiguillage.sidecar import responses
+from aiguillage.sidecar.adapters.base import (
+    Adapter,
+    Call,
+    Operation,
+    StreamTranslator,
+    UnsupportedApi,
+    UpstreamRequest,
+    Usage,
+)
+
+Adapters = dict[str, Adapter | UnsupportedApi]
+
+
+class Frontend:
+    """The sidecar as clients of one API shape see it; this base is the OpenAI shape."""
+
+    def error(
+        self,
+        status: int,
+        message: str,
+        type_: str,
+        code: str,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> web.Response:
+        """An error the sidecar itself answers (``type_`` and ``code`` as OpenAI's)."""
+        return responses.error(status, message, type_, code, headers, **extra)
+
+    def stream_error(self, message: str, code: str) -> bytes:
+        """The event that ends a stream broken after its first byte."""
+        return responses.sse_error(message, code)
+
+    def adapters(self, call: Call, adapters: Adapters) -> Adapters:
+        """The adapter of each provider for ``call``: those of the config, as they are."""
+        return adapters
+
+
+OPENAI = Frontend()
+
+
+class TranslatingFrontend(Frontend, ABC):
+    """A client API served through the canonical operation when an adapter lacks it."""
+
+    operation: ClassVar[Operation]
+    canonical: ClassVar[Operation] = Operation.CHAT
+
+    @abstractmethod
+    def to_canonical(self, call: Call) -> Call:
+        """The canonical call asking for the same (UnsupportedRequest when it cannot)."""
+
+    @abstractmethod
+    def answer(self, call: Call, body: bytes) -> bytes:
+        """The client's answer from the canonical answer body."""
+
+    @abstractmethod
+    def stream(self, call: Call, canonical: StreamTranslator) -> StreamTranslator:
+        """A translator of the client's stream wrapping the canonical one."""
+
+    @abstractmethod
+    def error_body(self, status: int, body: bytes) -> bytes:
+        """The client's error body from a canonical (OpenAI) error body."""
+
+    def adapters(self, call: Call, adapters: Adapters) -> Adapters:
+        return _Served(adapters, _Canonical(self, call))
+
+
+class _Served(Adapters):
+    """One request's adapters, each made when forward() first looks it up.
+
+    forward() only looks up the targets it tries, so a request costs one wrapper per target
+    tried, not one per provider of the config. Iterating shows only those looked up.
+    """
+
+    def __init__(self, adapters: Adapters, canonical: _Canonical) -> None:
+        super().__init__()
+        self._adapters = adapters
+        self._canonical = canonical
+
+    def __missing__(self, name: str) -> Adapter | UnsupportedApi:
+        adapter = self._adapters[name]
+        frontend = self._canonical.frontend
+        if (
+            not isinstance(adapter, UnsupportedApi)
+            and frontend.operation not in adapter.operations
+            and frontend.canonical in adapter.operations
+        ):
+            adapter = Translated(adapter, self._canonical)
+        self[name] = adapter
+        return adapter
+
+
+class _Canonical:
+    """One request's canonical call, made on first use and shared by its Translated adapters."""
+
+    __slots__ = ("call", "frontend", "made")
+
+    def __init__(self, frontend: TranslatingFrontend, call: Call) -> None:
+        self.frontend = frontend
+        self.call = call
+        self.made: Call | None = None
+
+    def get(self) -> Call:
+        if self.made is None:
+            self.made = self.frontend.to_canonical(self.call)
+        return self.made
+
+
+class Translated(Adapter):
+    """An adapter serving a frontend's operation through the canonical one.
+
+    It has no ``api`` of its own (it is not registered); ``operations`` is the frontend's
+    operation and ``stream_format`` that of the wrapped adapter.
+    """
+
+    def __init__(self, inner: Adapter, canonical: _Canonical) -> None:
+        super().__init__(inner.provider, inner.credential)
+        self.inner = inner
+        self._canonical = canonical
+        self._frontend = canonical.frontend
+        self.operations = frozenset({canonical.frontend.operation})
+        self.stream_format = inner.stream_format
+
+    def build(self, call: Call, model: str) -> UpstreamRequest:
+        return self.inner.build(self._canonical.get(), model)
+
+    def read_response(self, call: Call, raw: bytes) -> tuple[bytes, Usage]:
+        body, usage = self.inner.read_response(self._canonical.get(), raw)
+        return self._frontend.answer(call, body), usage
+
+    def stream_translator(self, call: Call) -> StreamTranslator:
+        inner = self.inner.stream_translator(self._canonical.get())
+        return self._frontend.stream(call, inner)
+
+    def error_body(self, call: Call, status: int, body: bytes) -> bytes:
+        canonical = self._canonical.made
+        # Without a canonical call the translation itself refused: already an OpenAI error.
+        if canonical is not None:
+            body = self.inner.error_body(canonical, status, body)
+        return self._frontend.error_body(status, body)
