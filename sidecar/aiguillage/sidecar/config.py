@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from decimal import Decimal
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Literal
 
 import orjson
@@ -123,6 +124,22 @@ class Route(_Model):
     retry: Retry = Retry()
     timeouts: Timeouts = Timeouts()
     circuit_breaker: CircuitBreaker = CircuitBreaker()
+
+    @cached_property
+    def rule(self) -> ResidencyRule:
+        """The route's residency rule, built once per loaded config (not per request)."""
+        return self.residency.rule(f"route {self.name}")
+
+    @cached_property
+    def static_order(self) -> tuple[Target, ...] | None:
+        """The trying order when no strategy choice is left to make at run time (each
+        priority tier holds one target), else None."""
+        if self.strategy is not Strategy.PRIORITY:
+            return None
+        tiers = [t.priority for t in self.targets]
+        if len(set(tiers)) != len(tiers):
+            return None
+        return tuple(sorted(self.targets, key=lambda t: t.priority))
 
 
 class SidecarConfig(_Model):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 EU: frozenset[str] = frozenset(
     {
@@ -47,7 +48,7 @@ def expand(codes: Iterable[str]) -> frozenset[str]:
     return frozenset(out)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ResidencyRule:
     """Allowed countries for processing; ``None`` on a dimension means unrestricted."""
 
@@ -111,6 +112,10 @@ class ResidencyRule:
         return self.violation(location, jurisdiction) is None
 
     def as_dict(self) -> dict[str, list[str] | None]:
+        return self._as_dict
+
+    @cached_property
+    def _as_dict(self) -> dict[str, list[str] | None]:
         return {
             "locations": None if self.locations is None else sorted(self.locations),
             "jurisdictions": None if self.jurisdictions is None else sorted(self.jurisdictions),

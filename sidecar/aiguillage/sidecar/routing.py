@@ -38,6 +38,9 @@ def order(route: Route, health: HealthBoard, rand: Random = random.random) -> li
     targets = route.targets
     if len(targets) == 1:
         return [targets[0]]
+    static = route.static_order
+    if static is not None:
+        return list(static)
     strategy = route.strategy
     if strategy is Strategy.PRIORITY:
         tiers = groupby(sorted(targets, key=lambda t: t.priority), key=lambda t: t.priority)

@@ -49,14 +49,18 @@ class Telemetry:
             self._provider = _tracer_provider(exporter)
             self._tracer = self._provider.get_tracer("aiguillage.sidecar")
 
+    @property
+    def tracing(self) -> bool:
+        return self._provider is not None
+
     def finished(
-        self, record: AuditRecord, start_ns: int, end_ns: int, headers: Mapping[str, str]
+        self, record: AuditRecord, start_ns: int, end_ns: int, headers: Mapping[str, str] | None
     ) -> None:
         """Record one finished request (called after its response was sent)."""
         self._metrics(record, (end_ns - start_ns) / 1e9)
         if self._provider is not None:
             try:
-                self._spans(record, start_ns, end_ns, headers)
+                self._spans(record, start_ns, end_ns, headers or {})
             except Exception:  # telemetry must never break serving
                 log.server.exception("could not record trace")
 

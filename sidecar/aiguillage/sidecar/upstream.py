@@ -5,6 +5,7 @@ exceptions become :mod:`aiguillage.sidecar.errors` types.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncGenerator, Callable, Mapping
 from email.utils import parsedate_to_datetime
 from time import time
@@ -53,6 +54,14 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
             return None
 
 
+@functools.lru_cache(maxsize=256)
+def client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
+    """aiohttp's timeouts for a route (built once per route's settings, not per request)."""
+    return aiohttp.ClientTimeout(
+        total=None, sock_connect=timeouts.connect, sock_read=timeouts.stream_idle
+    )
+
+
 async def send(
     session: aiohttp.ClientSession, req: UpstreamRequest, timeouts: Timeouts
 ) -> aiohttp.ClientResponse:
@@ -63,9 +72,7 @@ async def send(
     """
     loop = asyncio.get_running_loop()
     first_byte = loop.time() + timeouts.first_token
-    timeout = aiohttp.ClientTimeout(
-        total=None, sock_connect=timeouts.connect, sock_read=timeouts.stream_idle
-    )
+    timeout = client_timeout(timeouts)
     try:
         async with asyncio.timeout_at(first_byte):
             resp = await session.post(req.url, data=req.body, headers=req.headers, timeout=timeout)
