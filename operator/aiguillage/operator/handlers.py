@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
@@ -37,6 +38,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         settings.admission.server = admission.server(webhook)
         if webhook.managed:
             settings.admission.managed = admission.WEBHOOK_CONFIG
+    # The Kubernetes client is synchronous: its calls run in threads, several renders at once.
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=16))
     reconciler = Reconciler(Kube())
     delay = 0.5
     while True:

@@ -26,7 +26,9 @@ class Kube:
             config.load_incluster_config()
         except config.ConfigException:
             config.load_kube_config()
-        api = client.ApiClient()
+        conf = client.Configuration.get_default_copy()
+        conf.connection_pool_maxsize = 16  # parallel renders share the client
+        api = client.ApiClient(conf)
         self.api = api
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
@@ -126,13 +128,32 @@ async def read_secret_data(kube: Kube, namespace: str, name: str) -> dict[str, s
     return {key: str(value) for key, value in (secret.data or {}).items()}
 
 
-async def namespaces_with_outputs(kube: Kube, config_map: str) -> set[str]:
-    """Namespaces holding a config map this operator wrote (found by label)."""
+async def managed_outputs(
+    kube: Kube, config_map: str, secret: str
+) -> dict[str, tuple[str | None, dict[str, str] | None]]:
+    """What this operator already wrote, per namespace: (config.json, Secret data).
+
+    Two list calls at start-up instead of two reads per namespace on the first render.
+    """
     selector = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
-    result: Any = await asyncio.to_thread(
+    cms: Any = await asyncio.to_thread(
         kube.core.list_config_map_for_all_namespaces, label_selector=selector
     )
-    return {cm.metadata.namespace for cm in result.items if cm.metadata.name == config_map}
+    secrets: Any = await asyncio.to_thread(
+        kube.core.list_secret_for_all_namespaces, label_selector=selector
+    )
+    out: dict[str, tuple[str | None, dict[str, str] | None]] = {}
+    for cm in cms.items:
+        if cm.metadata.name == config_map:
+            out[cm.metadata.namespace] = ((cm.data or {}).get("config.json"), None)
+    for s in secrets.items:
+        if s.metadata.name == secret and s.metadata.namespace in out:
+            config_json, _ = out[s.metadata.namespace]
+            out[s.metadata.namespace] = (
+                config_json,
+                {k: str(v) for k, v in (s.data or {}).items()},
+            )
+    return out
 
 
 async def post_event(

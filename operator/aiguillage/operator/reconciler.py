@@ -36,6 +36,7 @@ CONFIG_MAP = "aiguillage-config"
 SECRET = "aiguillage-credentials"
 HASH_ANNOTATION = "aiguillage.dev/config-hash"
 RETRY_SECONDS = (0.5, 1, 2, 5, 10)
+PARALLEL_NAMESPACES = 8
 
 log = logging.getLogger("aiguillage.operator")
 
@@ -162,7 +163,11 @@ class Reconciler:
         providers = await self.kube.list_cluster("aiproviders")
         routes = await self.kube.list_cluster("airoutes")
         secrets = await self.kube.list_secrets(self.inv.operator_namespace)
-        existing = await k.namespaces_with_outputs(self.kube, CONFIG_MAP)
+        outputs = await k.managed_outputs(self.kube, CONFIG_MAP, SECRET)
+        existing = set(outputs)
+        for ns, (config_json, secret_data) in outputs.items():
+            if config_json is not None and secret_data is not None:
+                self.written[ns] = _digest(config_json, secret_data)
         for body in secrets:
             self.on_secret(body, deleted=False)
         for body in providers:
@@ -188,13 +193,7 @@ class Reconciler:
             if not self.primed:
                 continue
             batch, self.dirty = self.dirty, set()
-            failed: set[str] = set()
-            for namespace in sorted(batch):
-                try:
-                    await self.reconcile(namespace)
-                except Exception:
-                    log.exception("rendering namespace %s failed; will retry", namespace)
-                    failed.add(namespace)
+            failed = await self._reconcile_batch(batch)
             try:
                 await self.reconcile_providers()
             except Exception:
@@ -209,6 +208,23 @@ class Reconciler:
             else:
                 failures = 0
 
+    async def _reconcile_batch(self, batch: set[str]) -> set[str]:
+        """Render namespaces several at once (they are independent and API calls dominate);
+        return those that failed."""
+        limit = asyncio.Semaphore(PARALLEL_NAMESPACES)
+        failed: set[str] = set()
+
+        async def one(namespace: str) -> None:
+            async with limit:
+                try:
+                    await self.reconcile(namespace)
+                except Exception:
+                    log.exception("rendering namespace %s failed; will retry", namespace)
+                    failed.add(namespace)
+
+        await asyncio.gather(*(one(ns) for ns in sorted(batch)))
+        return failed
+
     async def reconcile(self, namespace: str) -> None:
         self.renders += 1
         rendered = render_namespace(self.inv, namespace)
@@ -218,14 +234,17 @@ class Reconciler:
             self.written.pop(namespace, None)
             return
         await self._write(rendered)
+        updates = []
         for name, report in rendered.reports.items():
             served = rendered.config.routes.get(report.route.spec.model)
             usable = len(served.targets) if served and served.name == name else 0
-            await self._route_status(
-                (namespace, name),
-                report.conditions(),
-                rendered.config.hash,
-                f"{usable}/{len(report.route.spec.targets)}",
+            updates.append(
+                self._route_status(
+                    (namespace, name),
+                    report.conditions(),
+                    rendered.config.hash,
+                    f"{usable}/{len(report.route.spec.targets)}",
+                )
             )
         for key in invalid:
             exc = self.routes[key].invalid
@@ -235,7 +254,9 @@ class Reconciler:
                 Condition("Accepted", False, "InvalidSpec", message),
                 Condition("Ready", False, "NotServed", message),
             ]
-            await self._route_status(key, conditions, rendered.config.hash, "")
+            updates.append(self._route_status(key, conditions, rendered.config.hash, ""))
+        # Status patches of different routes are independent.
+        await asyncio.gather(*updates)
 
     async def _write(self, rendered: Rendered) -> None:
         ns = rendered.namespace
