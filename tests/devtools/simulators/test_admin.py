@@ -6,7 +6,7 @@ import aiohttp
 import pytest
 
 from aiguillage.devtools.simulators import AnthropicSimulator, OpenAISimulator, Simulator
-from aiguillage.devtools.simulators.base import count_words, embedding_vector
+from aiguillage.devtools.simulators.answers import count_words, embedding_vector
 
 from .conftest import ANTHROPIC_KEY, OPENAI_KEY
 

@@ -9,18 +9,24 @@ the "EU" and "US" providers. One module per wire schema:
 * :mod:`.gemini`: Gemini API and Vertex AI ``generateContent``;
 * :mod:`.bedrock`: Bedrock Runtime Converse (binary event stream, SigV4);
 
-and the shared machinery in :mod:`.base` (fault plan, request log, admin API under ``/_sim/``).
+and the shared machinery: :mod:`.base` (the :class:`Simulator` base class, which ties the rest
+together), :mod:`.faults` (fault kinds and plan), :mod:`.recording` (request log), :mod:`.admin`
+(admin API under ``/_sim/``), :mod:`.answers` (deterministic replies) and :mod:`.streaming`
+(writing and breaking answers); :mod:`.eventstream` and :mod:`.sigv4` serve :mod:`.bedrock`.
 Run one from the shell with ``python -m aiguillage.devtools.simulators --kind openai``.
 """
 
 from __future__ import annotations
 
+from .answers import Answer
 from .anthropic import AnthropicSimulator
 from .azure import AzureOpenAISimulator
-from .base import FAULT_KINDS, Answer, ApiError, Call, Fault, FaultPlan, RecordedRequest, Simulator
+from .base import Call, Simulator
 from .bedrock import BedrockSimulator
+from .faults import FAULT_KINDS, ApiError, Fault, FaultPlan
 from .gemini import GeminiSimulator
 from .openai import OpenAISimulator
+from .recording import RecordedRequest
 
 __all__ = [
     "FAULT_KINDS",

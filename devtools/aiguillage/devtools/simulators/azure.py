@@ -23,7 +23,8 @@ from typing import Any, ClassVar, Final
 
 from aiohttp import web
 
-from .base import ApiError, Call, Handler
+from .base import Call, Handler
+from .faults import ApiError
 from .openai import OpenAISimulator, sse
 
 __all__ = ["AzureOpenAISimulator"]

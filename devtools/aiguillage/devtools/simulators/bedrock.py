@@ -40,8 +40,10 @@ import orjson
 from aiohttp import web
 
 from . import sigv4
-from .base import ApiError, Call, Fault, Handler, Simulator, count_words
+from .answers import count_words
+from .base import Call, Handler, Simulator
 from .eventstream import encode_message
+from .faults import ApiError, Fault
 
 __all__ = ["BedrockSimulator"]
 

@@ -35,7 +35,9 @@ from typing import Any, ClassVar, Final
 import orjson
 from aiohttp import web
 
-from .base import ApiError, Call, Fault, Handler, Simulator, count_words, embedding_vector
+from .answers import count_words, embedding_vector
+from .base import Call, Handler, Simulator
+from .faults import ApiError, Fault
 
 __all__ = ["GeminiSimulator"]
 

@@ -1,0 +1,104 @@
+"""The deterministic content of simulated answers: reply text, stream pieces, token counts.
+
+Every simulator answers with the same text whatever the question, so that tests can assert on
+it: ``"Hello from <name>! This is a simulated answer."``, padded with filler words up to the
+configured number of stream chunks. :class:`~.base.Simulator` builds an :class:`Answer` from it
+(``Simulator.answer``), cut to ``max_tokens`` words when the request asks for fewer (the
+provider modules then use their "length" finish reason). One word counts as one token; prompt
+tokens are the words of the request's text fields (:func:`count_words`). Embeddings are
+deterministic unit vectors derived from the input text (:func:`embedding_vector`).
+
+Nothing here knows about HTTP or wire formats; the provider modules put these values into
+their own JSON shapes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+__all__ = [
+    "DEFAULT_REPLY",
+    "Answer",
+    "build_answer",
+    "count_words",
+    "embedding_vector",
+    "reply_words",
+]
+
+_FILLER: Final = (
+    "lorem",
+    "ipsum",
+    "dolor",
+    "sit",
+    "amet",
+    "consectetur",
+    "adipiscing",
+    "elit",
+    "sed",
+    "do",
+    "eiusmod",
+    "tempor",
+)
+DEFAULT_REPLY: Final = "Hello from {name}! This is a simulated answer."
+
+# Keys whose string values count as prompt text, whatever the provider.
+_TEXT_KEYS: Final = frozenset(
+    {"text", "content", "input", "prompt", "system", "instructions", "messages", "contents"}
+)
+
+
+def count_words(node: Any, key: str | None = None) -> int:
+    """Count whitespace-separated words in the text fields of a JSON request body."""
+    if isinstance(node, str):
+        return len(node.split()) if key in _TEXT_KEYS else 0
+    if isinstance(node, list):
+        return sum(count_words(item, key) for item in node)
+    if isinstance(node, dict):
+        return sum(count_words(value, name) for name, value in node.items())
+    return 0
+
+
+def embedding_vector(text: str, dims: int) -> list[float]:
+    """A deterministic unit vector of ``dims`` floats derived from ``text``."""
+    dims = max(1, dims)
+    digest = hashlib.shake_256(text.encode()).digest(2 * dims)
+    raw = [
+        int.from_bytes(digest[i : i + 2], "little", signed=True) / 32768.0
+        for i in range(0, 2 * dims, 2)
+    ]
+    norm = sum(v * v for v in raw) ** 0.5 or 1.0
+    return [round(v / norm, 6) for v in raw]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The deterministic reply: full text, its stream pieces, its token count."""
+
+    text: str
+    pieces: tuple[str, ...]
+    tokens: int
+    truncated: bool = False
+
+
+def reply_words(template: str, name: str, min_words: int) -> tuple[str, ...]:
+    """The words of ``template`` (``{name}`` replaced), padded with filler to ``min_words``."""
+    words = template.replace("{name}", name).split() or ["Hello"]
+    filler = itertools.cycle(_FILLER)
+    while len(words) < min_words:
+        words.append(next(filler))
+    return tuple(words)
+
+
+def build_answer(words: Sequence[str], chunks: int, *, truncated: bool = False) -> Answer:
+    """``words`` as an answer streamed in ``chunks`` pieces (fewer if there are fewer words)."""
+    n = len(words)
+    groups = max(1, min(chunks, n))
+    pieces: list[str] = []
+    for i in range(groups):
+        part = " ".join(words[i * n // groups : (i + 1) * n // groups])
+        pieces.append(part if i == 0 else " " + part)
+    return Answer(" ".join(words), tuple(pieces), n, truncated)

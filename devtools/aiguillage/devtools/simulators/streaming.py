@@ -1,0 +1,124 @@
+"""Writing an answer onto the wire, and breaking it where a mid-stream fault says.
+
+:meth:`~.base.Simulator.stream` and :meth:`~.base.Simulator.send_json` build the response
+(headers, content type) and hand the writing over to this module. The provider modules never
+call it directly: they pass their wire format's frames (SSE events, JSON array elements, AWS
+event-stream messages) to ``Simulator.stream`` and the in-stream error frame to emit.
+
+Every frame goes through ``StreamResponse.write``, which waits for the transport to drain, so a
+slow client slows the simulator down as a real provider would. The mid-stream fault kinds of
+:mod:`.faults` are applied here: ``invalid_json`` and ``in_stream_error`` replace the rest of
+the answer with a garbled or an error frame; ``stall_mid_stream`` holds the connection open and
+silent (through the ``hold`` callback, which returns when the client goes away or the simulator
+stops); ``reset_mid_stream`` flushes what was written, then aborts the transport. A client that
+goes away mid-answer is not an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+from aiohttp import web
+
+from .faults import Fault
+
+__all__ = ["Hold", "break_connection", "write_frames", "write_json_with_fault"]
+
+Hold = Callable[[web.Request], Awaitable[None]]
+"""Waits, silent, until the client of the request goes away or the simulator stops."""
+
+
+async def write_frames(
+    request: web.Request,
+    resp: web.StreamResponse,
+    *,
+    preamble: Sequence[bytes],
+    chunks: Sequence[bytes],
+    epilogue: Sequence[bytes],
+    error_event: Callable[[Fault], bytes],
+    garbled: bytes,
+    fault: Fault | None,
+    interval: float,
+    hold: Hold,
+) -> None:
+    """Write the frames of a prepared ``resp``, applying the mid-stream ``fault`` if any.
+
+    ``preamble`` frames go first, then the ``chunks`` (content deltas, ``interval`` seconds
+    apart), then the ``epilogue``. With no interval and no fault everything goes out in one
+    write.
+    """
+    try:
+        if fault is None and interval <= 0:
+            await resp.write(b"".join((*preamble, *chunks, *epilogue)))
+            await resp.write_eof()
+            return
+        if preamble:
+            await resp.write(b"".join(preamble))
+        limit = len(chunks) if fault is None else min(fault.after_chunks, len(chunks))
+        for i in range(limit):
+            if i and interval > 0:
+                await asyncio.sleep(interval)
+            await resp.write(chunks[i])
+        if fault is None:
+            await resp.write(b"".join(epilogue))
+            await resp.write_eof()
+        elif fault.kind == "invalid_json":
+            await resp.write(garbled)
+            await resp.write_eof()
+        elif fault.kind == "in_stream_error":
+            await resp.write(error_event(fault))
+            await resp.write_eof()
+        else:
+            await break_connection(request, fault, hold)
+    except ConnectionError:  # the client went away; nothing left to do
+        pass
+
+
+async def write_json_with_fault(
+    request: web.Request,
+    body: bytes,
+    *,
+    status: int,
+    headers: Mapping[str, str],
+    fault: Fault,
+    hold: Hold,
+) -> web.StreamResponse:
+    """A non-streamed JSON answer broken by an ``invalid_json``, stall or reset ``fault``.
+
+    ``invalid_json`` gives a complete answer whose body is cut and garbled; a stall or a reset
+    sends the headers (with the full length) and the first half of the body, then breaks.
+    """
+    if fault.kind == "invalid_json":
+        return web.Response(
+            status=status,
+            body=body[: len(body) // 2] + b"<garbled",
+            content_type="application/json",
+            headers=headers,
+        )
+    resp = web.StreamResponse(status=status, headers=headers)
+    resp.content_type = "application/json"
+    resp.content_length = len(body)
+    await resp.prepare(request)
+    with contextlib.suppress(ConnectionError):
+        await resp.write(body[: len(body) // 2])
+        await break_connection(request, fault, hold)
+    return resp
+
+
+async def break_connection(request: web.Request, fault: Fault, hold: Hold) -> None:
+    """Stall (hold the connection open, silent) or reset (abort the transport)."""
+    transport = request.transport
+    if fault.kind == "stall_mid_stream":
+        await hold(request)
+    elif transport is not None:
+        # let the chunks already written reach the socket before cutting it
+        deadline = time.monotonic() + 1.0
+        # (no event tells when an asyncio transport's buffer empties: poll it briefly)
+        while transport.get_write_buffer_size() and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.001)
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
