@@ -5,12 +5,14 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from aiguillage.devtools.controlplane import find_k8s_bin
 
 pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -30,9 +32,6 @@ def test_dev_answers_through_the_sidecar_and_stops_cleanly() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "via provider mistral-eu (FR), attempts 1" in result.stdout
     assert result.stdout.rstrip().endswith("[dev] stopping ...")
-    leftovers = subprocess.run(
-        ["pgrep", "-f", "aiguillage.cli import main; main\\(\\) (operator|sidecar)"],
-        capture_output=True,
-        text=True,
-    )
-    assert leftovers.stdout == ""
+    pids = [int(p) for p in (ROOT / ".dev" / "pids").read_text().split()]
+    assert len(pids) == 4  # operator, sidecar, etcd, kube-apiserver
+    assert [pid for pid in pids if Path(f"/proc/{pid}").exists()] == []

@@ -117,6 +117,10 @@ def main() -> int:
             workdir / "sidecar.log",
         )  # fmt: skip
         children.append(sidecar.start())
+        # What this run started, so a test (or a user) can check it is all gone afterwards.
+        pids = [c.proc.pid for c in children if c.proc is not None]
+        pids += [p for p in (plane.etcd_pid, plane.apiserver_pid) if p]
+        (workdir / "pids").write_text("".join(f"{pid}\n" for pid in pids))
         base = f"http://{listen}"
         client = openai.OpenAI(base_url=f"{base}/v1", api_key="apps-hold-no-key", max_retries=0)
         wait_for(lambda: _ready(base), timeout=30, what="the sidecar to be ready")
