@@ -1,0 +1,130 @@
+"""Draw the benchmark's PNG charts from its results JSON.
+
+Run by the benchmark with the tools venv's interpreter (matplotlib lives there, not in the
+project's venv), so this file imports nothing from the project::
+
+    <cache>/bench-venv/bin/python charts.py RESULTS.json OUT_DIR
+
+Writes ``latency.png`` (non-streaming p50 and p99, streaming time to first token, by
+concurrency, one line per system) and ``throughput.png`` (requests/s by concurrency).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+COLORS = {
+    "direct": "#7f7f7f",
+    "passthrough": "#1f77b4",
+    "aiguillage": "#d62728",
+    "litellm": "#9467bd",
+}
+
+
+def series(
+    results: dict[str, Any], key: str, stream: bool, metric: str
+) -> tuple[list[int], list[float]]:
+    cells = sorted(
+        (c for c in results["systems"][key]["cells"] if c["stream"] == stream),
+        key=lambda c: int(c["concurrency"]),
+    )
+    xs, ys = [], []
+    for cell in cells:
+        if metric == "rps":
+            value = cell["rps"]
+        else:
+            group, _, name = metric.partition(".")
+            value = (cell.get(group) or {}).get(name)
+        if value:
+            xs.append(int(cell["concurrency"]))
+            ys.append(float(value))
+    return xs, ys
+
+
+def draw(results: dict[str, Any], out: Path) -> list[Path]:
+    matplotlib = importlib.import_module("matplotlib")
+    matplotlib.use("Agg")
+    plt = importlib.import_module("matplotlib.pyplot")
+    ticker = importlib.import_module("matplotlib.ticker")
+    concurrencies = [int(c) for c in results["plan"]["concurrencies"]]
+
+    def style(ax: Any, title: str, ylabel: str) -> None:
+        ax.set_title(title)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xticks(concurrencies)
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.set_xlabel("concurrent requests")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+
+    out.mkdir(parents=True, exist_ok=True)
+    systems = [
+        k for k in ("direct", "passthrough", "aiguillage", "litellm") if k in results["systems"]
+    ]
+    labels = {k: results["systems"][k]["label"] for k in systems}
+    subtitle = (
+        f"{results['mode']} run, {results['started_at'][:16].replace('T', ' ')} UTC, "
+        f"{results['machine']['nproc']} cores (shared) — compare by ratio"
+    )
+    written = []
+
+    panels = [
+        ("non-streaming p50", False, "latency_ms.p50", "ms"),
+        ("non-streaming p99", False, "latency_ms.p99", "ms"),
+        ("streaming: time to first token p50", True, "ttft_ms.p50", "ms"),
+        ("streaming: time to first token p99", True, "ttft_ms.p99", "ms"),
+    ]
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8), constrained_layout=True)
+    for ax, (title, stream, metric, unit) in zip(axes.flat, panels, strict=True):
+        for key in systems:
+            xs, ys = series(results, key, stream, metric)
+            if xs:
+                ax.plot(xs, ys, marker="o", color=COLORS[key], label=labels[key])
+        style(ax, title, unit)
+    axes.flat[0].legend(fontsize=8)
+    fig.suptitle(f"Latency percentiles by concurrency\n{subtitle}", fontsize=11)
+    path = out / "latency.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    written.append(path)
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), constrained_layout=True)
+    panels2 = (
+        ("non-streaming: requests/s", False, "requests/s"),
+        ("streaming (64 chunks, 5 ms apart): streams/s", True, "streams/s"),
+    )
+    for ax, (title, stream, unit) in zip(axes, panels2, strict=True):
+        for key in systems:
+            xs, ys = series(results, key, stream, "rps")
+            if xs:
+                ax.plot(xs, ys, marker="o", color=COLORS[key], label=labels[key])
+        style(ax, title, unit)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"Throughput by concurrency\n{subtitle}", fontsize=11)
+    path = out / "throughput.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    written.append(path)
+    return written
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    results = json.loads(Path(argv[0]).read_text())
+    for path in draw(results, Path(argv[1])):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

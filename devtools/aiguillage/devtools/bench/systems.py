@@ -1,0 +1,302 @@
+"""The simulated upstream and the four ways of reaching it, each started as its own process.
+
+* ``direct``: the load generator talks to the simulated upstream itself;
+* ``passthrough``: ``bench/passthrough.py``, the 30-line aiohttp "Python floor";
+* ``aiguillage``: ``aiguillage sidecar`` on a config rendered by ``aiguillage render`` from
+  ``bench/manifests/`` (EU residency, priority failover over two providers, audit to a file,
+  metrics on);
+* ``litellm``: LiteLLM's proxy (pinned version, own venv), same upstream, no database, no
+  logging callbacks, ``num_workers`` = the machine's core count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import select
+import socket
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiguillage.devtools.bench.procs import Memory, Proc, Procs, group_memory, pin_group
+from aiguillage.devtools.bench.tools import ROOT, Venv
+
+UPSTREAM_KEY = "sk-bench-upstream"
+LITELLM_MASTER_KEY = "sk-bench-master"
+MODEL = "bench-chat"
+MANIFESTS = ROOT / "bench" / "manifests"
+PLACEHOLDER_ENDPOINT = "http://127.0.0.1:18300"
+PROMPT = "Say hello in one short sentence."
+
+SYSTEMS = ("direct", "passthrough", "aiguillage", "litellm")
+LABELS = {
+    "direct": "direct to the upstream",
+    "passthrough": "bare aiohttp pass-through",
+    "aiguillage": "Aiguillage sidecar",
+    "litellm": "LiteLLM proxy",
+}
+
+
+class StartError(RuntimeError):
+    """A system did not come up; the message says what it printed."""
+
+
+def request_body(stream: bool) -> bytes:
+    body: dict[str, object] = {"model": MODEL, "messages": [{"role": "user", "content": PROMPT}]}
+    if stream:
+        body["stream"] = True
+    return json.dumps(body).encode()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class System:
+    """A target of the load generator."""
+
+    key: str
+    base_url: str  # http://127.0.0.1:PORT
+    headers: list[str]  # extra request headers, "Name: value"
+    proc: Proc | None = None  # None for "direct" (the upstream is shared, not measured)
+    start_to_ready_s: float | None = None
+    idle: Memory | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return LABELS[self.key]
+
+    @property
+    def chat_url(self) -> str:
+        return f"{self.base_url}/v1/chat/completions"
+
+
+def _http(
+    url: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, bytes]:
+    req = urllib.request.Request(url, data=body, headers=headers or {})
+    if body is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return int(resp.status), resp.read()
+    except urllib.error.HTTPError as err:
+        return int(err.code), err.read()
+    except OSError:
+        return 0, b""
+
+
+def _wait_ready(proc: Proc, probe: Callable[[], bool], timeout: float, what: str) -> float:
+    """Poll ``probe()`` until true; return seconds since the process was spawned."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if not proc.alive:
+            raise StartError(f"{what} exited with {proc.popen.returncode}:\n{proc.tail()}")
+        if probe():
+            return time.monotonic() - proc.started
+        if time.monotonic() > deadline:
+            raise StartError(f"{what} not ready after {timeout:.0f}s:\n{proc.tail()}")
+        time.sleep(0.02)
+
+
+def _settled_memory(proc: Proc, cpus: str | None) -> Memory:
+    """Pin the started system to its CPUs, then its memory 1 s later (nothing sent meanwhile).
+
+    Systems start unpinned (on every core: start-up time is not what the pinning is for)
+    and are pinned once ready, with all their processes and threads.
+    """
+    pin_group(proc.pid, cpus)
+    time.sleep(1.0)
+    return group_memory(proc.pid)
+
+
+# -- the upstream ------------------------------------------------------------------------------
+
+
+def start_upstream(
+    procs: Procs, *, cpus: str | None, chunks: int, interval: float, timeout: float = 30
+) -> tuple[Proc, str]:
+    """The simulated OpenAI-compatible provider in its own process; returns it and its URL."""
+    argv = [
+        sys.executable, "-m", "aiguillage.devtools.simulators", "--kind", "openai",
+        "--name", "upstream", "--port", "0", "--api-key", UPSTREAM_KEY,
+        "--chunks", str(chunks), "--chunk-interval", str(interval),
+    ]  # fmt: skip
+    proc = procs.spawn("upstream", argv, cpus=cpus, stdout_pipe=True)
+    assert proc.popen.stdout is not None
+    deadline = time.monotonic() + timeout
+    line = b""
+    while not line.endswith(b"\n"):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not proc.alive:
+            raise StartError(f"simulated upstream did not start:\n{proc.tail()}")
+        ready, _, _ = select.select([proc.popen.stdout], [], [], remaining)
+        if ready:
+            chunk = os.read(proc.popen.stdout.fileno(), 4096)
+            if not chunk:
+                raise StartError(f"simulated upstream exited:\n{proc.tail()}")
+            line += chunk
+    text = line.decode().strip()
+    if not text.startswith("READY "):
+        raise StartError(f"unexpected first line from the simulator: {text!r}")
+    return proc, text.split(" ", 1)[1]
+
+
+# -- the systems -------------------------------------------------------------------------------
+
+
+def direct(upstream_url: str) -> System:
+    return System("direct", upstream_url, [f"Authorization: Bearer {UPSTREAM_KEY}"])
+
+
+def _probe_chat(url: str, headers: dict[str, str]) -> Callable[[], bool]:
+    def probe() -> bool:
+        status, _ = _http(url, request_body(False), headers)
+        return status == 200
+
+    return probe
+
+
+def start_passthrough(procs: Procs, upstream_url: str, *, cpus: str | None) -> System:
+    port = free_port()
+    argv = [sys.executable, str(ROOT / "bench" / "passthrough.py"), upstream_url, str(port)]
+    proc = procs.spawn("passthrough", argv)
+    system = System("passthrough", f"http://127.0.0.1:{port}", direct(upstream_url).headers, proc)
+    auth = {"Authorization": f"Bearer {UPSTREAM_KEY}"}
+    system.start_to_ready_s = _wait_ready(
+        proc, _probe_chat(system.chat_url, auth), 30, "the pass-through"
+    )
+    system.idle = _settled_memory(proc, cpus)
+    system.notes.append("ready = first successful request")
+    return system
+
+
+def render_sidecar_config(upstream_url: str, out: Path, *, model: str = MODEL) -> str:
+    """``aiguillage render`` of bench/manifests/ for the given upstream; returns the hash.
+
+    ``model`` renames the route's model (the reload measurement needs distinct configs).
+    """
+    from aiguillage.operator import commands  # the CLI's own function, in-process
+
+    sources = out / "manifests"
+    sources.mkdir(parents=True, exist_ok=True)
+    for path in sorted(MANIFESTS.glob("*.yaml")):
+        text = path.read_text().replace(PLACEHOLDER_ENDPOINT, upstream_url)
+        if model != MODEL:
+            text = text.replace(f"model: {MODEL}", f"model: {model}")
+        (sources / path.name).write_text(text)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as e:
+        code = commands.render(sorted(sources.glob("*.yaml")), "bench", out, "aiguillage-system")
+    if code != 0:
+        raise StartError(f"aiguillage render failed:\n{e.getvalue()}")
+    config = json.loads((out / "config" / "config.json").read_text())
+    return str(config["hash"])
+
+
+def sidecar_argv(config_dir: Path, port: int) -> list[str]:
+    from aiguillage.devtools import processes
+
+    return processes.aiguillage(
+        "sidecar", "--config-dir", str(config_dir), "--listen", f"127.0.0.1:{port}"
+    )
+
+
+def sidecar_env(audit_log: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "AIGUILLAGE_AUDIT_LOG": str(audit_log),
+        "POD_NAMESPACE": "bench",
+        "POD_NAME": "bench-0",
+    }
+
+
+def start_sidecar(procs: Procs, upstream_url: str, workdir: Path, *, cpus: str | None) -> System:
+    root = workdir / "sidecar"
+    render_sidecar_config(upstream_url, root)
+    port = free_port()
+    audit = root / "audit.jsonl"
+    proc = procs.spawn(
+        "aiguillage-sidecar", sidecar_argv(root / "config", port), env=sidecar_env(audit)
+    )
+    system = System("aiguillage", f"http://127.0.0.1:{port}", [], proc)
+    readyz = f"{system.base_url}/readyz"
+    system.start_to_ready_s = _wait_ready(
+        proc, lambda: _http(readyz)[0] == 200, 30, "the Aiguillage sidecar"
+    )
+    system.idle = _settled_memory(proc, cpus)
+    system.notes.append("ready = GET /readyz 200; audit to a file, metrics on")
+    return system
+
+
+def litellm_config(upstream_url: str) -> dict[str, object]:
+    return {
+        "model_list": [
+            {
+                "model_name": MODEL,
+                "litellm_params": {
+                    "model": "openai/sim-small",
+                    "api_base": f"{upstream_url}/v1",
+                    "api_key": UPSTREAM_KEY,
+                },
+            }
+        ],
+        "general_settings": {"master_key": LITELLM_MASTER_KEY},
+        "litellm_settings": {"set_verbose": False, "json_logs": False},
+    }
+
+
+def litellm_env() -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "DIRECT_URL") and not k.startswith("LITELLM_")
+    }
+    # Use the cost map shipped in the package: without this LiteLLM fetches it from the
+    # internet at start-up (all traffic here must stay on loopback).
+    env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+    env["LITELLM_LOG"] = "ERROR"
+    env["PYTHONUNBUFFERED"] = "1"  # its log file then shows how far start-up got
+    return env
+
+
+def start_litellm(
+    procs: Procs,
+    venv: Venv,
+    upstream_url: str,
+    workdir: Path,
+    *,
+    cpus: str | None,
+    workers: int,
+    timeout: float = 600,
+) -> System:
+    root = workdir / "litellm"
+    root.mkdir(parents=True, exist_ok=True)
+    config = root / "config.yaml"
+    config.write_text(json.dumps(litellm_config(upstream_url), indent=2))  # JSON is YAML
+    port = free_port()
+    argv = [
+        str(venv.bin("litellm")), "--config", str(config), "--host", "127.0.0.1",
+        "--port", str(port), "--num_workers", str(workers),
+    ]  # fmt: skip
+    proc = procs.spawn("litellm", argv, env=litellm_env(), cwd=root)
+    headers = {"Authorization": f"Bearer {LITELLM_MASTER_KEY}"}
+    system = System(
+        "litellm", f"http://127.0.0.1:{port}", [f"Authorization: Bearer {LITELLM_MASTER_KEY}"], proc
+    )
+    system.start_to_ready_s = _wait_ready(
+        proc, _probe_chat(system.chat_url, headers), timeout, "LiteLLM"
+    )
+    system.idle = _settled_memory(proc, cpus)
+    system.notes.append(f"ready = first successful request; {workers} workers")
+    return system

@@ -1,0 +1,158 @@
+"""What the benchmark needs outside the project's venv, built or installed once into the cache.
+
+* the Go load generator (``hack/loadgen``, standard library only), built with the local
+  toolchain into ``<cache>/loadgen/loadgen-<source hash>``; when it cannot be built, the
+  async Python load generator (`aiguillage.devtools.bench.pyloadgen`) is used instead;
+* a venv with LiteLLM's proxy (``litellm[proxy]``, pinned) — kept apart from the project's;
+* a venv with the tools that must not weigh on the project's venv: matplotlib (charts) and
+  py-spy (profile).
+
+``<cache>`` is ``$AIGUILLAGE_CACHE``, else ``$XDG_CACHE_HOME/aiguillage``, else
+``~/.cache/aiguillage`` (as for the Kubernetes binaries).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[4]
+LOADGEN_SRC = ROOT / "hack" / "loadgen"
+
+# The newest LiteLLM whose `[proxy]` extra installs from PyPI as this machine reaches it:
+# 1.108.8+ pin `litellm-proxy-extras` > 0.4.110 and 1.110+ need `litellm-proxy`, neither of which
+# the registry serves here (checked 2026-11-26 with `pip index versions`). 1.107.0 was a
+# compromised release: never use it.
+LITELLM_VERSION = "1.108.7"
+LITELLM_REQUIREMENTS = (f"litellm[proxy]=={LITELLM_VERSION}",)
+TOOLS_REQUIREMENTS = ("matplotlib==3.11.2", "py-spy==0.4.3")
+
+
+def cache_dir() -> Path:
+    configured = os.environ.get("AIGUILLAGE_CACHE")
+    if configured:
+        return Path(configured).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "aiguillage"
+
+
+def say(text: str) -> None:
+    print(f"[bench] {text}", flush=True)
+
+
+# -- load generator ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoadGenerator:
+    argv: list[str]  # the command, to which the run's flags are appended
+    kind: str  # "go" or "python"
+    note: str  # how it was obtained (for the report)
+
+
+def go_version() -> str | None:
+    go = shutil.which("go")
+    if go is None:
+        return None
+    try:
+        out = subprocess.run(
+            [go, "version"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.strip()
+
+
+def build_loadgen() -> LoadGenerator:
+    """The Go load generator (built once per source version), else the Python fallback."""
+    digest = hashlib.sha256()
+    for name in ("go.mod", "main.go"):
+        digest.update((LOADGEN_SRC / name).read_bytes())
+    target = cache_dir() / "loadgen" / f"loadgen-{digest.hexdigest()[:12]}"
+    fallback = LoadGenerator(
+        [sys.executable, "-m", "aiguillage.devtools.bench.pyloadgen"],
+        "python",
+        "async Python (aiohttp) load generator",
+    )
+    if target.is_file() and os.access(target, os.X_OK):
+        return LoadGenerator([str(target)], "go", f"Go load generator {target}")
+    go = shutil.which("go")
+    if go is None:
+        say("no Go toolchain: using the Python load generator")
+        return fallback
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    env = {**os.environ, "GOTOOLCHAIN": "local", "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}
+    began = time.monotonic()
+    result = subprocess.run(
+        [go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(tmp), "."],
+        cwd=LOADGEN_SRC,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if result.returncode != 0:
+        say(f"building the Go load generator failed, using the Python one:\n{result.stderr}")
+        return fallback
+    tmp.replace(target)
+    say(f"built the Go load generator in {time.monotonic() - began:.1f}s: {target}")
+    return LoadGenerator([str(target)], "go", f"Go load generator {target}")
+
+
+# -- venvs -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Venv:
+    path: Path
+    requirements: tuple[str, ...]
+    install_seconds: float | None  # how long the (first) install took
+    installed_now: bool
+
+    @property
+    def python(self) -> Path:
+        return self.path / "bin" / "python"
+
+    def bin(self, name: str) -> Path:
+        return self.path / "bin" / name
+
+
+def ensure_venv(name: str, requirements: tuple[str, ...]) -> Venv:
+    """A venv under the cache with exactly ``requirements`` installed (once; a stamp says so).
+
+    Raises `RuntimeError` with pip's output if the installation fails.
+    """
+    path = cache_dir() / name
+    stamp = path / ".bench-stamp.json"
+    try:
+        recorded = json.loads(stamp.read_text())
+    except (OSError, ValueError):
+        recorded = {}
+    if recorded.get("requirements") == list(requirements) and (path / "bin" / "python").exists():
+        return Venv(path, requirements, recorded.get("install_seconds"), installed_now=False)
+    say(f"installing {' '.join(requirements)} into {path} (once) ...")
+    began = time.monotonic()
+    if not (path / "bin" / "python").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(path)], check=True, timeout=300)
+    pip = [str(path / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
+    for args in (["install", "--upgrade", "pip"], ["install", *requirements]):
+        result = subprocess.run(
+            [*pip, *args], capture_output=True, text=True, timeout=1800, check=False
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"pip {' '.join(args)} failed in {path}:\n{result.stdout}\n{result.stderr}"
+            )
+    seconds = round(time.monotonic() - began, 1)
+    stamp.write_text(json.dumps({"requirements": list(requirements), "install_seconds": seconds}))
+    say(f"installed into {path} in {seconds:.0f}s")
+    return Venv(path, requirements, seconds, installed_now=True)
