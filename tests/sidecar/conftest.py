@@ -24,6 +24,7 @@ import orjson
 import pytest
 
 from aiguillage.devtools.harness import LoopThread
+from aiguillage.devtools.simulators.anthropic import AnthropicSimulator
 from aiguillage.devtools.simulators.openai import OpenAISimulator
 from aiguillage.sidecar.config import (
     CONFIG_FILE,
@@ -146,6 +147,19 @@ def two_provider_config(
 
 
 CREDENTIALS = {"mistral-eu": EU_KEY, "openai-us": US_KEY}
+ANTHROPIC_KEY = "sk-ant-simulated-key-0003"
+CLAUDE_MODEL = "claude-sonnet-4-5"
+
+
+def anthropic_provider(sim: AnthropicSimulator) -> Provider:
+    """The Anthropic simulator as provider ``anthropic-us`` (US/US, credential of that name)."""
+    return Provider(
+        api="anthropic",
+        endpoint=sim.url,
+        location="US",
+        jurisdiction="US",
+        credential="anthropic-us",
+    )
 
 
 # -- a running sidecar -------------------------------------------------------------------------
@@ -314,6 +328,15 @@ def eu(lt: LoopThread) -> Iterator[OpenAISimulator]:
 def us(lt: LoopThread) -> Iterator[OpenAISimulator]:
     """Simulated provider ``openai-us``, in the US under US jurisdiction."""
     sim = OpenAISimulator("openai-us", api_key=US_KEY)
+    lt.run(sim.start())
+    yield sim
+    lt.run(sim.stop())
+
+
+@pytest.fixture
+def claude(lt: LoopThread) -> Iterator[AnthropicSimulator]:
+    """A simulated Anthropic Messages API, key ``ANTHROPIC_KEY``."""
+    sim = AnthropicSimulator("claude-sim", api_key=ANTHROPIC_KEY)
     lt.run(sim.start())
     yield sim
     lt.run(sim.stop())

@@ -9,28 +9,28 @@ tests/sidecar/frontends/test_anthropic.py and tests/sidecar/adapters/test_anthro
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from uuid import uuid4
 
 import anthropic
 import pytest
 
-from aiguillage.devtools.harness import LoopThread
 from aiguillage.devtools.simulators.anthropic import AnthropicSimulator
 from aiguillage.devtools.simulators.openai import OpenAISimulator
-from aiguillage.sidecar.config import Provider, Residency, SidecarConfig, Target
+from aiguillage.sidecar.config import Residency, SidecarConfig, Target
 from tests.sidecar.conftest import (
+    ANTHROPIC_KEY,
     CLIENT_KEY,
     EU_KEY,
     EU_MODEL,
     RunningSidecar,
     StartSidecar,
+    anthropic_provider,
     provider_for,
     route,
 )
 
-KEY = "sk-ant-simulated-key-0003"
+KEY = ANTHROPIC_KEY
 CLAUDE = "claude-sonnet-4-5"
 HELLO_CLAUDE = "Hello from claude-sim! This is a simulated answer."
 HELLO_EU = "Hello from mistral-eu! This is a simulated answer."
@@ -43,25 +43,11 @@ WEATHER: Any = {
 
 
 @pytest.fixture
-def claude(lt: LoopThread) -> Iterator[AnthropicSimulator]:
-    sim = AnthropicSimulator("claude-sim", api_key=KEY)
-    lt.run(sim.start())
-    yield sim
-    lt.run(sim.stop())
-
-
-@pytest.fixture
 def sidecar(
     start_sidecar: StartSidecar, claude: AnthropicSimulator, eu: OpenAISimulator
 ) -> RunningSidecar:
     providers = {
-        "anthropic-us": Provider(
-            api="anthropic",
-            endpoint=claude.url,
-            location="US",
-            jurisdiction="US",
-            credential="anthropic-us",
-        ),
+        "anthropic-us": anthropic_provider(claude),
         "mistral-eu": provider_for(eu, location="FR", jurisdiction="FR", credential="mistral-eu"),
     }
     claude_target = Target(provider="anthropic-us", model=CLAUDE, priority=0)

@@ -10,14 +10,12 @@ Anthropic clients (the native Messages path) are covered in tests/sidecar/test_m
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from typing import Any
 
 import openai
 import orjson
 import pytest
 
-from aiguillage.devtools.harness import LoopThread
 from aiguillage.devtools.simulators.anthropic import AnthropicSimulator
 from aiguillage.devtools.simulators.openai import OpenAISimulator
 from aiguillage.sidecar.adapters.anthropic import (
@@ -35,15 +33,17 @@ from aiguillage.sidecar.config import Provider, SidecarConfig, Target
 from aiguillage.sidecar.errors import UpstreamProtocol
 from tests.sidecar._wire import anthropic_request, openai_chunks, openai_completion
 from tests.sidecar.conftest import (
+    ANTHROPIC_KEY,
     CLIENT_KEY,
     EU_KEY,
     RunningSidecar,
     StartSidecar,
+    anthropic_provider,
     provider_for,
     route,
 )
 
-KEY = "sk-ant-simulated-key-0003"
+KEY = ANTHROPIC_KEY
 MODEL = "claude-sonnet-4-5"
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\nnot really").decode()
 HELLO = "Hello from claude-sim! This is a simulated answer."
@@ -641,25 +641,11 @@ def test_native_errors_stay_anthropic_or_become_anthropic() -> None:
 
 
 @pytest.fixture
-def claude(lt: LoopThread) -> Iterator[AnthropicSimulator]:
-    sim = AnthropicSimulator("claude-sim", api_key=KEY)
-    lt.run(sim.start())
-    yield sim
-    lt.run(sim.stop())
-
-
-@pytest.fixture
 def sidecar(
     start_sidecar: StartSidecar, claude: AnthropicSimulator, eu: OpenAISimulator
 ) -> RunningSidecar:
     providers = {
-        "anthropic-us": Provider(
-            api="anthropic",
-            endpoint=claude.url,
-            location="US",
-            jurisdiction="US",
-            credential="anthropic-us",
-        ),
+        "anthropic-us": anthropic_provider(claude),
         "mistral-eu": provider_for(eu, location="FR", jurisdiction="FR", credential="mistral-eu"),
     }
     routes = [
