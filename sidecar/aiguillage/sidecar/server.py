@@ -16,8 +16,9 @@ import itertools
 import os
 import secrets
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import orjson
@@ -31,6 +32,7 @@ from aiguillage.sidecar.errors import AttemptError, TimedOut, UpstreamProtocol
 from aiguillage.sidecar.forward import (
     AllAttemptsFailed,
     Answer,
+    Attempt,
     Chosen,
     NoCompliantTarget,
     RelayedClientError,
@@ -38,9 +40,11 @@ from aiguillage.sidecar.forward import (
     forward,
 )
 from aiguillage.sidecar.frontends import Frontend, frontend_for
+from aiguillage.sidecar.frontends.base import Adapters
 from aiguillage.sidecar.health import HealthBoard
 from aiguillage.sidecar.loader import Snapshot
 from aiguillage.sidecar.metrics import Metrics, new_metrics
+from aiguillage.sidecar.residency import ResidencyRule
 from aiguillage.sidecar.residency_headers import (
     JURISDICTION_HEADER,
     LOCATION_HEADER,
@@ -74,6 +78,7 @@ class Runtime:
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
+T = TypeVar("T")
 
 # Request ids: 64 random bits per process, then a counter — unique, and cheaper than uuid4.
 _ID_PREFIX = secrets.token_hex(8)
@@ -190,6 +195,23 @@ class Exchange:
         self.client = client
         return client
 
+    def _along_route(
+        self,
+        rule: ResidencyRule,
+        adapters: Adapters,
+        attempt: Attempt[T],
+    ) -> Awaitable[tuple[Answer[T], Chosen]]:
+        return forward(
+            self.route,
+            self.call,
+            rule,
+            self.snap.config.providers,
+            adapters,
+            self.rt.health,
+            self.record,
+            attempt,
+        )
+
     async def run(self) -> web.StreamResponse:
         snap = self.snap
         rule = self.route.rule
@@ -200,36 +222,17 @@ class Exchange:
         if header_rule is not None:
             rule = rule.narrow(header_rule)
         self.record.residency = rule.as_dict()
-        providers = snap.config.providers
         adapters = self.frontend.adapters(self.call, snap.adapters)
         record = self.record
         try:
             if self.call.stream:
-                answer_s, chosen = await forward(
-                    self.route,
-                    self.call,
-                    rule,
-                    providers,
-                    adapters,
-                    self.rt.health,
-                    record,
-                    self.stream,
-                )
+                answer_s, chosen = await self._along_route(rule, adapters, self.stream)
                 self._account(answer_s.usage, chosen, answer_s.ok)
                 assert self.client is not None
                 if record.outcome != "client_closed":
                     await self.client.write_eof()
                 return self.client
-            answer, chosen = await forward(
-                self.route,
-                self.call,
-                rule,
-                providers,
-                adapters,
-                self.rt.health,
-                record,
-                self.unary,
-            )
+            answer, chosen = await self._along_route(rule, adapters, self.unary)
             self._account(answer.usage, chosen, True)
             return web.Response(
                 body=answer.value,
@@ -315,7 +318,7 @@ def _operation_handler(operation: Operation, max_body: int) -> Any:
                 "the sidecar has no valid config yet",
                 "aiguillage_error",
                 "not_ready",
-                headers={"x-request-id": rid},
+                headers=with_id,
             )
         try:
             raw = await request.read()
@@ -362,7 +365,7 @@ def _operation_handler(operation: Operation, max_body: int) -> Any:
                 f'no route for model "{model}" (routes: {known})',
                 "invalid_request_error",
                 "route_not_found",
-                headers={"x-request-id": rid},
+                headers=with_id,
             )
         stream = body.get("stream") is True
         options = body.get("stream_options")
@@ -372,8 +375,9 @@ def _operation_handler(operation: Operation, max_body: int) -> Any:
             stream,
             client_wants_usage=isinstance(options, dict) and options.get("include_usage") is True,
         )
+        start_ns = time.time_ns()
         record = AuditRecord(
-            time=time.time(),
+            time=start_ns / 1e9,
             request_id=rid,
             namespace=rt.namespace or snap.config.namespace,
             pod=rt.pod,
@@ -384,7 +388,6 @@ def _operation_handler(operation: Operation, max_body: int) -> Any:
             residency={},
             config_hash=snap.config.hash,
         )
-        start_ns = time.time_ns()
         try:
             exchange = Exchange(rt, snap, request, route, call, record, frontend)
             try:
