@@ -102,3 +102,24 @@ def build_answer(words: Sequence[str], chunks: int, *, truncated: bool = False) 
         part = " ".join(words[i * n // groups : (i + 1) * n // groups])
         pieces.append(part if i == 0 else " " + part)
     return Answer(" ".join(words), tuple(pieces), n, truncated)
+
+
+def forced_function(choice: Any) -> str | None:
+    if isinstance(choice, dict):
+        function = choice.get("function")
+        if isinstance(function, dict) and isinstance(function.get("name"), str):
+            return str(function["name"])
+        if isinstance(choice.get("name"), str):  # Responses API form
+            return str(choice["name"])
+    return None
+
+
+def tool_name(tool: Any) -> str | None:
+    if not isinstance(tool, dict):
+        return None
+    function = tool.get("function")
+    if isinstance(function, dict) and isinstance(function.get("name"), str):
+        return str(function["name"])
+    if isinstance(tool.get("name"), str):  # Responses API form
+        return str(tool["name"])
+    return None

@@ -25,7 +25,8 @@ from aiohttp import web
 
 from .base import Call, Handler
 from .faults import ApiError
-from .openai import OpenAISimulator, sse
+from .openai import OpenAISimulator
+from .streaming import sse
 
 __all__ = ["AzureOpenAISimulator"]
 

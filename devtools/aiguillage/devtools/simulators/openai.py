@@ -29,12 +29,13 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, Final
 
-import orjson
 from aiohttp import web
 
-from .answers import count_words, embedding_vector
+from . import openai_responses
+from .answers import count_words, embedding_vector, forced_function, tool_name
 from .base import Call, Handler, Simulator
 from .faults import ApiError, Fault
+from .streaming import sse
 
 __all__ = ["OpenAISimulator", "sse"]
 
@@ -57,39 +58,8 @@ _MESSAGES: Final = {
 }
 
 
-def sse(obj: Any) -> bytes:
-    """One unnamed SSE event carrying ``obj`` as JSON."""
-    return b"data: " + orjson.dumps(obj) + b"\n\n"
-
-
-def named_sse(event: str, obj: Any) -> bytes:
-    """One named SSE event (used by the Responses API)."""
-    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(obj) + b"\n\n"
-
-
 def _redact(key: str) -> str:
     return key[:3] + "*" * 4 + key[-4:] if len(key) > 8 else "*" * len(key)
-
-
-def _forced_function(choice: Any) -> str | None:
-    if isinstance(choice, dict):
-        function = choice.get("function")
-        if isinstance(function, dict) and isinstance(function.get("name"), str):
-            return str(function["name"])
-        if isinstance(choice.get("name"), str):  # Responses API form
-            return str(choice["name"])
-    return None
-
-
-def _tool_name(tool: Any) -> str | None:
-    if not isinstance(tool, dict):
-        return None
-    function = tool.get("function")
-    if isinstance(function, dict) and isinstance(function.get("name"), str):
-        return str(function["name"])
-    if isinstance(tool.get("name"), str):  # Responses API form
-        return str(tool["name"])
-    return None
 
 
 class OpenAISimulator(Simulator):
@@ -230,7 +200,7 @@ class OpenAISimulator(Simulator):
             last = messages[-1]
             if isinstance(last, dict) and last.get("role") in ("tool", "function"):
                 return None
-        return _forced_function(choice) or _tool_name(tools[0])
+        return forced_function(choice) or tool_name(tools[0])
 
     def _max_tokens(self, body: dict[str, Any], *names: str) -> Any:
         for name in names:
@@ -477,166 +447,14 @@ class OpenAISimulator(Simulator):
             },
         )
 
-    # -- responses API -------------------------------------------------------------------------
-
-    @staticmethod
-    def _responses_tool(body: dict[str, Any]) -> str | None:
-        tools = body.get("tools")
-        if not isinstance(tools, list) or not tools:
-            return None
-        choice = body.get("tool_choice", "auto")
-        if choice == "none":
-            return None
-        items = body.get("input")
-        if isinstance(items, list) and items:
-            last = items[-1]
-            if isinstance(last, dict) and last.get("type") == "function_call_output":
-                return None
-        return _forced_function(choice) or next(
-            (name for name in map(_tool_name, tools) if name is not None), None
-        )
+    # -- responses API (see openai_responses.py) ------------------------------------------------
 
     async def handle_responses(self, call: Call) -> web.StreamResponse:
         body = call.json()
         return await self.responses(call, body, self.resolve_model(body))
 
     async def responses(self, call: Call, body: dict[str, Any], model: str) -> web.StreamResponse:
-        if body.get("input") is None:
-            raise ApiError(
-                400, "Missing required parameter: 'input'.", param="input", error_code=""
-            )
-        prompt = max(
-            1,
-            count_words(body.get("input"), "input")
-            + count_words(body.get("instructions"), "instructions"),
-        )
-        tool = self._responses_tool(body)
-        answer = self.answer(body.get("max_output_tokens"))
-        seq = self.new_id()
-        rid = f"resp_sim{seq:010d}"
-        created = int(time.time())
-        completion = 2 if tool else answer.tokens
-        incomplete = answer.truncated and not tool
-        item_id = f"fc_sim{seq:010d}" if tool else f"msg_sim{seq:010d}"
-
-        def text_part(text: str) -> dict[str, Any]:
-            return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-
-        def item(done: bool) -> dict[str, Any]:
-            status = "completed" if done else "in_progress"
-            if tool:
-                return {
-                    "id": item_id,
-                    "type": "function_call",
-                    "status": status,
-                    "call_id": f"call_sim{seq:010d}",
-                    "name": tool,
-                    "arguments": "{}" if done else "",
-                }
-            return {
-                "id": item_id,
-                "type": "message",
-                "status": ("incomplete" if incomplete else "completed") if done else status,
-                "role": "assistant",
-                "content": [text_part(answer.text)] if done else [],
-            }
-
-        def response(done: bool) -> dict[str, Any]:
-            status = ("incomplete" if incomplete else "completed") if done else "in_progress"
-            return {
-                "id": rid,
-                "object": "response",
-                "created_at": created,
-                "status": status,
-                "background": False,
-                "error": None,
-                "incomplete_details": {"reason": "max_output_tokens"}
-                if incomplete and done
-                else None,
-                "instructions": body.get("instructions"),
-                "max_output_tokens": body.get("max_output_tokens"),
-                "model": model,
-                "output": [item(True)] if done else [],
-                "parallel_tool_calls": True,
-                "previous_response_id": body.get("previous_response_id"),
-                "reasoning": {"effort": None, "summary": None},
-                "store": bool(body.get("store", True)),
-                "temperature": body.get("temperature", 1.0),
-                "text": {"format": {"type": "text"}},
-                "tool_choice": body.get("tool_choice", "auto"),
-                "tools": body.get("tools", []),
-                "top_p": body.get("top_p", 1.0),
-                "truncation": "disabled",
-                "usage": {
-                    "input_tokens": prompt,
-                    "input_tokens_details": {"cached_tokens": 0},
-                    "output_tokens": completion,
-                    "output_tokens_details": {"reasoning_tokens": 0},
-                    "total_tokens": prompt + completion,
-                }
-                if done
-                else None,
-                "metadata": body.get("metadata") or {},
-            }
-
-        if not body.get("stream"):
-            return await self.send_json(call, response(True))
-
-        counter = iter(range(1_000_000))
-
-        def event(kind: str, **fields: Any) -> bytes:
-            return named_sse(kind, {"type": kind, "sequence_number": next(counter), **fields})
-
-        where = {"output_index": 0, "item_id": item_id}
-        preamble = [
-            event("response.created", response=response(False)),
-            event("response.in_progress", response=response(False)),
-            event("response.output_item.added", output_index=0, item=item(False)),
-        ]
-        if tool:
-            preamble_extra: list[bytes] = []
-            chunks = [event("response.function_call_arguments.delta", **where, delta="{}")]
-            closing = [
-                event("response.function_call_arguments.done", **where, name=tool, arguments="{}")
-            ]
-        else:
-            part = {"content_index": 0, **where}
-            preamble_extra = [event("response.content_part.added", **part, part=text_part(""))]
-            chunks = [
-                event("response.output_text.delta", **part, delta=piece, logprobs=[])
-                for piece in answer.pieces
-            ]
-            closing = [
-                event("response.output_text.done", **part, text=answer.text, logprobs=[]),
-                event("response.content_part.done", **part, part=text_part(answer.text)),
-            ]
-        closing.append(event("response.output_item.done", output_index=0, item=item(True)))
-        final_kind = "response.incomplete" if incomplete else "response.completed"
-        closing.append(event(final_kind, response=response(True)))
-
-        def error_event(fault: Fault) -> bytes:
-            err = ApiError.from_fault(fault, self.in_stream_error_status)
-            body_err = self.error_body_for_stream(err)["error"]
-            return named_sse(
-                "error",
-                {
-                    "type": "error",
-                    "code": body_err["code"] or body_err["type"],
-                    "message": body_err["message"],
-                    "param": None,
-                    "sequence_number": len(preamble) + len(preamble_extra) + fault.after_chunks,
-                },
-            )
-
-        return await self.stream(
-            call,
-            preamble=preamble + preamble_extra,
-            chunks=chunks,
-            epilogue=closing,
-            error_event=error_event,
-            garbled=b"event: response.output_text.delta\n"
-            b'data: {"type":"response.output_text.delta","delta":\n\n',
-        )
+        return await openai_responses.respond(self, call, body, model)
 
     # -- models --------------------------------------------------------------------------------
 

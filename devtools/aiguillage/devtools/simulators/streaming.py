@@ -20,7 +20,9 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
+import orjson
 from aiohttp import web
 
 from .faults import Fault
@@ -122,3 +124,13 @@ async def break_connection(request: web.Request, fault: Fault, hold: Hold) -> No
     transport = request.transport
     if transport is not None:
         transport.abort()
+
+
+def sse(obj: Any) -> bytes:
+    """One unnamed SSE event carrying ``obj`` as JSON."""
+    return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+
+def named_sse(event: str, obj: Any) -> bytes:
+    """One named SSE event (used by the Responses API)."""
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(obj) + b"\n\n"
