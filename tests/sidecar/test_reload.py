@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import orjson
 import pytest
 
 from aiguillage.devtools.simulators.openai import OpenAISimulator
+from aiguillage.sidecar import reload
 from aiguillage.sidecar.audit import AuditLog
 from aiguillage.sidecar.config import CircuitBreaker, Provider, SidecarConfig, Target
 from aiguillage.sidecar.reload import reload_once
@@ -19,6 +21,7 @@ from tests.sidecar.conftest import (
     CREDENTIALS,
     EU_KEY,
     MESSAGES,
+    US_KEY,
     US_MODEL,
     RunningSidecar,
     StartSidecar,
@@ -251,3 +254,83 @@ def test_a_rejected_config_is_not_reparsed_until_it_changes(tmp_path: Path) -> N
     assert rt.snapshot is not None
     assert rt.metrics.counters["aiguillage_config_reloads_total"][(("result", "ok"),)] == 1
     rt.audit.close()
+
+
+# -- a bad provider, a failing reload ---------------------------------------------------------
+
+
+def test_a_provider_with_an_unusable_credential_takes_only_itself_out(
+    start_sidecar: StartSidecar, eu: OpenAISimulator, us: OpenAISimulator, tmp_path: Path
+) -> None:
+    # Present before the sidecar starts: it used to crash at start-up.
+    bad = tmp_path / "sidecar0" / "credentials" / "openai-us"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"\xff\xfe not text \r\n")
+    sc = start_sidecar(
+        two_provider_config(
+            eu, us, route("chat", eu_target(0), us_target(1)), route("us-only", us_target())
+        ),
+        {"mistral-eu": EU_KEY},
+    )
+
+    assert sc.raw("GET", "/readyz").status == 200
+    assert ask(sc).headers["x-aiguillage-provider"] == "mistral-eu"
+    resp = ask(sc, "us-only")
+    assert resp.status == 502
+    attempt = sc.audit_for(resp.headers["x-request-id"])["attempts"][0]
+    assert attempt["outcome"] == "skipped_provider_invalid"
+    assert attempt["detail"] == (
+        'provider "openai-us": credential file "openai-us" is not UTF-8 text '
+        "(invalid byte at offset 0)"
+    )
+    assert us.requests == []
+    assert sc.metric("aiguillage_config_providers_unusable", provider="openai-us") == 1
+
+    sc.write_config(None, {"openai-us": US_KEY})  # the Secret is fixed
+
+    wait_for(lambda: ask(sc, "us-only").status == 200, what="openai-us to serve again")
+    assert "aiguillage_config_providers_unusable{" not in sc.metrics()
+
+
+def test_the_reload_loop_survives_any_exception(
+    sidecar: RunningSidecar,
+    eu: OpenAISimulator,
+    us: OpenAISimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(config_dir: Path, credentials_dir: Path) -> Any:
+        raise RuntimeError("unexpected, quoting sk-do-not-log")
+
+    monkeypatch.setattr(reload, "load", broken)
+    old_hash = sidecar.serving_hash()
+    sidecar.write_config(two_provider_config(eu, us, route("next", us_target())))
+    wait_for(
+        lambda: sidecar.metric("aiguillage_config_reloads_total", result="error") == 1,
+        what="the failed reload to be counted",
+    )
+    assert sidecar.serving_hash() == old_hash
+    assert sidecar.raw("GET", "/readyz").status == 200
+    assert "RuntimeError" in caplog.text
+    assert "sk-do-not-log" not in caplog.text
+
+    monkeypatch.undo()
+    sidecar.write_config(two_provider_config(eu, us, route("fixed", us_target())))
+    wait_for(lambda: served_models(sidecar) == ["fixed"], what="the loop to apply a later change")
+
+
+def test_readyz_fails_once_the_watcher_has_stopped(sidecar: RunningSidecar) -> None:
+    assert sidecar.raw("GET", "/readyz").status == 200
+    watcher = sidecar.runtime.watcher
+    assert watcher is not None
+
+    async def stop_it() -> None:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+
+    sidecar.lt.run(stop_it())
+
+    resp = sidecar.raw("GET", "/readyz")
+    assert resp.status == 503
+    assert resp.body == b"config watcher stopped: changes are not applied\n"

@@ -119,7 +119,7 @@ async def forward(
                 record,
                 target,
                 provider,
-                "skipped_unsupported",
+                adapter.outcome if isinstance(adapter, UnsupportedApi) else "skipped_unsupported",
                 rule,
                 detail=str(adapter)
                 if isinstance(adapter, UnsupportedApi)

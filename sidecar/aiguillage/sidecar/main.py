@@ -56,7 +56,7 @@ class Sidecar:
         await site.start()
         bound_port = self._runner.addresses[0][1]
         self.url = f"http://{host}:{bound_port}"
-        self._watcher = asyncio.create_task(
+        self._watcher = rt.watcher = asyncio.create_task(
             watch(rt, self.config_dir, self.credentials_dir, self.poll_seconds)
         )
         log.server.info("listening on %s", self.url)

@@ -45,6 +45,8 @@ class Metrics:
         default_factory=lambda: defaultdict(lambda: defaultdict(float))
     )
     histograms: dict[str, dict[Labels, Histogram]] = field(default_factory=dict)
+    # Values replaced as a whole when the state they describe changes (e.g. on a reload).
+    gauges: dict[str, dict[Labels, float]] = field(default_factory=dict)
     help: dict[str, str] = field(default_factory=dict)
     buckets: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
@@ -58,8 +60,18 @@ class Metrics:
             hist = series[labels] = Histogram(self.buckets.get(name, DURATION_BUCKETS))
         hist.observe(value)
 
+    def set_gauge(self, name: str, series: dict[Labels, float]) -> None:
+        """Replace every series of gauge ``name`` (series not given disappear)."""
+        self.gauges[name] = series
+
     def render(self) -> str:
         lines: list[str] = []
+        for name, gseries in sorted(self.gauges.items()):
+            if name in self.help:
+                lines.append(f"# HELP {name} {self.help[name]}")
+            lines.append(f"# TYPE {name} gauge")
+            for labels, value in gseries.items():
+                lines.append(f"{name}{_fmt(labels)} {value:g}")
         for name, series in sorted(self.counters.items()):
             if name in self.help:
                 lines.append(f"# HELP {name} {self.help[name]}")
@@ -101,7 +113,11 @@ def new_metrics() -> Metrics:
             "aiguillage_attempts_total": "Attempts at provider targets by outcome.",
             "aiguillage_failovers_total": "Requests answered by another target than the first.",
             "aiguillage_cost_eur_total": "Cost of answered requests in euros.",
-            "aiguillage_config_reloads_total": "Config reloads by result (ok, invalid).",
+            "aiguillage_config_reloads_total": "Config reloads by result (ok, invalid, error).",
+            "aiguillage_config_providers_unusable": (
+                "Providers of the served config whose targets are skipped (bad options or "
+                "credential), 1 per provider."
+            ),
             "gen_ai_client_token_usage": "Tokens used per request (gen_ai.client.token.usage).",
             "gen_ai_client_operation_duration_seconds": (
                 "Duration of GenAI operations (gen_ai.client.operation.duration)."

@@ -4,19 +4,27 @@ Polls a cheap fingerprint (stat of each file, following Kubernetes' ``..data``
 symlink swaps). On change it loads a complete new snapshot and swaps it in with
 one assignment; a snapshot that fails to load is logged and counted, and the last
 good one keeps serving.
+
+The watch loop never dies of a bad file: whatever a reload raises is logged (its type
+and where, never its message, which could quote a credential), counted as
+``aiguillage_config_reloads_total{result="error"}``, and the loop goes on. ``/readyz``
+reports the sidecar not ready if the loop has stopped all the same (see ``Runtime.watcher``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import traceback
 from pathlib import Path
 
 from aiguillage.sidecar import log
 from aiguillage.sidecar.errors import ConfigError
-from aiguillage.sidecar.loader import fingerprint, load
+from aiguillage.sidecar.loader import Snapshot, fingerprint, load
 from aiguillage.sidecar.server import Runtime
 
 POLL_SECONDS = 0.5
+RELOADS = "aiguillage_config_reloads_total"
+UNUSABLE = "aiguillage_config_providers_unusable"
 
 
 def reload_once(rt: Runtime, config_dir: Path, credentials_dir: Path) -> bool:
@@ -27,24 +35,45 @@ def reload_once(rt: Runtime, config_dir: Path, credentials_dir: Path) -> bool:
         return False
     if stamp == rt.rejected_fingerprint:
         return False
+    serving = current.config.hash[:12] if current else "nothing"
     try:
         snap = load(config_dir, credentials_dir)
     except ConfigError as exc:
         rt.rejected_fingerprint = stamp
-        rt.metrics.inc("aiguillage_config_reloads_total", (("result", "invalid"),))
-        serving = current.config.hash[:12] if current else "nothing"
+        rt.metrics.inc(RELOADS, (("result", "invalid"),))
         log.reload.error("config rejected, still serving %s: %s", serving, exc)
         return False
+    except Exception as exc:
+        # Not retried until the files change again: the same files would fail the same way.
+        rt.rejected_fingerprint = stamp
+        _failed(rt, exc, f"still serving {serving}")
+        return False
+    _swap(rt, snap)
+    return True
+
+
+def _swap(rt: Runtime, snap: Snapshot) -> None:
     rt.snapshot = snap
     rt.rejected_fingerprint = None
-    rt.metrics.inc("aiguillage_config_reloads_total", (("result", "ok"),))
+    rt.metrics.inc(RELOADS, (("result", "ok"),))
+    unusable = snap.unusable
+    rt.metrics.set_gauge(UNUSABLE, {(("provider", name),): 1.0 for name in sorted(unusable)})
     log.reload.info(
-        "serving config %s (%d routes, %d providers)",
+        "serving config %s (%d routes, %d providers, %d unusable)",
         snap.config.hash[:12],
         len(snap.config.routes),
         len(snap.config.providers),
+        len(unusable),
     )
-    return True
+    for reason in unusable.values():
+        log.reload.warning("%s; its targets are skipped", reason)
+
+
+def _failed(rt: Runtime, exc: BaseException, what: str) -> None:
+    rt.metrics.inc(RELOADS, (("result", "error"),))
+    frame = traceback.extract_tb(exc.__traceback__)[-1:] or None
+    where = f" at {frame[0].filename}:{frame[0].lineno}" if frame else ""
+    log.reload.error("config reload failed with %s%s; %s", type(exc).__name__, where, what)
 
 
 async def watch(
@@ -52,4 +81,7 @@ async def watch(
 ) -> None:
     while True:
         await asyncio.sleep(every)
-        reload_once(rt, config_dir, credentials_dir)
+        try:
+            reload_once(rt, config_dir, credentials_dir)
+        except Exception as exc:  # e.g. from fingerprint(): keep watching whatever happens
+            _failed(rt, exc, "will try again")

@@ -26,6 +26,9 @@ EEA: frozenset[str] = EU | {"IS", "LI", "NO"}
 GROUPS: dict[str, frozenset[str]] = {"EU": EU, "EEA": EEA}
 # A location meaning "any region in the world" (a global endpoint or inference profile).
 ANYWHERE = "GLOBAL"
+# A location that cannot be known (e.g. a Bedrock application inference profile): it
+# complies with no rule restricting locations.
+UNKNOWN = "UNKNOWN"
 
 
 class UnknownRegionError(ValueError):
@@ -90,14 +93,21 @@ class ResidencyRule:
             place = location.upper()
             if place == ANYWHERE:
                 return "may process data in any region (global endpoint or profile)"
+            if place == UNKNOWN:
+                return "processes data in a place that cannot be known from its configuration"
             if place in GROUPS:
                 # Somewhere in a group: complies only if the whole group is allowed.
                 if not GROUPS[place] <= self.locations:
                     where = describe(self.locations)
                     return f"may process data anywhere in {place}, outside locations {where}"
+            elif len(place) != 2:
+                # Another multi-country geography (a Bedrock apac. profile...): rules list
+                # countries only, so it never complies.
+                where = describe(self.locations)
+                return f"may process data anywhere in {place}, outside locations {where}"
             elif place not in self.locations:
                 where = describe(self.locations)
-                return f"is located in {location.upper()}, outside locations {where}"
+                return f"is located in {place}, outside locations {where}"
         if self.jurisdictions is not None:
             if not jurisdiction:
                 return "has no declared jurisdiction"

@@ -71,6 +71,8 @@ class Runtime:
     namespace: str = field(default_factory=lambda: os.environ.get("POD_NAMESPACE", ""))
     # Where spans go; None = from the OTEL_EXPORTER_OTLP_* environment, or no traces.
     span_exporter: Any = None
+    # The task applying config changes (see reload.watch); not ready once it has stopped.
+    watcher: asyncio.Task[None] | None = None
     telemetry: Telemetry = field(init=False)
 
     def __post_init__(self) -> None:
@@ -429,9 +431,12 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    snap = request.app[RUNTIME].snapshot
+    rt = request.app[RUNTIME]
+    snap = rt.snapshot
     if snap is None:
         return web.Response(status=503, text="no valid config loaded\n")
+    if rt.watcher is not None and rt.watcher.done():
+        return web.Response(status=503, text="config watcher stopped: changes are not applied\n")
     return web.Response(text=f"ok {snap.config.hash}\n")
 
 

@@ -36,7 +36,6 @@ from aiguillage.sidecar.adapters.bedrock import (
 from aiguillage.sidecar.adapters.openai_chat import END_OF_STREAM, UnsupportedRequest
 from aiguillage.sidecar.config import Provider, Target
 from aiguillage.sidecar.errors import ConfigError, UpstreamProtocol
-from aiguillage.sidecar.processing import profile_region_scope
 from tests.sidecar.adapters._sidecar import route, running_sidecar
 
 AKID, SECRET, REGION = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "eu-central-1"
@@ -155,28 +154,6 @@ def adapter(
     return BedrockAdapter(
         Provider(api="bedrock", endpoint=endpoint, credential="aws", options=options), credential
     )
-
-
-# -- inference profiles ----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("model_id", "scope"),
-    [
-        ("eu.anthropic.claude-3-7-sonnet-20250219-v1:0", "EU"),
-        ("us.anthropic.claude-3-7-sonnet-20250219-v1:0", "US"),
-        ("us-gov.anthropic.claude-3-5-sonnet-20240620-v1:0", "US"),
-        ("global.anthropic.claude-sonnet-4-20250514-v1:0", "GLOBAL"),
-        ("apac.amazon.nova-lite-v1:0", None),
-        ("anthropic.claude-3-haiku-20240307-v1:0", None),
-        ("amazon.titan-embed-text-v2:0", None),
-        ("arn:aws:bedrock:eu-west-1:123456789012:inference-profile/eu.meta.llama3-2-1b-v1:0", "EU"),
-        ("arn:aws:bedrock:eu-west-1::foundation-model/anthropic.claude-v2", None),
-        ("arn:aws:bedrock:eu-west-1:123456789012:application-inference-profile/a1b2c3", None),
-    ],
-)
-def test_profile_region_scope(model_id: str, scope: str | None) -> None:
-    assert profile_region_scope(model_id) == scope
 
 
 # -- request ---------------------------------------------------------------------------------

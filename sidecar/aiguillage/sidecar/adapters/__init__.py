@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-from aiguillage.sidecar.adapters.base import REGISTRY, Adapter, UnsupportedApi
+from aiguillage.sidecar.adapters.base import REGISTRY, Adapter, InvalidProvider, UnsupportedApi
 
 # api name -> module defining the adapter class (imported on first use).
 MODULES: dict[str, str] = {
@@ -34,4 +34,4 @@ def adapter_for(api: str) -> type[Adapter]:
         ) from None
 
 
-__all__ = ["Adapter", "UnsupportedApi", "adapter_for"]
+__all__ = ["Adapter", "InvalidProvider", "UnsupportedApi", "adapter_for"]

@@ -4,7 +4,7 @@ Bodies and streams are OpenAI's (handled by :class:`~.openai.OpenAIAdapter`); on
 URL and auth differ. A route target's ``model`` is the **deployment** name, which goes in
 the path: ``{endpoint}/openai/deployments/{deployment}/chat/completions?api-version=...``
 (also ``/embeddings`` and ``/completions``). The api-version comes from
-``options.apiVersion`` (default: the GA inference version below).
+``options.apiVersion`` (default: a GA inference version; see :mod:`.options`).
 
 Azure specifics the rest of the sidecar already handles: a 429 carries ``retry-after-ms``
 (read by :func:`~aiguillage.sidecar.upstream.retry_after`); a prompt refused by the content
@@ -21,9 +21,8 @@ from urllib.parse import quote
 
 from aiguillage.sidecar.adapters.base import Call, Operation, UpstreamRequest
 from aiguillage.sidecar.adapters.openai import PATHS, OpenAIAdapter
+from aiguillage.sidecar.adapters.options import AzureOpenAIOptions, parse_options
 from aiguillage.sidecar.config import Provider
-
-DEFAULT_API_VERSION = "2024-10-21"
 
 
 class AzureOpenAIAdapter(OpenAIAdapter):
@@ -35,8 +34,8 @@ class AzureOpenAIAdapter(OpenAIAdapter):
         super().__init__(provider, credential)
         base = provider.endpoint.rstrip("/").removesuffix("/openai")
         self._deployments = base + "/openai/deployments/"
-        version = provider.options.get("apiVersion", DEFAULT_API_VERSION)
-        self._query = "?api-version=" + quote(version, safe="")
+        options: AzureOpenAIOptions = parse_options(self.api, provider.endpoint, provider.options)
+        self._query = "?api-version=" + quote(options.api_version, safe="")
         self._headers = {"content-type": "application/json"}
         if credential:
             self._headers["api-key"] = credential

@@ -19,7 +19,20 @@ from aiguillage.sidecar.errors import SidecarError
 
 
 class UnsupportedApi(SidecarError):
-    """No adapter speaks the provider's api, or it cannot serve this operation."""
+    """No adapter speaks the provider's api, or it cannot serve this operation.
+
+    Kept in a snapshot in place of the provider's adapter: its targets are skipped, and
+    audited with ``outcome``.
+    """
+
+    outcome = "skipped_unsupported"
+
+
+class InvalidProvider(UnsupportedApi):
+    """The config names a provider whose options or credential cannot be used: only its
+    targets are skipped (the rest of the config serves); the message says why."""
+
+    outcome = "skipped_provider_invalid"
 
 
 class Operation(StrEnum):

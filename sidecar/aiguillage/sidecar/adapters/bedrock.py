@@ -15,8 +15,8 @@ Every request is signed with AWS Signature V4 (service ``bedrock``) by botocore'
 The credential file holds JSON ``{"accessKeyId", "secretAccessKey", "sessionToken"?}``;
 text that is not JSON is taken as a Bedrock API key and sent as a bearer token. The region
 comes from ``options.region``, else from the ``bedrock-runtime.{region}.amazonaws.com``
-host. botocore is imported here only, so a sidecar without a Bedrock provider never loads
-it (see :data:`~aiguillage.sidecar.adapters.MODULES`).
+host (validated in :mod:`.options`). botocore is imported here only, so a sidecar without a
+Bedrock provider never loads it (see :data:`~aiguillage.sidecar.adapters.MODULES`).
 
 Streams are binary ``application/vnd.amazon.eventstream`` frames, decoded by
 :func:`event_stream` (registered as ``"aws-eventstream"``); exception frames (throttling,
@@ -25,7 +25,6 @@ model stream errors...) raise UpstreamProtocol.
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncGenerator, Iterable
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -67,12 +66,13 @@ from aiguillage.sidecar.adapters.openai_chat import (
     parse_chat,
     tool_call_json,
 )
+from aiguillage.sidecar.adapters.options import BedrockOptions, parse_options
 from aiguillage.sidecar.config import Provider
+from aiguillage.sidecar.credentials import credential_problem
 from aiguillage.sidecar.errors import ConfigError, TimedOut, UpstreamProtocol
 
 SIGNING_NAME = "bedrock"
 EVENT_STREAM = "aws-eventstream"
-_HOST = re.compile(r"^bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com$")
 IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/gif": "gif", "image/webp": "webp"}
 STOP_REASONS = {
     "end_turn": "stop",
@@ -86,16 +86,10 @@ STOP_REASONS = {
 
 
 def region_of(provider: Provider) -> str:
-    region = provider.options.get("region")
-    if region:
-        return region
-    match = _HOST.match(urlsplit(provider.endpoint).hostname or "")
-    if match:
-        return match.group(1)
-    raise ConfigError(
-        f"provider at {provider.endpoint}: api bedrock needs options.region (the endpoint "
-        "is not bedrock-runtime.<region>.amazonaws.com)"
-    )
+    options: BedrockOptions = parse_options("bedrock", provider.endpoint, provider.options)
+    region = options.region_at(urlsplit(provider.endpoint).hostname or "")
+    assert region is not None  # parse_options refuses a provider without one
+    return region
 
 
 def credentials_of(provider: Provider, text: str | None) -> Credentials | str:
@@ -109,11 +103,19 @@ def credentials_of(provider: Provider, text: str | None) -> Credentials | str:
         data = orjson.loads(text)
     except orjson.JSONDecodeError:
         raise ConfigError(f"{where}: not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: not a JSON object")
     key, secret, token = (data.get(k) for k in ("accessKeyId", "secretAccessKey", "sessionToken"))
     if not isinstance(key, str) or not isinstance(secret, str) or not key or not secret:
         raise ConfigError(f'{where}: needs string fields "accessKeyId" and "secretAccessKey"')
     if token is not None and not isinstance(token, str):
         raise ConfigError(f'{where}: "sessionToken" must be a string')
+    # JSON escapes let control characters through the file's own check: each field goes
+    # into a header (or the signature), so each must pass it too.
+    for name, value in (("accessKeyId", key), ("secretAccessKey", secret), ("sessionToken", token)):
+        problem = credential_problem(value.encode()) if value else None
+        if problem is not None:
+            raise ConfigError(f'{where}: "{name}" {problem}')
     return Credentials(key, secret, token or None)
 
 

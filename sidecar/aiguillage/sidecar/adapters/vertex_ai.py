@@ -5,9 +5,10 @@ URLs are ``{endpoint}/v1/projects/{project}/locations/{location}/publishers/goog
 {model}:generateContent`` (``:streamGenerateContent?alt=sse`` for streams), where the
 ``endpoint`` is the regional host, e.g. ``https://europe-west4-aiplatform.googleapis.com``
 (``https://aiplatform.googleapis.com`` is the ``global`` location, ``aiplatform.eu.rep.
-googleapis.com`` the ``eu`` multi-region). Options: ``project`` (required), ``location``
-(else read from the host; both given must agree, because the location decides where data
-is processed), ``apiVersion`` (default ``v1``; ignored when the endpoint has a path).
+googleapis.com`` the ``eu`` multi-region). Options (validated in :mod:`.options`):
+``project`` (required), ``location`` (else read from the host; both given must agree,
+because the location decides where data is processed), ``apiVersion`` (default ``v1``;
+ignored when the endpoint has a path).
 
 Auth: the credential file holds an OAuth 2 access token, sent as ``Authorization: Bearer``.
 Minting tokens from a service-account key (JWT exchange, refresh before expiry) is out of
@@ -19,7 +20,6 @@ Embeddings use ``:predict`` (``instances[].content``), whose answer reports toke
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -33,20 +33,9 @@ from aiguillage.sidecar.adapters.openai_chat import (
     embeddings_body,
     load_object,
 )
+from aiguillage.sidecar.adapters.options import VertexAIOptions, parse_options
 from aiguillage.sidecar.config import Provider
-from aiguillage.sidecar.errors import ConfigError, UpstreamProtocol
-
-DEFAULT_VERSION = "v1"
-_REGIONAL = re.compile(r"^([a-z0-9-]+)-aiplatform\.googleapis\.com$")
-_MULTI_REGIONAL = re.compile(r"^aiplatform\.([a-z0-9-]+)\.rep\.googleapis\.com$")
-
-
-def location_of_host(host: str) -> str | None:
-    """The Vertex location an endpoint host serves, if the host says so."""
-    if host == "aiplatform.googleapis.com":
-        return "global"
-    match = _REGIONAL.match(host) or _MULTI_REGIONAL.match(host)
-    return match.group(1) if match else None
+from aiguillage.sidecar.errors import UpstreamProtocol
 
 
 class VertexAIAdapter(GoogleGenAIAdapter):
@@ -54,26 +43,12 @@ class VertexAIAdapter(GoogleGenAIAdapter):
 
     def __init__(self, provider: Provider, credential: str | None) -> None:
         super().__init__(provider, credential)
-        options = provider.options
-        project = options.get("project")
-        if not project:
-            raise ConfigError(
-                f"provider at {provider.endpoint}: api vertex-ai needs options.project"
-            )
+        options: VertexAIOptions = parse_options(self.api, provider.endpoint, provider.options)
         parts = urlsplit(provider.endpoint.rstrip("/"))
-        from_host = location_of_host(parts.hostname or "")
-        location = options.get("location") or from_host
-        if not location:
-            raise ConfigError(
-                f"provider at {provider.endpoint}: api vertex-ai needs options.location "
-                "(the endpoint host does not name one)"
-            )
-        if from_host and location != from_host:
-            raise ConfigError(
-                f'provider at {provider.endpoint}: options.location "{location}" does not match '
-                f'the endpoint\'s location "{from_host}"'
-            )
-        path = parts.path or "/" + options.get("apiVersion", DEFAULT_VERSION)
+        location = options.location_at(parts.hostname or "")
+        assert location is not None  # parse_options refuses a provider without one
+        project = options.project
+        path = parts.path or "/" + options.api_version
         self.location = location
         self._base = (
             f"{parts.scheme}://{parts.netloc}{path}/projects/{quote(project, safe='')}"
