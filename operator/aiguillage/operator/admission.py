@@ -11,6 +11,7 @@ from typing import Any
 
 from aiguillage.operator.errors import ManifestError
 from aiguillage.operator.inventory import Inventory, parse_route
+from aiguillage.operator.providers import INVALID_CREDENTIAL, SECRET_NOT_FOUND
 from aiguillage.operator.render import RESIDENCY_COMPLIANT, check_target, route_rule
 
 
@@ -29,9 +30,9 @@ def route_problems(inv: Inventory, namespace: str, body: Mapping[str, Any]) -> l
     rule = route_rule(route)
     for index in range(len(route.spec.targets)):
         issue = check_target(inv, route, index, rule)
-        # A Secret can be created after the route (GitOps applies in any order): status
-        # reports it; unknown providers, models and residency breaches are refused.
-        if issue is not None and issue.reason != "SecretNotFound":
+        # A Secret can be created (or fixed) after the route (GitOps applies in any order):
+        # status reports it; unknown providers, models and residency breaches are refused.
+        if issue is not None and issue.reason not in (SECRET_NOT_FOUND, INVALID_CREDENTIAL):
             problems.append(issue.message)
     return problems
 

@@ -9,6 +9,8 @@ from pathlib import Path
 from aiguillage.operator.errors import Problem
 from aiguillage.operator.inventory import Inventory
 from aiguillage.operator.manifests import load
+from aiguillage.operator.names import is_dns_subdomain
+from aiguillage.operator.providers import admission_problems
 from aiguillage.operator.render import Rendered, render_namespace
 from aiguillage.sidecar.config import CONFIG_FILE
 
@@ -44,14 +46,20 @@ def render(
     else:
         rendered = render_namespace(inv, ns)
         problems += route_problems(rendered)
+    problems += provider_problems(inv)
     if problems:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
         return 1
     if out is None:
-        sys.stdout.buffer.write(rendered.config.to_json())
+        sys.stdout.buffer.write(rendered.config_json)
     else:
-        write(rendered, out)
+        try:
+            write(rendered, out)
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            print(f"error: {out}: cannot write: {reason}", file=sys.stderr)
+            return 1
         print(f"wrote {out / 'config' / CONFIG_FILE} and {len(rendered.credentials)} credential(s)")
     return 0
 
@@ -63,29 +71,60 @@ def route_problems(rendered: Rendered) -> list[Problem]:
         obj = f"AIRoute {report.route.key}"
         if report.conflict:
             problems.append(Problem("", obj, "", report.conflict))
+        if report.too_large:
+            problems.append(Problem("", obj, "", report.too_large))
         for issue in report.issues:
             field, _, reason = issue.message.partition(": ")
             problems.append(Problem("", obj, field, reason))
     return problems
 
 
+def provider_problems(inv: Inventory) -> list[Problem]:
+    """What the admission webhook would refuse in the providers read (options the sidecar
+    could not use, a location the endpoint contradicts), one problem per field."""
+    problems = []
+    for name, provider in sorted(inv.providers.items()):
+        where = inv.sources.get(("AIProvider", "", name), "")
+        for message in admission_problems(provider.spec):
+            field, _, reason = message.partition(": ")
+            problems.append(Problem(where, f"AIProvider {name}", field, reason))
+    return problems
+
+
 def write(rendered: Rendered, out: Path) -> None:
-    """Write the files exactly as the sidecar sees them mounted from ConfigMap and Secret."""
+    """Write the files exactly as the sidecar sees them mounted from ConfigMap and Secret.
+
+    Credential file names are provider names, validated as Kubernetes names when read; each
+    path is checked again to stay inside ``out`` before anything is written.
+    """
     config_dir = out / "config"
     cred_dir = out / "credentials"
     config_dir.mkdir(parents=True, exist_ok=True)
     cred_dir.mkdir(parents=True, exist_ok=True)
+    targets = {name: _inside(cred_dir, name) for name in rendered.credentials}
     for stale in cred_dir.iterdir():
-        if stale.name not in rendered.credentials:
+        if stale.name not in rendered.credentials and stale.is_file():
             stale.unlink()
     for name, value in rendered.credentials.items():
-        _atomic_write(cred_dir / name, value, mode=0o600)
-    _atomic_write(config_dir / CONFIG_FILE, rendered.config.to_json(), mode=0o644)
+        _atomic_write(targets[name], value, mode=0o600)
+    _atomic_write(config_dir / CONFIG_FILE, rendered.config_json, mode=0o644)
+
+
+def _inside(folder: Path, name: str) -> Path:
+    """``folder/name``, refusing any name that is not one plain file name inside it."""
+    path = folder / name
+    if (
+        not is_dns_subdomain(name)
+        or path.parent != folder
+        or not path.resolve().is_relative_to(folder.resolve())
+    ):
+        raise ValueError(f"refusing to write credential file {name!r} outside {folder}")
+    return path
 
 
 def _atomic_write(path: Path, data: bytes, mode: int) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
     os.replace(tmp, path)

@@ -23,7 +23,8 @@ from aiguillage.operator.api.route import AIRouteSpec, AIRouteStatus
 KEEP = {
     "type", "description", "properties", "required", "items", "enum", "pattern", "format",
     "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength",
-    "minItems", "maxItems", "default", "additionalProperties", "example",
+    "minItems", "maxItems", "minProperties", "maxProperties", "default",
+    "additionalProperties", "example",
 }  # fmt: skip
 
 

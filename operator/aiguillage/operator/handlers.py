@@ -3,6 +3,10 @@
 Only ``on.event`` handlers are used: they keep no state in annotations, so
 Secrets' data is never copied anywhere (a kopf change handler on Secrets would
 store the last-handled body, keys included, in an annotation).
+
+Handlers are coroutines: kopf runs plain functions in a thread pool, where they would
+change the inventory while the worker iterates over it on the event loop. As coroutines
+they run on the loop, between the worker's awaits.
 """
 
 from __future__ import annotations
@@ -68,15 +72,19 @@ def _deleted(event: Mapping[str, Any]) -> bool:
 
 
 @kopf.on.event(GROUP, VERSION, "aiproviders")
-def provider_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def provider_event(
+    event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
     memo["reconciler"].on_provider(body, _deleted(event))
 
 
 @kopf.on.event(GROUP, VERSION, "airoutes")
-def route_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def route_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     memo["reconciler"].on_route(body, _deleted(event))
 
 
 @kopf.on.event("", "v1", "secrets", when=lambda namespace, **_: namespace == operator_namespace())
-def secret_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def secret_event(
+    event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
     memo["reconciler"].on_secret(body, _deleted(event))

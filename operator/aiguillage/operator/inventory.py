@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,8 +18,11 @@ from pydantic import ValidationError
 from aiguillage.operator.api.provider import AIProviderSpec
 from aiguillage.operator.api.route import AIRouteSpec
 from aiguillage.operator.errors import ManifestError, Problem
+from aiguillage.operator.names import SECRET_KEY
+from aiguillage.operator.providers import option_problems
 
 DEFAULT_OPERATOR_NAMESPACE = "aiguillage-system"
+_SECRET_KEY = re.compile(SECRET_KEY)
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,9 @@ class Provider:
     name: str
     generation: int
     spec: AIProviderSpec
+    # Why the sidecar could not use it as written ("spec.options.project: ..."), by the
+    # sidecar's own rules, computed once per spec; empty when usable.
+    unusable: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,8 @@ class Inventory:
     routes: dict[tuple[str, str], Route] = field(default_factory=dict)
     secrets: dict[tuple[str, str], Secret] = field(default_factory=dict)
     namespaces: dict[str, Mapping[str, str]] = field(default_factory=dict)
+    # (kind, namespace, name) -> where it was read ("file.yaml#2"); filled by render only.
+    sources: dict[tuple[str, str, str], str] = field(default_factory=dict)
 
     def routes_in(self, namespace: str) -> list[Route]:
         found = [r for (ns, _), r in self.routes.items() if ns == namespace]
@@ -95,7 +104,7 @@ def parse_provider(body: Mapping[str, Any], where: str = "") -> Provider:
         spec = AIProviderSpec.model_validate(body.get("spec") or {})
     except ValidationError as exc:
         raise ManifestError(validation_problems(exc, where, f"AIProvider {name}", "spec")) from exc
-    return Provider(name, int(meta.get("generation") or 0), spec)
+    return Provider(name, int(meta.get("generation") or 0), spec, tuple(option_problems(spec)))
 
 
 def parse_route(body: Mapping[str, Any], namespace: str, where: str = "") -> Route:
@@ -117,13 +126,29 @@ def parse_route(body: Mapping[str, Any], namespace: str, where: str = "") -> Rou
 
 def parse_secret(body: Mapping[str, Any], namespace: str, where: str = "") -> Secret:
     name = str(_meta(body).get("name", ""))
+    obj = f"Secret {namespace}/{name}"
     data: dict[str, bytes] = {}
-    for key, value in (body.get("data") or {}).items():
-        try:
-            data[key] = base64.b64decode(str(value), validate=True)
-        except binascii.Error as exc:
-            problem = Problem(where, f"Secret {namespace}/{name}", f"data.{key}", "not base64")
-            raise ManifestError([problem]) from exc
-    for key, value in (body.get("stringData") or {}).items():
-        data[key] = str(value).encode()
+    problems: list[Problem] = []
+    for section in ("data", "stringData"):
+        entries = body.get(section)
+        if entries is None:
+            continue
+        if not isinstance(entries, Mapping):
+            problems.append(Problem(where, obj, section, "must be a mapping of keys to strings"))
+            continue
+        for key, value in entries.items():
+            if not isinstance(key, str) or not _SECRET_KEY.fullmatch(key):
+                reason = "is not a Secret key (letters, digits, '-', '_' or '.')"
+                problems.append(Problem(where, obj, f"{section}[{key!r}]", reason))
+            elif not isinstance(value, str):
+                problems.append(Problem(where, obj, f"{section}.{key}", "must be a string"))
+            elif section == "stringData":
+                data[key] = value.encode()
+            else:
+                try:
+                    data[key] = base64.b64decode(value, validate=True)
+                except (binascii.Error, ValueError):
+                    problems.append(Problem(where, obj, f"{section}.{key}", "not base64"))
+    if problems:
+        raise ManifestError(problems)
     return Secret(namespace, name, data)

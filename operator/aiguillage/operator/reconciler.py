@@ -28,7 +28,8 @@ from aiguillage.operator.inventory import (
     parse_route,
     parse_secret,
 )
-from aiguillage.operator.render import Condition, Rendered, credential_problem, render_namespace
+from aiguillage.operator.providers import conditions as provider_conditions
+from aiguillage.operator.render import Condition, Rendered, render_namespace
 from aiguillage.operator.status import merge_conditions, ready_flip, same_status
 from aiguillage.sidecar.config import CONFIG_FILE
 
@@ -228,7 +229,9 @@ class Reconciler:
     async def reconcile(self, namespace: str) -> None:
         self.renders += 1
         rendered = render_namespace(self.inv, namespace)
-        invalid = [key for key, st in self.routes.items() if key[0] == namespace and st.invalid]
+        invalid = [
+            key for key, st in list(self.routes.items()) if key[0] == namespace and st.invalid
+        ]
         if not rendered.reports and not invalid:
             await self.kube.delete_outputs(namespace, CONFIG_MAP, SECRET)
             self.written.pop(namespace, None)
@@ -247,8 +250,10 @@ class Reconciler:
                 )
             )
         for key in invalid:
-            exc = self.routes[key].invalid
-            assert exc is not None
+            state = self.routes.get(key)  # it may have been deleted while writing
+            exc = state.invalid if state else None
+            if exc is None:
+                continue
             message = "; ".join(f"{p.field}: {p.reason}" for p in exc.problems)
             conditions = [
                 Condition("Accepted", False, "InvalidSpec", message),
@@ -260,7 +265,7 @@ class Reconciler:
 
     async def _write(self, rendered: Rendered) -> None:
         ns = rendered.namespace
-        config_json = rendered.config.to_json().decode()
+        config_json = rendered.config_json.decode()
         creds = {key: base64.b64encode(v).decode() for key, v in rendered.credentials.items()}
         digest = _digest(config_json, creds)
         if ns not in self.written:
@@ -333,10 +338,11 @@ class Reconciler:
 
     async def reconcile_providers(self) -> None:
         used: dict[str, list[str]] = {}
-        for route in self.inv.routes.values():
+        for route in list(self.inv.routes.values()):
             for t in route.spec.targets:
                 used.setdefault(t.provider, []).append(route.key)
-        for name, state in self.providers.items():
+        # A snapshot: watch handlers may add or remove providers while a patch is awaited.
+        for name, state in list(self.providers.items()):
             provider = self.inv.providers.get(name)
             if state.invalid is not None or provider is None:
                 message = "; ".join(
@@ -345,14 +351,7 @@ class Reconciler:
                 )
                 conditions = [Condition("Ready", False, "InvalidSpec", message)]
             else:
-                problem = credential_problem(self.inv, provider.spec)
-                creds = (
-                    Condition("CredentialsResolved", False, "SecretNotFound", problem)
-                    if problem
-                    else Condition("CredentialsResolved", True, "Resolved", "credentials found")
-                )
-                ready = Condition("Ready", creds.status, creds.reason, creds.message)
-                conditions = [creds, ready]
+                conditions = [Condition(*c) for c in provider_conditions(self.inv, name)]
             current = state.status.get("conditions") or []
             merged = merge_conditions(conditions, current, state.generation)
             desired = {

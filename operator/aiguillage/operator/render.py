@@ -16,11 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from aiguillage.operator import sizing
 from aiguillage.operator.api.durations import parse_duration
 from aiguillage.operator.api.provider import AIProviderSpec
 from aiguillage.operator.inventory import Inventory, Route
+from aiguillage.operator.providers import credential_finding, location, target_location
 from aiguillage.sidecar import config as cfg
-from aiguillage.sidecar.processing import processing_location
+from aiguillage.sidecar.processing import endpoint_evidence, processing_location
 from aiguillage.sidecar.residency import UNRESTRICTED, ResidencyRule, describe
 
 ACCEPTED = "Accepted"
@@ -52,6 +54,7 @@ class RouteReport:
     route: Route
     served: bool = False
     conflict: str = ""  # message when another route already claims the model name
+    too_large: str = ""  # message when the namespace's output has no room left for it
     issues: list[TargetIssue] = field(default_factory=list)
 
     def conditions(self) -> list[Condition]:
@@ -72,7 +75,9 @@ class RouteReport:
         )
         total = len(self.route.spec.targets)
         usable = total - len({i.index for i in self.issues})
-        if not self.served:
+        if self.too_large:
+            ready = Condition(READY, False, "ConfigTooLarge", self.too_large)
+        elif not self.served:
             ready = Condition(READY, False, "NotServed", _not_served(self, accepted))
         elif usable < total:
             ready = Condition(
@@ -98,6 +103,7 @@ class Rendered:
     config: cfg.SidecarConfig
     credentials: dict[str, bytes]
     reports: dict[str, RouteReport]  # by route name
+    config_json: bytes = b""  # the config file's bytes, as written
 
 
 def route_rule(route: Route) -> ResidencyRule:
@@ -131,34 +137,38 @@ def check_target(
             f'{at}: provider "{target.provider}" has no model "{target.model}" '
             f"(it serves: {served})",
         )
-    secret_problem = credential_problem(inv, spec)
-    if secret_problem:
+    if provider.unusable:
         return TargetIssue(
             index,
             RESOLVED_REFS,
-            "SecretNotFound",
-            f'{at}: provider "{target.provider}": {secret_problem}',
+            "ProviderInvalid",
+            f'{at}: provider "{target.provider}" is not usable: ' + "; ".join(provider.unusable),
+        )
+    secret = credential_finding(inv, spec)
+    if secret:
+        return TargetIssue(
+            index,
+            RESOLVED_REFS,
+            secret.reason,
+            f'{at}: provider "{target.provider}": {secret.message}',
         )
     where = target_location(spec, target.model)
     why = rule.violation(where, spec.residency.jurisdiction)
     if why:
         who = f'provider "{target.provider}"'
-        if where != spec.residency.location:  # the model id or endpoint decides, not the provider
-            who += f' with model "{target.model}"'
+        because = ""
+        if processing_location(spec.api.value, spec.endpoint, spec.options, target.model):
+            who += f' with model "{target.model}"'  # the model id decides, not the provider
+        elif where != spec.residency.location:
+            evidence = endpoint_evidence(spec.api.value, spec.endpoint, spec.options)
+            because = f" ({evidence.source})" if evidence else ""
         return TargetIssue(
             index,
             RESIDENCY_COMPLIANT,
             "OutsideResidency",
-            f"{at}: {who} {_residency_wording(why, rule)}",
+            f"{at}: {who} {_residency_wording(why, rule)}{because}",
         )
     return None
-
-
-def target_location(spec: AIProviderSpec, model: str) -> str | None:
-    """Where a provider's model processes data: the model id or endpoint may say more than
-    the provider's declared location (a Bedrock ``us.`` profile, a Vertex ``global``)."""
-    override = processing_location(spec.api.value, spec.endpoint, spec.options, model)
-    return override or spec.residency.location
 
 
 def _residency_wording(why: str, rule: ResidencyRule) -> str:
@@ -167,24 +177,21 @@ def _residency_wording(why: str, rule: ResidencyRule) -> str:
     )
 
 
-def credential_problem(inv: Inventory, spec: AIProviderSpec) -> str | None:
-    name = spec.auth.secret_name()
-    if name is None:
-        return None
-    secret = inv.credential_secret(name)
-    where = f"Secret {inv.operator_namespace}/{name}"
-    if secret is None:
-        return f"{where} does not exist"
-    made = spec.auth.credential(secret.data)
-    return f"{where} {made}" if isinstance(made, str) else None
+@dataclass
+class _Served:
+    """One route as compiled, with the providers and credentials it needs."""
+
+    report: RouteReport
+    route: cfg.Route
+    providers: dict[str, cfg.Provider]
+    credentials: dict[str, bytes]
 
 
-def render_namespace(inv: Inventory, namespace: str) -> Rendered:
-    providers: dict[str, cfg.Provider] = {}
-    credentials: dict[str, bytes] = {}
-    routes: dict[str, cfg.Route] = {}
+def render_namespace(inv: Inventory, namespace: str, budget: int = sizing.BUDGET) -> Rendered:
+    """The namespace's config and credentials; ``budget`` bounds each one's size in bytes."""
     reports: dict[str, RouteReport] = {}
     claimed: dict[str, Route] = {}
+    served: list[_Served] = []
 
     for route in inv.routes_in(namespace):
         report = reports[route.name] = RouteReport(route)
@@ -195,40 +202,106 @@ def render_namespace(inv: Inventory, namespace: str) -> Rendered:
             )
             continue
         claimed[route.spec.model] = route
-        rule = route_rule(route)
-        targets: list[cfg.Target] = []
-        for index, target in enumerate(route.spec.targets):
-            issue = check_target(inv, route, index, rule)
-            if issue:
-                report.issues.append(issue)
-                continue
-            provider = inv.providers[target.provider]
-            providers[target.provider] = _compile_provider(provider.spec, target.provider)
-            _copy_credential(inv, provider.spec, target.provider, credentials)
-            pricing = provider.spec.model(target.model)
-            targets.append(
-                cfg.Target(
-                    provider=target.provider,
-                    model=target.model,
-                    priority=target.priority,
-                    weight=target.weight,
-                    location=processing_location(
-                        provider.spec.api.value,
-                        provider.spec.endpoint,
-                        provider.spec.options,
-                        target.model,
-                    ),
-                    pricing=_pricing(pricing.pricing.input(), pricing.pricing.output())
-                    if pricing and pricing.pricing
-                    else None,
-                )
-            )
-        if targets:
-            routes[route.spec.model] = _compile_route(route, rule, tuple(targets))
+        compiled = _compile(inv, route, report)
+        if compiled is not None:
+            served.append(compiled)
             report.served = True
 
+    config, credentials, config_json = _assemble(namespace, served)
+    if sizing.config_size(config_json) > budget or sizing.secret_size(credentials) > budget:
+        served = _fit(namespace, served, budget)
+        config, credentials, config_json = _assemble(namespace, served)
+        while served and sizing.config_size(config_json) > budget:  # estimates fell short
+            dropped = served.pop()
+            dropped.report.served = False
+            dropped.report.too_large = sizing.too_large(
+                "compiled config", sizing.config_size(config_json), budget, namespace
+            )
+            config, credentials, config_json = _assemble(namespace, served)
+    return Rendered(namespace, config, credentials, reports, config_json)
+
+
+def _compile(inv: Inventory, route: Route, report: RouteReport) -> _Served | None:
+    rule = route_rule(route)
+    targets: list[cfg.Target] = []
+    providers: dict[str, cfg.Provider] = {}
+    credentials: dict[str, bytes] = {}
+    for index, target in enumerate(route.spec.targets):
+        issue = check_target(inv, route, index, rule)
+        if issue:
+            report.issues.append(issue)
+            continue
+        provider = inv.providers[target.provider]
+        providers[target.provider] = _compile_provider(provider.spec, target.provider)
+        _copy_credential(inv, provider.spec, target.provider, credentials)
+        pricing = provider.spec.model(target.model)
+        targets.append(
+            cfg.Target(
+                provider=target.provider,
+                model=target.model,
+                priority=target.priority,
+                weight=target.weight,
+                location=processing_location(
+                    provider.spec.api.value,
+                    provider.spec.endpoint,
+                    provider.spec.options,
+                    target.model,
+                ),
+                pricing=_pricing(pricing.pricing.input(), pricing.pricing.output())
+                if pricing and pricing.pricing
+                else None,
+            )
+        )
+    if not targets:
+        return None
+    return _Served(report, _compile_route(route, rule, tuple(targets)), providers, credentials)
+
+
+def _assemble(
+    namespace: str, served: list[_Served]
+) -> tuple[cfg.SidecarConfig, dict[str, bytes], bytes]:
+    providers: dict[str, cfg.Provider] = {}
+    credentials: dict[str, bytes] = {}
+    for one in served:
+        providers.update(one.providers)
+        credentials.update(one.credentials)
+    routes = {one.report.route.spec.model: one.route for one in served}
     config = cfg.SidecarConfig(namespace=namespace, providers=providers, routes=routes).sealed()
-    return Rendered(namespace, config, credentials, reports)
+    return config, credentials, config.to_json()
+
+
+def _fit(namespace: str, served: list[_Served], budget: int) -> list[_Served]:
+    """The oldest routes that fit in ``budget``; the others are marked as left out."""
+    empty_json = _assemble(namespace, [])[2]
+    size, secret = sizing.config_size(empty_json), 0
+    providers: set[str] = set()
+    kept = []
+    for one in served:
+        new = {n: p for n, p in one.providers.items() if n not in providers}
+        cost = sizing.entry_size(one.report.route.spec.model, _json(one.route), 2) + sum(
+            sizing.entry_size(n, _json(p), 2) for n, p in new.items()
+        )
+        secret_cost = sizing.secret_size({n: v for n, v in one.credentials.items() if n in new})
+        if size + cost > budget:
+            one.report.served = False
+            one.report.too_large = sizing.too_large(
+                "compiled config", size + cost, budget, namespace
+            )
+        elif secret + secret_cost > budget:
+            one.report.served = False
+            one.report.too_large = sizing.too_large(
+                "credentials Secret", secret + secret_cost, budget, namespace
+            )
+        else:
+            kept.append(one)
+            size += cost
+            secret += secret_cost
+            providers.update(new)
+    return kept
+
+
+def _json(model: cfg.Route | cfg.Provider) -> object:
+    return model.model_dump(mode="json", by_alias=True)
 
 
 def _pricing(inp: Decimal, out: Decimal) -> cfg.Pricing:
@@ -239,7 +312,7 @@ def _compile_provider(spec: AIProviderSpec, name: str) -> cfg.Provider:
     return cfg.Provider(
         api=spec.api.value,
         endpoint=spec.endpoint,
-        location=spec.residency.location,
+        location=location(spec),
         jurisdiction=spec.residency.jurisdiction,
         region=spec.residency.region,
         credential=name if spec.auth.secret_name() else None,

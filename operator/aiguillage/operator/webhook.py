@@ -1,5 +1,6 @@
 """The validating admission webhook (kopf), refusing AIRoutes that would not be served
-as written, with messages naming the field and the reason.
+as written, and AIProviders the sidecar could not use or whose declared location their
+endpoint contradicts, with messages naming the field and the reason.
 
 Its failure policy is Ignore: if the operator is down, objects are still admitted
 and the data plane still enforces residency on every attempt, so availability of
@@ -21,6 +22,7 @@ from aiguillage.operator.api.common import GROUP, VERSION
 from aiguillage.operator.certs import self_signed
 from aiguillage.operator.errors import ManifestError
 from aiguillage.operator.inventory import parse_provider
+from aiguillage.operator.providers import admission_problems
 from aiguillage.operator.reconciler import Reconciler
 
 WEBHOOK_CONFIG = "aiguillage.dev"
@@ -56,9 +58,11 @@ def _reconciler(memo: kopf.Memo) -> Reconciler | None:
     return reconciler if isinstance(reconciler, Reconciler) and reconciler.primed else None
 
 
+# Handlers are coroutines so they run on the event loop, between the watch handlers'
+# updates of the inventory, never in a thread while it changes.
 @kopf.on.validate(GROUP, VERSION, "airoutes", id="airoute", ignore_failures=True,
                   operations=["CREATE", "UPDATE"])  # fmt: skip
-def validate_route(
+async def validate_route(
     body: kopf.Body, namespace: str | None, memo: kopf.Memo, warnings: list[str], **_: Any
 ) -> None:
     reconciler = _reconciler(memo)
@@ -71,17 +75,26 @@ def validate_route(
 
 
 @kopf.on.validate(GROUP, VERSION, "aiproviders", id="aiprovider", ignore_failures=True,
-                  operations=["UPDATE"])  # fmt: skip
-def warn_provider(body: kopf.Body, name: str | None, memo: kopf.Memo, warnings: list[str],
-                  **_: Any) -> None:  # fmt: skip
-    """Admit, but warn when a provider's new residency takes it out of routes' rules."""
-    reconciler = _reconciler(memo)
-    if reconciler is None or not name:
-        return
+                  operations=["CREATE", "UPDATE"])  # fmt: skip
+async def validate_provider(
+    body: kopf.Body,
+    name: str | None,
+    memo: kopf.Memo,
+    warnings: list[str],
+    **kwargs: Any,
+) -> None:
+    """Refuse options the sidecar could not use and a location the endpoint contradicts;
+    on update, warn when the provider's new residency takes it out of routes' rules."""
     try:
         updated = parse_provider(body)
     except ManifestError:
         return  # the API server's schema validation reports it
+    problems = admission_problems(updated.spec)
+    if problems:
+        raise kopf.AdmissionError("; ".join(problems), code=422)
+    reconciler = _reconciler(memo)
+    if reconciler is None or not name or kwargs.get("operation") != "UPDATE":
+        return
     inv = dataclasses.replace(reconciler.inv, providers={**reconciler.inv.providers, name: updated})
     breaches = residency_breaches(inv, name)
     warnings.extend(f"{b} (this target will no longer be used)" for b in breaches)

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJson
 from pydantic.alias_generators import to_camel
 from pydantic_core import core_schema
 
+from aiguillage.operator.names import DNS_SUBDOMAIN, DNS_SUBDOMAIN_MAX, SECRET_KEY
+
 GROUP = "aiguillage.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -64,6 +66,18 @@ class Matching:
         return out
 
 
+ObjectName = Annotated[
+    str,
+    Matching(
+        DNS_SUBDOMAIN,
+        "must be a Kubernetes object name: lower-case letters, digits, '-' or '.', starting "
+        "and ending with a letter or digit",
+        DNS_SUBDOMAIN_MAX,
+    ),
+]
+SecretKey = Annotated[
+    str, Matching(SECRET_KEY, "must be a Secret key: letters, digits, '-', '_' or '.'", 253)
+]
 CountryCode = Annotated[
     str,
     Matching(r"^[A-Z]{2}$", "must be an ISO 3166-1 alpha-2 country code in capitals, e.g. FR", 16),
@@ -112,7 +126,7 @@ class ObjectStatus(ApiModel):
 class SecretKeyRef(ApiModel):
     """A key in a Secret in the operator's namespace."""
 
-    name: str = Field(min_length=1)
+    name: ObjectName
     """Name of the Secret."""
-    key: str = Field(min_length=1)
+    key: SecretKey
     """Key inside the Secret's data."""

@@ -15,10 +15,14 @@ from aiguillage.operator.api.common import (
     CountryCode,
     CountryOrGroup,
     Matching,
+    ObjectName,
     ObjectStatus,
+    SecretKey,
     SecretKeyRef,
     k8s,
 )
+from aiguillage.sidecar.adapters.options import option_names, required_options
+from aiguillage.sidecar.credentials import credential_problem
 
 Price = Annotated[
     str, Matching(r"^[0-9]+(\.[0-9]+)?$", "must be a decimal number such as 0.10", 32)
@@ -62,7 +66,7 @@ class NoAuth(ApiModel):
 class SecretName(ApiModel):
     """A Secret in the operator's namespace."""
 
-    name: str = Field(min_length=1, max_length=253)
+    name: ObjectName
     """Name of the Secret."""
 
 
@@ -71,11 +75,11 @@ class AwsSigV4Auth(ApiModel):
 
     secret_ref: SecretName
     """The Secret (in the operator's namespace) holding the keys."""
-    access_key_id_key: str = "accessKeyId"
+    access_key_id_key: SecretKey = "accessKeyId"
     """Key of the access key id in the Secret."""
-    secret_access_key_key: str = "secretAccessKey"
+    secret_access_key_key: SecretKey = "secretAccessKey"
     """Key of the secret access key in the Secret."""
-    session_token_key: str | None = None
+    session_token_key: SecretKey | None = None
     """Key of a session token in the Secret, for temporary credentials."""
 
 
@@ -112,10 +116,16 @@ class Auth(ApiModel):
         return None
 
     def credential(self, data: Mapping[str, bytes]) -> bytes | str:
-        """The credential file's content, from the Secret's data; or why it cannot be made."""
+        """The credential file's content, from the Secret's data; or why it cannot be made
+        (never quoting the value). Values are checked with the sidecar's own rule, so a
+        value the sidecar would refuse never reaches a namespace's Secret."""
         if self.api_key is not None:
             key = self.api_key.secret_ref.key
-            return data.get(key) or f'has no key "{key}"'
+            value = data.get(key)
+            if not value:
+                return f'has no key "{key}"'
+            problem = credential_problem(value)
+            return f'key "{key}" {problem}' if problem else value
         if self.aws_sig_v4 is not None:
             aws = self.aws_sig_v4
             fields = {
@@ -127,7 +137,11 @@ class Auth(ApiModel):
             missing = [k for k in fields.values() if not data.get(k)]
             if missing:
                 return "has no key " + ", ".join(f'"{k}"' for k in missing)
-            return json.dumps({f: data[k].decode() for f, k in fields.items()}).encode()
+            for k in fields.values():
+                problem = credential_problem(data[k])
+                if problem:
+                    return f'key "{k}" {problem}'
+            return json.dumps({f: data[k].strip().decode() for f, k in fields.items()}).encode()
         return b""
 
 
@@ -157,8 +171,38 @@ class ProviderModel(ApiModel):
     """Price list for cost accounting and the cost routing strategy."""
 
 
+def _option_rules() -> list[dict[str, str]]:
+    """CEL rules for each API's options, from the sidecar's own option models: what is
+    required, and which names exist (the webhook and status check the values)."""
+    rules = []
+    for api in Api:
+        for name in required_options(api.value):
+            rules.append(
+                {
+                    "rule": f"self.api != '{api.value}' || "
+                    f"(has(self.options) && '{name}' in self.options)",
+                    "message": f"options.{name} is required for api {api.value}",
+                }
+            )
+        names = option_names(api.value)
+        listed = ", ".join(f"'{n}'" for n in names)
+        known = f"self.options.all(k, k in [{listed}])" if names else "size(self.options) == 0"
+        takes = f"takes only {', '.join(names)}" if names else "takes no options"
+        rules.append(
+            {
+                "rule": f"self.api != '{api.value}' || !has(self.options) || {known}",
+                "message": f"options: api {api.value} {takes}",
+            }
+        )
+    return rules
+
+
 class AIProviderSpec(ApiModel):
     """An AI provider endpoint that routes can send requests to."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": k8s(**{"x-kubernetes-validations": _option_rules()})
+    }
 
     api: Api
     """Wire schema spoken by the endpoint: openai (also Mistral, OVHcloud, Scaleway, vLLM,
@@ -201,8 +245,12 @@ class AIProviderSpec(ApiModel):
         ),
     ]
     """Models served by this provider that routes may target."""
-    options: dict[str, str] = Field(default_factory=dict)
-    """Adapter-specific settings, e.g. apiVersion for azure-openai."""
+    options: dict[str, Annotated[str, Field(max_length=1024)]] = Field(
+        default_factory=dict, max_length=32
+    )
+    """Settings of the provider's API: apiVersion (azure-openai); project, location and
+    apiVersion (vertex-ai); region and inferenceProfileLocation (bedrock). Unknown names
+    are refused."""
 
     def model(self, name: str) -> ProviderModel | None:
         return next((m for m in self.models if m.name == name), None)

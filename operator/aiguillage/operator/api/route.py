@@ -6,7 +6,14 @@ from typing import Annotated
 
 from pydantic import Field
 
-from aiguillage.operator.api.common import ApiModel, CountryOrGroup, Matching, ObjectStatus, k8s
+from aiguillage.operator.api.common import (
+    ApiModel,
+    CountryOrGroup,
+    Matching,
+    ObjectName,
+    ObjectStatus,
+    k8s,
+)
 from aiguillage.operator.api.durations import PATTERN as DURATION
 from aiguillage.sidecar.config import Strategy
 
@@ -28,7 +35,7 @@ class RouteResidency(ApiModel):
 class RouteTarget(ApiModel):
     """A provider model requests may go to."""
 
-    provider: str = Field(min_length=1, max_length=253)
+    provider: ObjectName
     """Name of an AIProvider."""
     model: str = Field(min_length=1, max_length=253)
     """One of that provider's models."""
