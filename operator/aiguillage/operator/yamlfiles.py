@@ -101,8 +101,9 @@ def read_text(path: Path) -> str:
 
 def load_documents(text: str) -> list[Any]:
     """Every document of a YAML stream, as plain Python data."""
-    loader = _BoundedLoader(text)
+    loader = None
     try:
+        loader = _BoundedLoader(text)  # checks the characters: may raise already
         docs = []
         while loader.check_data():  # type: ignore[no-untyped-call]
             docs.append(loader.get_data())
@@ -111,12 +112,14 @@ def load_documents(text: str) -> list[Any]:
         raise UnreadableFile(_with_line(exc, f"refused: {exc.problem}")) from None
     except yaml.YAMLError as exc:
         reason = getattr(exc, "problem", None) or str(exc)
-        raise UnreadableFile(_with_line(exc, f"invalid YAML: {reason}")) from None
+        first_line = reason.splitlines()[0] if reason.strip() else type(exc).__name__
+        raise UnreadableFile(_with_line(exc, f"invalid YAML: {first_line}")) from None
     except (ValueError, RecursionError) as exc:
         # e.g. an integer of more digits than Python converts, an impossible date.
         raise UnreadableFile(f"invalid YAML value: {type(exc).__name__}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _with_line(exc: yaml.YAMLError, reason: str) -> str:
