@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 import pytest
@@ -31,8 +32,6 @@ def wait_conditions(cluster: Cluster, name: str, ns: str, **want: tuple[str, str
 
 
 def served_routes(cluster: Cluster, ns: str) -> set[str] | None:
-    import json
-
     cm = cluster.get("configmap", "aiguillage-config", ns)
     return None if cm is None else set(json.loads(cm["data"]["config.json"])["routes"])
 
@@ -125,3 +124,100 @@ def test_secret_rotation_reaches_the_rendered_secret(cluster: Cluster, kube_name
     assert creds["CredentialsResolved"]["status"] == "False"
     assert creds["CredentialsResolved"]["message"] == f"Secret {op_ns}/k does not exist"
     assert provider_ready["status"]["usedBy"] == [f"{ns}/chat"]
+
+
+def provider_conditions(cluster: Cluster, name: str) -> dict[str, tuple[str, str, str]]:
+    obj = cluster.get("aiprovider", name) or {}
+    return {
+        c["type"]: (c["status"], c["reason"], c["message"])
+        for c in (obj.get("status") or {}).get("conditions") or []
+    }
+
+
+def test_bad_providers_take_only_themselves_out(cluster: Cluster, kube_namespace: str) -> None:
+    """Without the webhook (it is down, or off), what got in is reported and never served."""
+    op_ns, ns = cluster.operator_namespace, kube_namespace
+    good, vertex, crlf, aws = (f"{op_ns}-{n}" for n in ("good", "vertex", "crlf", "aws"))
+    bad_options = provider(vertex, "https://europe-west4-aiplatform.googleapis.com", "NL", "k",
+                           op_ns)  # fmt: skip
+    bad_options["spec"].update(api="vertex-ai", options={"project": "p", "location": "us-east1"})
+    contradicted = provider(aws, "https://bedrock-runtime.us-east-1.amazonaws.com", "FR", "k",
+                            op_ns)  # fmt: skip
+    contradicted["spec"].update(api="bedrock", auth={"none": {}})
+    doc: dict[str, Any] = route("chat", ns, "chat", vertex, crlf, aws, good)
+    doc["spec"]["residency"] = {"locations": ["EU"]}
+    cluster.apply(
+        secret("k", op_ns, "sk-good"),
+        secret("k-crlf", op_ns, "sk-1\r\nX-Injected: 1"),
+        provider(good, "https://eu.example/v1", "FR", "k", op_ns),
+        bad_options,
+        provider(crlf, "https://eu2.example/v1", "FR", "k-crlf", op_ns),
+        contradicted,
+        doc,
+    )
+
+    wait_conditions(
+        cluster,
+        "chat",
+        ns,
+        ResolvedRefs=("False", "ProviderInvalid"),
+        Ready=("False", "TargetsExcluded"),
+    )
+    wait_for(lambda: served_routes(cluster, ns) == {"chat"}, timeout=30, what="chat served")
+    cm = cluster.get("configmap", "aiguillage-config", ns) or {}
+    compiled = json.loads(cm["data"]["config.json"])
+    assert [t["provider"] for t in compiled["routes"]["chat"]["targets"]] == [good]
+    assert set(compiled["providers"]) == {good}
+    rendered_secret = cluster.get("secret", "aiguillage-credentials", ns) or {}
+    assert set(rendered_secret.get("data") or {}) == {good}
+    message = cluster.condition("airoute", "chat", ns, "ResolvedRefs")["message"]
+    assert message == (
+        f'spec.targets[0]: provider "{vertex}" is not usable: spec.options.location: '
+        '"us-east1" does not match the endpoint\'s location "europe-west4"; '
+        f'spec.targets[1]: provider "{crlf}": Secret {op_ns}/k-crlf key "apiKey" contains a '
+        "control character (CR) at offset 4"
+    )
+    residency = cluster.condition("airoute", "chat", ns, "ResidencyCompliant")["message"]
+    assert residency == (
+        f'spec.targets[2]: provider "{aws}" is located in US, outside residency.locations [EU] '
+        "(its endpoint is in AWS region us-east-1)"
+    )
+
+    wait_for(lambda: provider_conditions(cluster, aws).get("Ready"), timeout=30, what="status")
+    assert provider_conditions(cluster, vertex)["Accepted"][:2] == ("False", "InvalidOptions")
+    assert provider_conditions(cluster, crlf)["CredentialsResolved"][:2] == (
+        "False",
+        "InvalidCredential",
+    )
+    assert provider_conditions(cluster, aws)["ResidencyConsistent"][:2] == (
+        "False",
+        "LocationContradicted",
+    )
+    assert provider_conditions(cluster, good)["Ready"][:2] == ("True", "Ready")
+    assert "sk-1" not in json.dumps(cluster.get("aiprovider", crlf))
+
+
+def test_a_burst_of_provider_creations(cluster: Cluster, kube_namespace: str) -> None:
+    op_ns, ns = cluster.operator_namespace, kube_namespace
+    names = [f"{op_ns}-burst-{i:02d}" for i in range(50)]
+    cluster.apply(
+        secret("k", op_ns, "sk-burst"),
+        route("burst", ns, "burst", *names[:40]),
+        *(provider(n, f"https://{n}.example/v1", "FR", "k", op_ns) for n in names),
+    )
+
+    def all_ready() -> bool:
+        listed = cluster.plane.kubectl("get", "aiproviders", "-l", f"test={op_ns}", "-o", "json")
+        items = json.loads(listed.stdout)["items"]
+        ready = [
+            i for i in items
+            if any(c["type"] == "Ready" and c["status"] == "True"
+                   for c in (i.get("status") or {}).get("conditions") or [])
+        ]  # fmt: skip
+        return len(ready) == 50
+
+    wait_for(all_ready, timeout=60, what="50 providers ready")
+    wait_conditions(cluster, "burst", ns, Ready=("True", "Serving"))
+    log = cluster.operator.output()
+    assert "dictionary changed size" not in log
+    assert "failed; will retry" not in log

@@ -75,3 +75,39 @@ def test_valid_route_is_admitted(cluster_with_webhook: Cluster, kube_namespace: 
     eu, _ = setup(cluster_with_webhook)
     out = cluster_with_webhook.apply(route("ok", kube_namespace, "ok", eu))
     assert "airoute.aiguillage.dev/ok created" in out
+
+
+def provider_denied(message: str) -> str:
+    return f'admission webhook "aiprovider.aiguillage.dev" denied the request: {message}'
+
+
+def test_a_provider_whose_endpoint_contradicts_its_location_is_refused(
+    cluster_with_webhook: Cluster,
+) -> None:
+    op_ns = cluster_with_webhook.operator_namespace
+    doc = provider(f"{op_ns}-paris", "https://bedrock-runtime.us-east-1.amazonaws.com", "FR",
+                   "k", op_ns)  # fmt: skip
+    doc["spec"].update(api="bedrock", auth={"none": {}})
+    err = apply_error(cluster_with_webhook, doc)
+    assert err.endswith(
+        provider_denied(
+            'spec.residency.location: "FR" contradicts where the endpoint processes data: its '
+            "endpoint is in AWS region us-east-1, which is US"
+        )
+    )
+    doc["spec"]["endpoint"] = "https://bedrock-runtime.eu-west-3.amazonaws.com"
+    assert f"aiprovider.aiguillage.dev/{op_ns}-paris created" in cluster_with_webhook.apply(doc)
+
+
+def test_options_the_sidecar_could_not_use_are_refused(cluster_with_webhook: Cluster) -> None:
+    op_ns = cluster_with_webhook.operator_namespace
+    doc = provider(f"{op_ns}-vertex", "https://europe-west4-aiplatform.googleapis.com", "NL",
+                   "k", op_ns)  # fmt: skip
+    doc["spec"].update(api="vertex-ai", options={"project": "p", "location": "us-central1"})
+    err = apply_error(cluster_with_webhook, doc)
+    assert err.endswith(
+        provider_denied(
+            'spec.options.location: "us-central1" does not match the endpoint\'s location '
+            '"europe-west4"'
+        )
+    )

@@ -228,6 +228,15 @@ spec:
   endpoint: https://bedrock-runtime.us-east-1.amazonaws.com
   residency: {location: FR, jurisdiction: US}
   auth: {none: {}}
+  models: [{name: mistral.mistral-large-2402-v1:0}]
+---
+apiVersion: aiguillage.dev/v1alpha1
+kind: AIProvider
+metadata: {name: bedrock-typo}
+spec:
+  api: bedrock
+  endpoint: https://bedrock-runtime.eu-west-3.amazonaws.com
+  auth: {none: {}}
   options: {regoin: eu-west-3}
   models: [{name: mistral.mistral-large-2402-v1:0}]
 """,
@@ -235,10 +244,10 @@ spec:
     result = aiguillage("render", "-f", str(EXAMPLES), "-f", str(bad))
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        f"error: {bad}: AIProvider bedrock-paris: spec.options.regoin: is not an option of api "
-        "bedrock (it takes: region, inferenceProfileLocation)",
-        f'error: {bad}: AIProvider bedrock-paris: spec.residency.location: "FR" contradicts '
+        f'error: {bad}#1: AIProvider bedrock-paris: spec.residency.location: "FR" contradicts '
         "where the endpoint processes data: its endpoint is in AWS region us-east-1, which is US",
+        f"error: {bad}#2: AIProvider bedrock-typo: spec.options.regoin: is not an option of api "
+        "bedrock (it takes: region, inferenceProfileLocation)",
     ]
 
 

@@ -106,8 +106,17 @@ def test_a_location_the_endpoint_contradicts() -> None:
                 "endpoint": "https://us-central1-aiplatform.googleapis.com",
                 "residency": {"location": "DE"},
             },
+            # nothing is derived from options that are not valid
+            ["spec.options.project: is required for api vertex-ai"],
+        ),
+        (
+            {
+                "api": "vertex-ai",
+                "endpoint": "https://us-central1-aiplatform.googleapis.com",
+                "residency": {"location": "DE"},
+                "options": {"project": "p"},
+            },
             [
-                "spec.options.project: is required for api vertex-ai",
                 'spec.residency.location: "DE" contradicts where the endpoint processes data: '
                 "its endpoint serves Vertex AI location us-central1, which is US",
             ],

@@ -54,9 +54,11 @@ def location_contradiction(spec: AIProviderSpec) -> str | None:
 
 
 def admission_problems(spec: AIProviderSpec) -> list[str]:
-    """Everything that makes a provider refused at admission and reported by render."""
-    clash = location_contradiction(spec)
-    return option_problems(spec) + ([clash] if clash else [])
+    """Everything that makes a provider refused at admission and reported by render. Where
+    the endpoint processes data is only derived from options that are valid."""
+    problems = option_problems(spec)
+    clash = None if problems else location_contradiction(spec)
+    return problems + ([clash] if clash else [])
 
 
 def credential_finding(inv: Inventory, spec: AIProviderSpec) -> Finding | None:
@@ -88,7 +90,8 @@ def target_location(spec: AIProviderSpec, model: str) -> str | None:
 
 def conditions(inv: Inventory, name: str) -> list[tuple[str, bool, str, str]]:
     """The provider's status conditions as (type, status, reason, message): Accepted,
-    CredentialsResolved, ResidencyConsistent, and Ready (the first of them that is False)."""
+    CredentialsResolved, ResidencyConsistent (when its options are valid), and Ready (the
+    first of them that is False)."""
     provider = inv.providers[name]
     spec = provider.spec
     out = [
@@ -102,17 +105,18 @@ def conditions(inv: Inventory, name: str) -> list[tuple[str, bool, str, str]]:
         if secret
         else ("CredentialsResolved", True, "Resolved", "credentials found")
     )
-    clash = location_contradiction(spec)
-    out.append(
-        (
-            "ResidencyConsistent",
-            False,
-            "LocationContradicted",
-            f"{clash}; residency is checked against where the endpoint processes data",
+    if not provider.unusable:  # nothing is derived from options that are not valid
+        clash = location_contradiction(spec)
+        out.append(
+            (
+                "ResidencyConsistent",
+                False,
+                "LocationContradicted",
+                f"{clash}; residency is checked against where the endpoint processes data",
+            )
+            if clash
+            else ("ResidencyConsistent", True, "Consistent", _consistent(spec))
         )
-        if clash
-        else ("ResidencyConsistent", True, "Consistent", _consistent(spec))
-    )
     failed = next((c for c in out if not c[1]), None)
     ready = (
         ("Ready", False, failed[2], failed[3])
