@@ -323,3 +323,15 @@ def test_locations_are_derived_from_endpoints_and_model_ids(dirs: tuple[Path, Pa
     loaded = snap.config.routes["chat"].targets
     assert [t.where(provider) for t in loaded] == ["US", "EU"]
     assert snap.config.routes["chat"].rule.complies(loaded[1].where(provider), None)
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "..", "a/b"])
+def test_a_credential_outside_the_credentials_directory_is_never_read(
+    dirs: tuple[Path, Path], name: str
+) -> None:
+    cfg, creds = dirs
+    body = orjson.loads(config().to_json())
+    body["providers"]["eu"]["credential"] = name
+    write(cfg, orjson.dumps(body))
+    with pytest.raises(ConfigError, match=r"providers\.eu\.credential: String should match"):
+        load(cfg, creds)

@@ -58,8 +58,9 @@ class Provider(_Model):
     location: str | None = None
     jurisdiction: str | None = None
     region: str | None = None
-    # File name in the credentials directory holding the key; None = no auth.
-    credential: str | None = None
+    # File name in the credentials directory holding the key; None = no auth. A plain
+    # name (no "/", not "." or ".."): the sidecar never reads outside that directory.
+    credential: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")] | None = None
     # Adapter-specific settings (e.g. Azure api-version), strings only.
     options: dict[str, str] = Field(default_factory=dict)
 
