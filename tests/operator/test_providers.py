@@ -118,7 +118,7 @@ def test_a_location_the_endpoint_contradicts() -> None:
             },
             [
                 'spec.residency.location: "DE" contradicts where the endpoint processes data: '
-                "its endpoint serves Vertex AI location us-central1, which is US",
+                "its endpoint is in Vertex AI location us-central1, which is US",
             ],
         ),
         ({"api": "azure-openai", "residency": {"location": "SE"}}, []),

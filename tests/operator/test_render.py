@@ -159,7 +159,8 @@ def test_bedrock_us_profile_on_an_eu_endpoint_is_outside_eu_residency() -> None:
     )
 
 
-def test_aws_keys_become_one_credential_file_for_bedrock() -> None:
+def aws_keys_inventory(keys: dict[str, bytes]) -> Inventory:
+    """Provider bedrock-fra signing with the keys of Secret "aws", used by route chat."""
     body = provider("bedrock-fra", "DE", "US")
     body["spec"].update(
         api="bedrock",
@@ -167,9 +168,12 @@ def test_aws_keys_become_one_credential_file_for_bedrock() -> None:
         auth={"awsSigV4": {"secretRef": {"name": "aws"}}},
     )
     inv = inventory(body, routes=[route("chat", "chat", "bedrock-fra")])
-    inv.secrets[(inv.operator_namespace, "aws")] = Secret(
-        inv.operator_namespace, "aws", {"accessKeyId": b"AKIDEXAMPLE", "secretAccessKey": b"s3cr3t"}
-    )
+    inv.secrets[(inv.operator_namespace, "aws")] = Secret(inv.operator_namespace, "aws", keys)
+    return inv
+
+
+def test_aws_keys_become_one_credential_file_for_bedrock() -> None:
+    inv = aws_keys_inventory({"accessKeyId": b"AKIDEXAMPLE", "secretAccessKey": b"s3cr3t"})
     rendered = render_namespace(inv, "apps")
     assert json.loads(rendered.credentials["bedrock-fra"]) == {
         "accessKeyId": "AKIDEXAMPLE",
@@ -229,16 +233,7 @@ def test_an_unusable_secret_value_is_never_copied(value: bytes, reason: str) -> 
 
 
 def test_aws_keys_that_are_not_text_are_refused_not_crashed_on() -> None:
-    body = provider("bedrock-fra", "DE", "US")
-    body["spec"].update(
-        api="bedrock",
-        endpoint="https://bedrock-runtime.eu-central-1.amazonaws.com",
-        auth={"awsSigV4": {"secretRef": {"name": "aws"}}},
-    )
-    inv = inventory(body, routes=[route("chat", "chat", "bedrock-fra")])
-    inv.secrets[(inv.operator_namespace, "aws")] = Secret(
-        inv.operator_namespace, "aws", {"accessKeyId": b"AKID\xff", "secretAccessKey": b"s"}
-    )
+    inv = aws_keys_inventory({"accessKeyId": b"AKID\xff", "secretAccessKey": b"s"})
     refs = conditions(render_namespace(inv, "apps"), "chat")["ResolvedRefs"]
     assert refs.message == (
         'spec.targets[0]: provider "bedrock-fra": Secret aiguillage-system/aws key '
@@ -312,7 +307,7 @@ def test_a_vertex_endpoint_in_the_us_declared_in_germany_is_not_eu() -> None:
     )
     rendered = render_namespace(inventory(body, routes=[eu_route("chat", ("vertex", "m"))]), "apps")
     assert rendered.config.routes == {}
-    assert "(its endpoint serves Vertex AI location us-central1)" in (
+    assert "(its endpoint is in Vertex AI location us-central1)" in (
         conditions(rendered, "chat")["ResidencyCompliant"].message
     )
 

@@ -104,7 +104,7 @@ def test_an_undeclared_provider_gets_the_location_its_endpoint_says() -> None:
             "vertex-ai",
             VERTEX_US,
             {"project": "p"},
-            '"DE" contradicts where the endpoint processes data: its endpoint serves Vertex AI '
+            '"DE" contradicts where the endpoint processes data: its endpoint is in Vertex AI '
             "location us-central1, which is US",
         ),
         (
@@ -112,7 +112,7 @@ def test_an_undeclared_provider_gets_the_location_its_endpoint_says() -> None:
             "vertex-ai",
             "https://aiplatform.googleapis.com",
             {"project": "p"},
-            '"DE" contradicts where the endpoint processes data: its endpoint serves Vertex AI '
+            '"DE" contradicts where the endpoint processes data: its endpoint is in Vertex AI '
             "location global, which is any region in the world",
         ),
         (
@@ -120,7 +120,7 @@ def test_an_undeclared_provider_gets_the_location_its_endpoint_says() -> None:
             "vertex-ai",
             "https://aiplatform.eu.rep.googleapis.com",
             {"project": "p"},
-            '"FR" contradicts where the endpoint processes data: its endpoint serves Vertex AI '
+            '"FR" contradicts where the endpoint processes data: its endpoint is in Vertex AI '
             "location eu, which is anywhere in EU",
         ),
     ],

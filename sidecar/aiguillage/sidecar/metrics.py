@@ -66,18 +66,13 @@ class Metrics:
 
     def render(self) -> str:
         lines: list[str] = []
-        for name, gseries in sorted(self.gauges.items()):
-            if name in self.help:
-                lines.append(f"# HELP {name} {self.help[name]}")
-            lines.append(f"# TYPE {name} gauge")
-            for labels, value in gseries.items():
-                lines.append(f"{name}{_fmt(labels)} {value:g}")
-        for name, series in sorted(self.counters.items()):
-            if name in self.help:
-                lines.append(f"# HELP {name} {self.help[name]}")
-            lines.append(f"# TYPE {name} counter")
-            for labels, value in series.items():
-                lines.append(f"{name}{_fmt(labels)} {value:g}")
+        for kind, values in (("gauge", self.gauges), ("counter", self.counters)):
+            for name, series in sorted(values.items()):
+                if name in self.help:
+                    lines.append(f"# HELP {name} {self.help[name]}")
+                lines.append(f"# TYPE {name} {kind}")
+                for labels, value in series.items():
+                    lines.append(f"{name}{_fmt(labels)} {value:g}")
         for name, hseries in sorted(self.histograms.items()):
             if name in self.help:
                 lines.append(f"# HELP {name} {self.help[name]}")

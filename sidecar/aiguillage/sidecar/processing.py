@@ -94,17 +94,24 @@ class Derivation:
         return None
 
 
+def _from_table(
+    option: str, options: Mapping[str, str], from_host: str | None, table: Mapping[str, str],
+    what: str,
+) -> Evidence | None:  # fmt: skip
+    """Evidence from a region or location named by an option, else by the endpoint's host,
+    looked up in ``table`` (one it does not list says nothing)."""
+    name = options.get(option)
+    where = f"options.{option} is"
+    if not name:
+        name, where = from_host, "its endpoint is in"
+    place = table.get(name or "")
+    return None if place is None else Evidence(place, f"{where} {what} {name}")
+
+
 class BedrockDerivation(Derivation):
     def endpoint(self, host: str, options: Mapping[str, str]) -> Evidence | None:
-        region = options.get("region")
-        field = "options.region"
-        if not region:
-            region, field = bedrock_region_of_host(host), "endpoint"
-        country = AWS_REGIONS.get(region or "")
-        if country is None:
-            return None
-        where = "options.region is" if field == "options.region" else "its endpoint is in"
-        return Evidence(country, f"{where} AWS region {region}")
+        region = bedrock_region_of_host(host)
+        return _from_table("region", options, region, AWS_REGIONS, "AWS region")
 
     def model(self, host: str, options: Mapping[str, str], model: str) -> Evidence | None:
         if model.startswith("arn:"):
@@ -136,15 +143,8 @@ class BedrockDerivation(Derivation):
 
 class VertexDerivation(Derivation):
     def endpoint(self, host: str, options: Mapping[str, str]) -> Evidence | None:
-        location = options.get("location")
-        field = "options.location"
-        if not location:
-            location, field = vertex_location_of_host(host), "endpoint"
-        place = VERTEX_LOCATIONS.get(location or "")
-        if place is None:
-            return None
-        where = "options.location is" if field == "options.location" else "its endpoint serves"
-        return Evidence(place, f"{where} Vertex AI location {location}")
+        location = vertex_location_of_host(host)
+        return _from_table("location", options, location, VERTEX_LOCATIONS, "Vertex AI location")
 
 
 DERIVATIONS: dict[str, Derivation] = {

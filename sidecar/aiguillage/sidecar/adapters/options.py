@@ -73,6 +73,19 @@ class InvalidOptions(ConfigError):
         self.problems = problems
 
 
+def _agrees_with_host(
+    name: str, given: str | None, from_host: str | None, required: str
+) -> list[OptionProblem]:
+    """An option the endpoint's host may also name: needed from one of them, and both must
+    agree (requests go to the host; the option decides signing or the URL's path)."""
+    if given is None and from_host is None:
+        return [OptionProblem(f"options.{name}", required)]
+    if given is not None and from_host is not None and given != from_host:
+        reason = f'"{given}" does not match the endpoint\'s {name} "{from_host}"'
+        return [OptionProblem(f"options.{name}", reason)]
+    return []
+
+
 def _matching(pattern: str, message: str) -> AfterValidator:
     compiled = re.compile(pattern)
 
@@ -123,22 +136,12 @@ class VertexAIOptions(Options):
         return self.location or vertex_location_of_host(host)
 
     def endpoint_problems(self, host: str) -> list[OptionProblem]:
-        from_host = vertex_location_of_host(host)
-        if self.location is None and from_host is None:
-            return [
-                OptionProblem(
-                    "options.location",
-                    "is required for api vertex-ai (the endpoint host does not name one)",
-                )
-            ]
-        if self.location is not None and from_host is not None and self.location != from_host:
-            return [
-                OptionProblem(
-                    "options.location",
-                    f'"{self.location}" does not match the endpoint\'s location "{from_host}"',
-                )
-            ]
-        return []
+        return _agrees_with_host(
+            "location",
+            self.location,
+            vertex_location_of_host(host),
+            "is required for api vertex-ai (the endpoint host does not name one)",
+        )
 
 
 _REGION = _matching(r"[a-z]{2}(-gov)?-[a-z]+-[0-9]+", "must be an AWS region such as eu-west-3")
@@ -155,23 +158,13 @@ class BedrockOptions(Options):
         return self.region or bedrock_region_of_host(host)
 
     def endpoint_problems(self, host: str) -> list[OptionProblem]:
-        from_host = bedrock_region_of_host(host)
-        if self.region is None and from_host is None:
-            return [
-                OptionProblem(
-                    "options.region",
-                    "is required for api bedrock (the endpoint is not "
-                    "bedrock-runtime.<region>.amazonaws.com)",
-                )
-            ]
-        if self.region is not None and from_host is not None and self.region != from_host:
-            return [
-                OptionProblem(
-                    "options.region",
-                    f'"{self.region}" does not match the endpoint\'s region "{from_host}"',
-                )
-            ]
-        return []
+        return _agrees_with_host(
+            "region",
+            self.region,
+            bedrock_region_of_host(host),
+            "is required for api bedrock (the endpoint is not "
+            "bedrock-runtime.<region>.amazonaws.com)",
+        )
 
 
 # api -> its options model; every api of :data:`aiguillage.sidecar.adapters.MODULES` is here.
