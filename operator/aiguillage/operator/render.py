@@ -5,10 +5,13 @@ This is the single code path behind the operator's ConfigMap/Secret and
 talks to the API server, so it is idempotent and cheap to re-run on any change.
 
 A problem in one route never costs another route anything. Within a route, a
-target whose provider, model or Secret cannot be resolved, or whose provider is
-outside the route's residency, is left out of the compiled config (so it can
-never be contacted) and reported; the route is served by its remaining targets,
-or not at all if none remain. Every such decision becomes a status condition.
+target whose provider, model or Secret cannot be resolved, whose provider the
+sidecar could not use (see :mod:`aiguillage.operator.providers`), or which is
+outside the route's residency where it really processes data, is left out of the
+compiled config (so it can never be contacted) and reported; the route is served
+by its remaining targets, or not at all if none remain. Routes that would make the
+namespace's output too large for a ConfigMap are left out newest first (see
+:mod:`aiguillage.operator.sizing`). Every such decision becomes a status condition.
 """
 
 from __future__ import annotations

@@ -95,9 +95,12 @@ class Derivation:
 
 
 def _from_table(
-    option: str, options: Mapping[str, str], from_host: str | None, table: Mapping[str, str],
+    option: str,
+    options: Mapping[str, str],
+    from_host: str | None,
+    table: Mapping[str, str],
     what: str,
-) -> Evidence | None:  # fmt: skip
+) -> Evidence | None:
     """Evidence from a region or location named by an option, else by the endpoint's host,
     looked up in ``table`` (one it does not list says nothing)."""
     name = options.get(option)
