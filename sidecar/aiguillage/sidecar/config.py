@@ -17,13 +17,17 @@ import hashlib
 from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 from pydantic.alias_generators import to_camel
 
+from aiguillage.sidecar.privacy.rules import DataProtectionRules
 from aiguillage.sidecar.residency import ResidencyRule
+
+if TYPE_CHECKING:
+    from aiguillage.sidecar.privacy.engine import DataProtectionEngine
 
 CONFIG_FILE = "config.json"
 SCHEMA_VERSION = 1
@@ -125,6 +129,18 @@ class Route(_Model):
     retry: Retry = Retry()
     timeouts: Timeouts = Timeouts()
     circuit_breaker: CircuitBreaker = CircuitBreaker()
+    # Personal data to look for and what to do with it per target; None: nothing is scanned.
+    data_protection: DataProtectionRules | None = None
+
+    @cached_property
+    def protection(self) -> DataProtectionEngine | None:
+        """The route's compiled data-protection engine, or None without rules. Compiling
+        imports the detection libraries the rules need: do it when the config is loaded."""
+        if self.data_protection is None:
+            return None
+        from aiguillage.sidecar.privacy.engine import DataProtectionEngine
+
+        return DataProtectionEngine(self.data_protection)
 
     @cached_property
     def rule(self) -> ResidencyRule:
