@@ -74,8 +74,8 @@ def context_before(text: str, start: int, keywords: re.Pattern[str], window: int
 
 
 def keywords(*words: str) -> re.Pattern[str]:
-    """A case-insensitive pattern finding any of ``words`` starting at a word boundary."""
-    return re.compile(r"(?i)\b(?:" + "|".join(words) + ")")
+    """A case-insensitive pattern finding any of ``words`` as whole words."""
+    return re.compile(r"(?i)\b(?:" + "|".join(words) + r")(?![^\W\d_])")
 
 
 # -- e-mail ------------------------------------------------------------------------------
@@ -170,10 +170,11 @@ class IpAddressDetector(Detector):
 
 # -- payment cards -----------------------------------------------------------------------
 
-_CARD = re.compile(r"(?<![\w.,-])\d(?:[ -]?\d){12,18}(?!\w|[.,-]\d)")
+_CARD = re.compile(r"(?<![\w.,-])\d(?:[ -]?\d){11,18}(?!\w|[.,-]\d)")
 # (first digits low, high, lengths): issuer identification number ranges of the networks.
 _IIN_RANGES: tuple[tuple[int, int, frozenset[int]], ...] = (
-    (4, 4, frozenset({13, 16, 19})),  # Visa
+    # Visa (its old 13-digit numbers are no longer issued and look like EAN-13 codes)
+    (4, 4, frozenset({16, 19})),
     (51, 55, frozenset({16})),  # Mastercard
     (2221, 2720, frozenset({16})),  # Mastercard 2-series
     (34, 34, frozenset({15})),  # American Express
@@ -184,16 +185,18 @@ _IIN_RANGES: tuple[tuple[int, int, frozenset[int]], ...] = (
     (62, 62, frozenset({16, 17, 18, 19})),  # UnionPay
     (300, 305, frozenset({14, 16, 17, 18, 19})),  # Diners Club
     (36, 36, frozenset({14, 16, 17, 18, 19})),
-    (38, 39, frozenset({16, 17, 18, 19})),
+    (38, 39, frozenset({14, 16, 17, 18, 19})),
     (3528, 3589, frozenset({16, 17, 18, 19})),  # JCB
+    (2131, 2131, frozenset({15})),
+    (1800, 1800, frozenset({15})),
     (2200, 2204, frozenset({16, 17, 18, 19})),  # Mir
-    (5018, 5018, frozenset(range(13, 20))),  # Maestro
-    (5020, 5020, frozenset(range(13, 20))),
-    (5038, 5038, frozenset(range(13, 20))),
-    (5893, 5893, frozenset(range(13, 20))),
-    (6304, 6304, frozenset(range(13, 20))),
-    (6759, 6759, frozenset(range(13, 20))),
-    (6761, 6763, frozenset(range(13, 20))),
+    (5018, 5018, frozenset(range(12, 20))),  # Maestro
+    (5020, 5020, frozenset(range(12, 20))),
+    (5038, 5038, frozenset(range(12, 20))),
+    (5893, 5893, frozenset(range(12, 20))),
+    (6304, 6304, frozenset(range(12, 20))),
+    (6759, 6759, frozenset(range(12, 20))),
+    (6761, 6763, frozenset(range(12, 20))),
 )
 # How card numbers are grouped when written with separators.
 _CARD_GROUPINGS = frozenset(

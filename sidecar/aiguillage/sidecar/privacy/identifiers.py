@@ -119,7 +119,7 @@ IDENTIFIERS: tuple[Identifier, ...] = (
         "at.vnr",
         "national_id",
         _B + r"\d{4} ?\d{6}" + _E,
-        context=("svnr", "vsnr", "versicherungsnummer", "sozialversicherung"),
+        context=("svnr", "vsnr", r"(?:sozial)?versicherungsnummer", "sv-nummer"),
         weak=True,
     ),
     Identifier("cz.rc", "national_id", _B + r"\d{6}/\d{3,4}" + _E),

@@ -1,26 +1,32 @@
 """Phone numbers, in international and national formats, confirmed by ``phonenumbers``.
 
 A cheap pattern finds windows of digits and the separators phone numbers are written with;
-``phonenumbers.PhoneNumberMatcher`` (leniency VALID: the number must be valid for its
-country, not merely possible) then reads the numbers in each window. Only windows shaped
-like a phone number reach it:
+``phonenumbers.PhoneNumberMatcher`` then reads the numbers in each window, with a leniency
+that depends on how much the writing itself says:
 
-- international numbers (``+33 6 12 34 56 78``, ``0049 30 1234567``) are taken whenever
-  they are valid;
-- a national number is valid in some country for almost any 9 or 10 digits, so one is taken
-  only when it is written like a phone number — a trunk prefix (``06 12 34 56 78``,
-  ``030 1234567``), an area code in brackets, digits in groups — or named ("tel",
-  "phone", "Telefon"...) just before it. A bare ``612345678`` is an order number until
-  something says otherwise. Dates, times and amounts (``1 250 000``) are never numbers.
+- international numbers (``+33 6 12 34 56 78``, ``0049 30 1234567``): leniency VALID (valid
+  for their country, not merely possible);
+- national numbers written in groups after a trunk prefix (``06 12 34 56 78``,
+  ``(04107) 82943``): STRICT_GROUPING, the groups must be those of the country's format;
+  without a trunk prefix (``508 860 845`` in Poland, which has none): EXACT_GROUPING, they
+  must be exactly the country's groups — this turns away ``Ticket 3127-9719``;
+- a national number written as one run of digits, or in groups but with eight digits or
+  fewer: almost any such number is valid somewhere in Europe, so it is taken (leniency
+  VALID) only when named just before ("tel", "phone", "Telefon", "móvil"...);
+  ``0612345678`` alone is an order number. A number introduced as a reference ("Order #",
+  "Ticket", "Rechnung Nr.", "Ref.") is not read as a phone number unless named one too.
 
-National formats are tried for the rules' ``phoneRegions``, most populous countries first.
-phonenumbers is imported when rules that look for phones are compiled.
+Dates, times and amounts (``1 250 000``) are never read as numbers. National formats are
+tried for the rules' ``phoneRegions``, most populous countries first, and only where the
+number of digits fits the country's plan. phonenumbers is imported when rules that look for
+phones are compiled.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 from aiguillage.sidecar.privacy.detectors import (
     Detector,
@@ -33,15 +39,25 @@ from aiguillage.sidecar.privacy.findings import Finding
 
 _WINDOW = re.compile(r"(?<![\w+])(?:\+ ?)?\(?\d[\d\-. ()/]{4,40}\d(?!\w)")
 _DATE = re.compile(r"\d{1,4}[./-]\d{1,2}[./-]\d{1,4}(?!\d)|\d{1,2}:\d{2}")
-_AMOUNT = re.compile(r"[1-9]\d{0,2}(?:([ .,])\d{3})(?:\1\d{3})*")
+# 1 250 000, 12.345.678: a first group of one or two digits, then groups of three.
+_AMOUNT = re.compile(r"[1-9]\d?(?:([ .'])\d{3})(?:\1\d{3})*")
 _NAMED = keywords(
-    "tel", "tél", "phone", "mobile", "cell", "fax", "call", "appel", "portable", "téléphone",
-    "telefon", "handy", "ruf", "móvil", "movil", "teléfono", "telefono", "cellulare",
-    "chiama", "bel", "gsm", "numer", "nummer", "whatsapp", "sms",
+    r"tel\.?", "tél", "phone", "mobile", "cell", "fax", "call", "appel(?:er|ez)?", "portable",
+    "téléphone", "telefon", "telefonnummer", "handy", "móvil", "movil", "teléfono", "telefono",
+    "cellulare", "chiama(?:mi|re)?", "bel", "gsm", "numer telefonu", "telefoonnummer",
+    "whatsapp", "sms",
 )  # fmt: skip
+# A number introduced as a reference is not a phone number (unless also named one).
+_REFERENCE = re.compile(
+    r"(?i)(?:#|\bn[o°º]\.?|\bnr\.?|\bref\.?|\bid|ticket|case|docket|order|invoice|commande"
+    r"|bestell\w*|rechnung|sendung\w*|tracking|sku|item|pedido|factura|ordine|fattura"
+    r"|zamówien\w*|faktur\w*|bestelling|factuur)\W{0,3}$"
+)
 # Countries tried first for national formats: the largest EU populations.
 _PREFERRED = ("DE", "FR", "IT", "ES", "PL", "RO", "NL", "BE", "CZ", "SE", "PT", "GR", "HU", "AT")
 _MIN_NATIONAL_DIGITS = 8
+# Eight digits in two groups (MT, EE: "2100 1234") are as often a ticket number.
+_MIN_UNNAMED_DIGITS = 9
 _MAX_DIGITS = 17
 
 
@@ -74,6 +90,7 @@ class PhoneDetector(Detector):
             self._regions.append((region, meta.national_prefix or "", lengths))
 
     def find(self, text: str, taken: Spans = ()) -> Iterator[Finding]:
+        pn = self._pn
         for m in _WINDOW.finditer(text):
             if overlaps(taken, m.start(), m.end()):
                 continue
@@ -83,28 +100,36 @@ class PhoneDetector(Detector):
             digits = "".join(ch for ch in window if ch.isdigit())
             if len(digits) > _MAX_DIGITS:
                 continue
-            if window.startswith("+"):
-                region: str | None = self._regions[0][0] if self._regions else "FR"
-            elif window.startswith("00"):
-                region = self._regions[0][0] if self._regions else "FR"
-            else:
-                if len(digits) < _MIN_NATIONAL_DIGITS:
+            if window.startswith(("+", "00")):
+                first = self._regions[0][0] if self._regions else "FR"
+                yield from self._confirm(m.start(), window, first, pn.Leniency.VALID)
+                continue
+            if len(digits) < _MIN_NATIONAL_DIGITS or _AMOUNT.fullmatch(window):
+                continue
+            named = context_before(text, m.start(), _NAMED, window=24)
+            if not named:
+                grouped = any(not ch.isdigit() for ch in window)
+                if not grouped or len(digits) < _MIN_UNNAMED_DIGITS:
+                    continue  # a bare run of digits is an order number until named a phone
+                if _REFERENCE.search(text, max(0, m.start() - 16), m.start()):
                     continue
-                if not self._phone_shaped(text, m.start(), window):
-                    continue
-                region = self._national_region(window, digits)
-            if region is not None:
-                yield from self._confirm(text, m.start(), window, region)
+            for region, prefix in self._possible_regions(window, digits):
+                if named:
+                    leniency = pn.Leniency.VALID
+                elif prefix and digits.startswith(prefix):
+                    # Groups after a trunk prefix: those of the country's own format.
+                    leniency = pn.Leniency.STRICT_GROUPING
+                else:
+                    # No trunk prefix to go by: the groups must be exactly the country's.
+                    leniency = pn.Leniency.EXACT_GROUPING
+                found = list(self._confirm(m.start(), window, region, leniency))
+                if found:
+                    yield from found
+                    break
 
-    def _phone_shaped(self, text: str, start: int, raw: str) -> bool:
-        if _AMOUNT.fullmatch(raw):
-            return False
-        if raw[0] in "0(" or any(not ch.isdigit() for ch in raw):
-            return True
-        return context_before(text, start, _NAMED, window=24)
-
-    def _national_region(self, window: str, digits: str) -> str | None:
-        """The first region where ``window`` is a valid national number."""
+    def _possible_regions(self, window: str, digits: str) -> Iterator[tuple[str, str]]:
+        """Regions (and their trunk prefix) where ``window`` parses as a valid number, in
+        order of preference."""
         pn = self._pn
         for region, prefix, lengths in self._regions:
             national = digits[len(prefix) :] if prefix and digits.startswith(prefix) else digits
@@ -115,20 +140,18 @@ class PhoneDetector(Detector):
             except pn.NumberParseException:
                 continue
             if pn.is_valid_number(number):
-                return region
-        return None
+                yield region, prefix
 
-    def _confirm(self, text: str, offset: int, window: str, region: str) -> Iterator[Finding]:
-        """The numbers PhoneNumberMatcher reads in ``window`` (its checks for dates, times
-        and formatting apply), written as phone numbers."""
+    def _confirm(self, offset: int, window: str, region: str, leniency: Any) -> Iterator[Finding]:
+        """The numbers PhoneNumberMatcher reads in ``window`` at ``leniency`` (its checks for
+        dates, times and formatting apply)."""
         pn = self._pn
-        for match in pn.PhoneNumberMatcher(window, region, leniency=pn.Leniency.VALID):
+        for match in pn.PhoneNumberMatcher(window, region, leniency=leniency):
             raw = match.raw_string
+            national = not raw.startswith(("+", "00"))
+            if national and sum(ch.isdigit() for ch in raw) < _MIN_NATIONAL_DIGITS:
+                continue
             start = offset + match.start
-            if not (raw.startswith("+") or raw.startswith("00")):
-                digits = sum(ch.isdigit() for ch in raw)
-                if digits < _MIN_NATIONAL_DIGITS or not self._phone_shaped(text, start, raw):
-                    continue
             normal = pn.format_number(match.number, pn.PhoneNumberFormat.E164)
             yield Finding(self.category, self.name, start, start + len(raw), normal)
 
