@@ -174,16 +174,6 @@ def ee_ik(rng: random.Random, _: Faker) -> str:
     return _valid("ee.ik", make)
 
 
-def lt_asmens(rng: random.Random, _: Faker) -> str:
-    from stdnum.lt import asmens
-
-    def make() -> str:
-        body = rng.choice("3456") + _date6(rng, "ymd") + _digits(rng, 3)
-        return body + asmens.calc_check_digit(body)  # type: ignore[attr-defined]
-
-    return _valid("lt.asmens", make)
-
-
 # -- computed VAT numbers ------------------------------------------------------------------
 
 
@@ -371,7 +361,6 @@ def kinds() -> list[Kind]:
         Kind("national_id", "cz.rc", "pl_PL", cz_rc, ("rodné číslo",)),
         Kind("national_id", "hr.oib", "it_IT", hr_oib, ("OIB",)),
         Kind("national_id", "ee.ik", "fr_FR", ee_ik, ("isikukood",)),
-        Kind("national_id", "lt.asmens", "pl_PL", lt_asmens, ("asmens kodas",)),
         Kind("vat", "de.vat", "de_DE", _faker("vat_id", "eu.vat"), ("USt-IdNr.",)),
         Kind("vat", "it.vat", "it_IT", _faker("vat_id", "eu.vat"), ("partita IVA",)),
         Kind("vat", "fr.vat", "fr_FR", fr_vat, ("TVA intracommunautaire",)),

@@ -26,8 +26,8 @@ from aiguillage.sidecar.privacy.findings import Finding
 # the combined search skips ordinary prose quickly.
 TRIGGERS: dict[str, str] = {
     "at": "@",
-    # six digits with at most one separator between two: ids, phones, IBANs, cards, VATs
-    "digits": r"\d(?:[ .\-/]?\d){5}",
+    # six digits, at most two separators between two: ids, phones, IBANs, cards, VATs
+    "digits": r"\d(?:[ .\-/()]{0,2}\d){5}",
     "dotted": r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d",
     "colon": r":(?::|[0-9A-Fa-f]{1,4}:)",
     # the middle of an Italian codice fiscale: 2 digits, month letter, 2 digits, letter
@@ -144,7 +144,14 @@ class IpAddressDetector(Detector):
     rank = 6
 
     def find(self, text: str, taken: Spans = ()) -> Iterator[Finding]:
+        v6_spans: list[tuple[int, int]] = []
+        if ":" in text:
+            for finding in self._v6(text):
+                v6_spans.append((finding.start, finding.end))
+                yield finding
         for m in _IPV4.finditer(text):
+            if overlaps(v6_spans, m.start(), m.end()):
+                continue  # the IPv4 part of ::ffff:192.0.2.1
             if _VERSION_BEFORE.search(text, max(0, m.start() - 12), m.start()):
                 continue
             try:
@@ -153,8 +160,8 @@ class IpAddressDetector(Detector):
                 continue
             if _identifies_a_host(v4):
                 yield Finding(self.category, self.name, m.start(), m.end(), str(v4))
-        if ":" not in text:
-            return
+
+    def _v6(self, text: str) -> Iterator[Finding]:
         for m in _IPV6.finditer(text):
             candidate = m[0]
             groups = [g for g in re.split(r"[:.]", candidate) if g]
@@ -164,7 +171,8 @@ class IpAddressDetector(Detector):
                 v6 = ipaddress.IPv6Address(candidate)
             except ValueError:
                 continue
-            if _identifies_a_host(v6):
+            mapped = v6.ipv4_mapped
+            if _identifies_a_host(mapped if mapped is not None else v6):
                 yield Finding(self.category, self.name, m.start(), m.end(), v6.compressed)
 
 

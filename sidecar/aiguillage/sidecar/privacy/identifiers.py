@@ -8,11 +8,12 @@ dates of birth, lengths per country), and how much the checksum alone can be tru
 How often a random digit string of the right length passes the stdnum check (measured on
 20,000 draws) decides whether a kind needs more evidence. Kinds that let 1 in 10 through
 (Dutch BSN, Austrian VNR, Croatian OIB) or whose numbers look like any order number
-(Polish PESEL, Lithuanian code) are accepted only with one of their names in the 48
+(Polish PESEL) are accepted only with one of their names in the 48
 characters before them ("BSN", "PESEL"...) or in a written form only they use
 (``1234.56.782`` for a BSN). The others (French NIR, German IdNr, Belgian NN, Romanian CNP,
 Estonian code: at most 1 in 100 and mostly 1 in 300 or less) and every kind with letters
-in it are accepted on their checksum alone.
+in it are accepted on their checksum alone. (Lithuanian personal codes follow the Estonian
+algorithm and are found as ``ee.ik``.)
 
 stdnum is imported when rules that need these categories are compiled, never before.
 """
@@ -131,16 +132,6 @@ IDENTIFIERS: tuple[Identifier, ...] = (
         weak=True,
     ),
     Identifier("ee.ik", "national_id", _B + r"[1-6]\d{10}" + _E),
-    Identifier(
-        "lt.asmens",
-        "national_id",
-        _B + r"[1-6]\d{10}" + _E,
-        context=(
-            "asmens kodas",
-            "asmens",
-        ),
-        weak=True,
-    ),
 )
 
 

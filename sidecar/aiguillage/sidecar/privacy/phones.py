@@ -102,7 +102,8 @@ class PhoneDetector(Detector):
                 continue
             if window.startswith(("+", "00")):
                 first = self._regions[0][0] if self._regions else "FR"
-                yield from self._confirm(m.start(), window, first, pn.Leniency.VALID)
+                if self._valid_in(window, first):  # 12 µs, before a 40 µs matcher
+                    yield from self._confirm(m.start(), window, first, pn.Leniency.VALID)
                 continue
             if len(digits) < _MIN_NATIONAL_DIGITS or _AMOUNT.fullmatch(window):
                 continue
@@ -135,12 +136,15 @@ class PhoneDetector(Detector):
             national = digits[len(prefix) :] if prefix and digits.startswith(prefix) else digits
             if len(national) not in lengths and len(digits) not in lengths:
                 continue
-            try:
-                number = pn.parse(window, region)
-            except pn.NumberParseException:
-                continue
-            if pn.is_valid_number(number):
+            if self._valid_in(window, region):
                 yield region, prefix
+
+    def _valid_in(self, window: str, region: str) -> bool:
+        pn = self._pn
+        try:
+            return bool(pn.is_valid_number(pn.parse(window, region)))
+        except pn.NumberParseException:
+            return False
 
     def _confirm(self, offset: int, window: str, region: str, leniency: Any) -> Iterator[Finding]:
         """The numbers PhoneNumberMatcher reads in ``window`` at ``leniency`` (its checks for
