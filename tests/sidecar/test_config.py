@@ -91,3 +91,54 @@ def test_defaults() -> None:
     assert route.retry.attempts == 1
     assert route.timeouts == Timeouts()
     assert route.residency.rule("x").unrestricted
+
+
+def test_routes_carry_data_protection_rules_in_camel_case() -> None:
+    route = Route.model_validate(
+        {
+            "name": "chat",
+            "targets": [{"provider": "p", "model": "m"}],
+            "dataProtection": {
+                "rules": [{"categories": ["email"], "action": "pseudonymise",
+                           "when": {"notJurisdictions": ["EU"]}}],
+                "denyLists": [{"name": "codenames", "terms": ["Bluebird"], "caseSensitive": True}],
+            },
+        }
+    )  # fmt: skip
+    assert route.data_protection is not None
+    assert route.protection is not None and route.protection is route.protection  # compiled once
+    dumped = route.model_dump(mode="json", by_alias=True)
+    assert dumped["dataProtection"]["denyLists"][0]["caseSensitive"] is True
+    assert Route(name="plain", targets=(Target(provider="p", model="m"),)).protection is None
+
+
+_IMPORTS = """
+import sys
+from aiguillage.sidecar import server, loader
+from aiguillage.sidecar.config import Route
+heavy = ("phonenumbers", "stdnum", "re2", "aiguillage.sidecar.privacy.engine")
+before = sorted(m for m in heavy if m in sys.modules)
+route = Route.model_validate({"name": "r", "targets": [{"provider": "p", "model": "m"}],
+                              "dataProtection": {"rules": [{"categories": CATEGORIES, "action": "redact"}]}})
+assert route.protection is not None
+after = sorted(m for m in heavy if m in sys.modules)
+print(before, after)
+"""
+
+
+@pytest.mark.parametrize(
+    ("categories", "loaded"),
+    [
+        (["email"], "['aiguillage.sidecar.privacy.engine', 're2']"),
+        (["email", "phone", "iban"], "['aiguillage.sidecar.privacy.engine', 'phonenumbers', 're2', 'stdnum']"),
+    ],
+)  # fmt: skip
+def test_detection_libraries_load_only_with_rules_that_need_them(
+    categories: list[str], loaded: str
+) -> None:
+    import subprocess
+    import sys
+
+    code = _IMPORTS.replace("CATEGORIES", repr(categories))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"[] {loaded}"

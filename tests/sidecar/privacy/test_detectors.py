@@ -12,12 +12,16 @@ from aiguillage.sidecar.privacy.detectors import (
 )
 
 
-def values(detector: EmailDetector | IpAddressDetector | PaymentCardDetector, text: str) -> list[str]:
+def values(
+    detector: EmailDetector | IpAddressDetector | PaymentCardDetector, text: str
+) -> list[str]:
     return [text[f.start : f.end] for f in detector.find(text)]
 
 
 def test_emails_are_read_around_their_at_sign() -> None:
-    text = "Write to Jean.Dupont+cv@mairie-paris.fr. or élodie@exemple.fr; not @decorator, a@localhost"
+    text = (
+        "Write to Jean.Dupont+cv@mairie-paris.fr. or élodie@exemple.fr; not @decorator, a@localhost"
+    )
     assert values(EmailDetector(), text) == ["Jean.Dupont+cv@mairie-paris.fr", "élodie@exemple.fr"]
     found = next(EmailDetector().find("X@Example.COM"))
     assert found.normal == "x@example.com"  # one person, however it is cased

@@ -14,7 +14,13 @@ EVERY_ID = engine({"rules": [{"categories": ["iban", "vat", "national_id"], "act
 # Valid values (made by aiguillage.devtools.privacy_eval.values, checked by stdnum).
 EXAMPLES = {
     "iban": ("FR82 1390 9960 3082 4628 1948 219", "FR9252601815908301661318609"),
-    "eu.vat": ("DE626018158", "FR 69 224 722 926", "NL206159778B46", "PL9235762208", "BE0467751816"),
+    "eu.vat": (
+        "DE626018158",
+        "FR 69 224 722 926",
+        "NL206159778B46",
+        "PL9235762208",
+        "BE0467751816",
+    ),
     "fr.nir": ("219078313705052", "1 68 02 46 042 597 50"),
     "de.idnr": ("50 613 589 526", "92823574168"),
     "es.dni": ("43464097P", "20246633-D"),

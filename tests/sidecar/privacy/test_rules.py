@@ -41,7 +41,9 @@ def test_an_unknown_jurisdiction_counts_as_outside_every_set() -> None:
     r = rules(PSEUDONYMISE_OUTSIDE_EU)
     decided = r.action_for("email", None, None)
     assert decided is not None and decided[0] is Action.PSEUDONYMISE
-    only_eu = rules({"rules": [{"categories": ["email"], "action": "redact", "when": {"locations": ["EU"]}}]})
+    only_eu = rules(
+        {"rules": [{"categories": ["email"], "action": "redact", "when": {"locations": ["EU"]}}]}
+    )
     assert only_eu.action_for("email", None, None) is None
     assert only_eu.action_for("email", "DE", None) is not None
 
