@@ -106,7 +106,8 @@ def test_routes_carry_data_protection_rules_in_camel_case() -> None:
         }
     )  # fmt: skip
     assert route.data_protection is not None
-    assert route.protection is not None and route.protection is route.protection  # compiled once
+    assert route.protection is not None
+    assert route.protection is route.protection
     dumped = route.model_dump(mode="json", by_alias=True)
     assert dumped["dataProtection"]["denyLists"][0]["caseSensitive"] is True
     assert Route(name="plain", targets=(Target(provider="p", model="m"),)).protection is None
@@ -118,8 +119,10 @@ from aiguillage.sidecar import server, loader
 from aiguillage.sidecar.config import Route
 heavy = ("phonenumbers", "stdnum", "re2", "aiguillage.sidecar.privacy.engine")
 before = sorted(m for m in heavy if m in sys.modules)
-route = Route.model_validate({"name": "r", "targets": [{"provider": "p", "model": "m"}],
-                              "dataProtection": {"rules": [{"categories": CATEGORIES, "action": "redact"}]}})
+rules = {"rules": [{"categories": CATEGORIES, "action": "redact"}]}
+route = Route.model_validate(
+    {"name": "r", "targets": [{"provider": "p", "model": "m"}], "dataProtection": rules}
+)
 assert route.protection is not None
 after = sorted(m for m in heavy if m in sys.modules)
 print(before, after)
@@ -130,7 +133,8 @@ print(before, after)
     ("categories", "loaded"),
     [
         (["email"], "['aiguillage.sidecar.privacy.engine', 're2']"),
-        (["email", "phone", "iban"], "['aiguillage.sidecar.privacy.engine', 'phonenumbers', 're2', 'stdnum']"),
+        (["email", "phone", "iban"],
+         "['aiguillage.sidecar.privacy.engine', 'phonenumbers', 're2', 'stdnum']"),
     ],
 )  # fmt: skip
 def test_detection_libraries_load_only_with_rules_that_need_them(

@@ -42,7 +42,8 @@ def test_each_attempt_gets_the_action_of_its_target_from_the_same_original() -> 
     scan = OUTSIDE_EU.scan("chat.completions", body)
 
     eu = scan.apply(location="FR", jurisdiction="FR")
-    assert eu.body is body and eu.restorer is None  # audit only: sent as it is
+    assert eu.body is body
+    assert eu.restorer is None
     assert eu.summary.as_audit_dict() == {"email": {"audit": 2}, "phone": {"audit": 1}}
 
     us = scan.apply(location="US", jurisdiction="US")
@@ -67,12 +68,12 @@ def test_block_refuses_naming_categories_and_rules_never_values() -> None:
         scan.apply(location="US", jurisdiction="US")
     err = refused.value
     assert err.categories == ["iban"]
-    assert (
-        "iban" in str(err)
-        and "AIPolicy eu-only-banking" in str(err)
-        and "jurisdiction US" in str(err)
-    )
-    assert IBAN not in str(err) and "1390" not in str(err) and EMAIL not in str(err)
+    assert "iban" in str(err)
+    assert "AIPolicy eu-only-banking" in str(err)
+    assert "jurisdiction US" in str(err)
+    assert IBAN not in str(err)
+    assert "1390" not in str(err)
+    assert EMAIL not in str(err)
     assert err.summary.as_audit_dict() == {"email": {"pseudonymise": 1}, "iban": {"block": 1}}
     # The EU target of the next attempt may receive it.
     assert scan.apply(location="DE", jurisdiction="DE").body is body
@@ -85,7 +86,8 @@ def test_redacted_values_are_not_put_back() -> None:
         "chat.completions", chat(f"{EMAIL} {PHONE}"), location="FR", jurisdiction="FR"
     )
     assert protected.body["messages"][0]["content"] == "[EMAIL_1] [PHONE_1]"
-    assert protected.restorer is not None and protected.restorer.originals == {"[PHONE_1]": PHONE}
+    assert protected.restorer is not None
+    assert protected.restorer.originals == {"[PHONE_1]": PHONE}
     answer = b'{"choices":[{"index":0,"message":{"content":"[EMAIL_1] [PHONE_1]"}}]}'
     assert orjson.loads(protected.restorer.body(answer))["choices"][0]["message"]["content"] == (
         f"[EMAIL_1] {PHONE}"
@@ -106,7 +108,8 @@ def test_anthropic_tool_use_and_tool_results() -> None:
         "system": f"You help {EMAIL}",
         "messages": [
             {"role": "assistant", "content": [
-                {"type": "tool_use", "id": "t1", "name": "send", "input": {"to": [EMAIL], "n": 3}}]},
+                {"type": "tool_use", "id": "t1", "name": "send",
+                 "input": {"to": [EMAIL], "n": 3}}]},
             {"role": "user", "content": [
                 {"type": "tool_result", "tool_use_id": "t1", "content": f"sent to {PHONE}"}]},
         ],
@@ -136,7 +139,9 @@ def test_responses_function_call_arguments_stay_json() -> None:
 def test_a_request_without_personal_data_is_sent_as_it_is() -> None:
     body = chat("What is the capital of France?")
     protected = OUTSIDE_EU.apply("chat.completions", body, location="US", jurisdiction="US")
-    assert protected.body is body and not protected.summary and protected.restorer is None
+    assert protected.body is body
+    assert not protected.summary
+    assert protected.restorer is None
 
 
 def test_an_unknown_operation_is_an_error() -> None:

@@ -29,7 +29,8 @@ REQUESTS: dict[str, tuple[dict[str, Any], set[str]]] = {
                     {"type": "image_url", "image_url": {"url": M}},
                 ]},
                 {"role": "assistant", "content": None, "refusal": M, "tool_calls": [
-                    {"id": M, "type": "function", "function": {"name": M, "arguments": tool_args(M)}},
+                    {"id": M, "type": "function",
+                     "function": {"name": M, "arguments": tool_args(M)}},
                 ]},
                 {"role": "tool", "tool_call_id": M, "content": M},
             ],
@@ -41,7 +42,10 @@ REQUESTS: dict[str, tuple[dict[str, Any], set[str]]] = {
             "messages.3.tool_calls.0.function.arguments.@json.to", "messages.4.content",
         },
     ),
-    "completions": ({"model": M, "prompt": [M, M], "suffix": M}, {"prompt.0", "prompt.1", "suffix"}),
+    "completions": (
+        {"model": M, "prompt": [M, M], "suffix": M},
+        {"prompt.0", "prompt.1", "suffix"},
+    ),
     "embeddings": ({"model": M, "input": M}, {"input"}),
     "responses": (
         {
@@ -72,7 +76,8 @@ REQUESTS: dict[str, tuple[dict[str, Any], set[str]]] = {
                 ]},
                 {"role": "user", "content": [
                     {"type": "tool_result", "tool_use_id": M, "content": M},
-                    {"type": "tool_result", "tool_use_id": M, "content": [{"type": "text", "text": M}]},
+                    {"type": "tool_result", "tool_use_id": M,
+                     "content": [{"type": "text", "text": M}]},
                     {"type": "image", "source": {"type": "base64", "data": M}},
                 ]},
             ],

@@ -3,6 +3,7 @@ and SSE streams where a placeholder may be split across deltas and bytes anywher
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import orjson
@@ -103,12 +104,12 @@ def expected_text() -> str:
 
 def cut(text: str, points: list[int]) -> list[str]:
     edges = sorted({0, len(text), *(p % (len(text) + 1) for p in points)})
-    return [text[a:b] for a, b in zip(edges, edges[1:], strict=False)]
+    return [text[a:b] for a, b in itertools.pairwise(edges)]
 
 
 def rechunk(raw: bytes, points: list[int]) -> list[bytes]:
     edges = sorted({0, len(raw), *(p % (len(raw) + 1) for p in points)})
-    return [raw[a:b] for a, b in zip(edges, edges[1:], strict=False)]
+    return [raw[a:b] for a, b in itertools.pairwise(edges)]
 
 
 SPLITS = st.lists(st.integers(min_value=0, max_value=10_000), max_size=12)
@@ -179,11 +180,17 @@ def test_a_stream_that_ends_without_finish_reason_releases_what_it_held() -> Non
 @given(SPLITS, SPLITS)
 def test_anthropic_stream_text_and_input_json(deltas: list[int], json_deltas: list[int]) -> None:
     raw = sse({"type": "message_start", "message": {"id": "m", "content": []}}, "message_start")
-    raw += sse({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-               "content_block_start")  # fmt: skip
+    start = {
+        "type": "content_block_start",
+        "index": 0,
+        "content_block": {"type": "text", "text": ""},
+    }
+    raw += sse(start, "content_block_start")
     for piece in cut(TEXT, deltas):
-        raw += sse({"type": "content_block_delta", "index": 0,
-                    "delta": {"type": "text_delta", "text": piece}}, "content_block_delta")  # fmt: skip
+        delta = {"type": "text_delta", "text": piece}
+        raw += sse(
+            {"type": "content_block_delta", "index": 0, "delta": delta}, "content_block_delta"
+        )
     raw += sse({"type": "content_block_stop", "index": 0}, "content_block_stop")
     raw += sse({"type": "content_block_start", "index": 1,
                 "content_block": {"type": "tool_use", "id": "t", "name": "f", "input": {}}},

@@ -29,10 +29,13 @@ def test_the_strictest_matching_action_wins_per_target() -> None:
     r = rules(PSEUDONYMISE_OUTSIDE_EU)
     eu = r.action_for("email", "FR", "FR")
     us = r.action_for("email", "US", "US")
-    assert eu is not None and eu[0] is Action.AUDIT
-    assert us is not None and us[0] is Action.PSEUDONYMISE
+    assert eu is not None
+    assert eu[0] is Action.AUDIT
+    assert us is not None
+    assert us[0] is Action.PSEUDONYMISE
     block = r.action_for("iban", "FR", "FR")
-    assert block is not None and block[1].source == "AIPolicy strict"
+    assert block is not None
+    assert block[1].source == "AIPolicy strict"
     assert r.action_for("vat", "US", "US") is None  # no rule names it: not looked for
     assert r.categories == {"email", "phone", "iban"}
 
@@ -40,7 +43,8 @@ def test_the_strictest_matching_action_wins_per_target() -> None:
 def test_an_unknown_jurisdiction_counts_as_outside_every_set() -> None:
     r = rules(PSEUDONYMISE_OUTSIDE_EU)
     decided = r.action_for("email", None, None)
-    assert decided is not None and decided[0] is Action.PSEUDONYMISE
+    assert decided is not None
+    assert decided[0] is Action.PSEUDONYMISE
     only_eu = rules(
         {"rules": [{"categories": ["email"], "action": "redact", "when": {"locations": ["EU"]}}]}
     )
@@ -51,7 +55,8 @@ def test_an_unknown_jurisdiction_counts_as_outside_every_set() -> None:
 def test_groups_are_expanded_and_serialised_sorted() -> None:
     r = rules(PSEUDONYMISE_OUTSIDE_EU)
     when = r.rules[1].when
-    assert when is not None and when.not_jurisdictions == EU
+    assert when is not None
+    assert when.not_jurisdictions == EU
     dumped = r.model_dump(mode="json", by_alias=True)
     assert dumped["rules"][1]["when"]["notJurisdictions"] == sorted(EU)
     assert rules(dumped) == r
@@ -63,9 +68,11 @@ def test_combining_only_tightens() -> None:
     loose = rules({"rules": [{"categories": ["iban"], "action": "audit"}]})
     both = policy.combine(route).combine(loose)
     decided = both.action_for("email", "FR", "FR")
-    assert decided is not None and decided[0] is Action.REDACT
+    assert decided is not None
+    assert decided[0] is Action.REDACT
     decided = both.action_for("iban", "FR", "FR")
-    assert decided is not None and decided[0] is Action.BLOCK  # a later audit cannot loosen
+    assert decided is not None
+    assert decided[0] is Action.BLOCK
 
 
 def test_a_custom_category_defined_twice_differently_cannot_combine() -> None:
@@ -90,12 +97,15 @@ def test_a_custom_category_defined_twice_differently_cannot_combine() -> None:
          "patterns[0].regex: matches the empty string"),
         ({"patterns": [{"name": "email", "regex": "x"}]},
          "patterns[0].name: 'email' is a built-in category"),
-        ({"patterns": [{"name": "Emp", "regex": "x"}]}, "patterns[0].name: 'Emp' is not a category name"),
-        ({"patterns": [{"name": "emp", "regex": "x"}], "denyLists": [{"name": "emp", "terms": ["y"]}]},
+        ({"patterns": [{"name": "Emp", "regex": "x"}]},
+         "patterns[0].name: 'Emp' is not a category name"),
+        ({"patterns": [{"name": "emp", "regex": "x"}],
+          "denyLists": [{"name": "emp", "terms": ["y"]}]},
          "denyLists[0].name: 'emp' is already defined by patterns[0]"),
         ({"rules": [{"categories": ["phone"], "action": "audit"}], "phoneRegions": ["ZZ"]},
          "phoneRegions: phonenumbers knows no region ZZ"),
-        ({"rules": [{"categories": ["email"], "action": "audit", "when": {"locations": ["Europe"]}}]},
+        ({"rules": [{"categories": ["email"], "action": "audit",
+                     "when": {"locations": ["Europe"]}}]},
          "'Europe' is not a country code"),
         ({"denyLists": [{"name": "d", "terms": []}]}, "denyLists.0.terms"),
     ],

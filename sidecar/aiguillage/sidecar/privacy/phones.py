@@ -131,7 +131,6 @@ class PhoneDetector(Detector):
     def _possible_regions(self, window: str, digits: str) -> Iterator[tuple[str, str]]:
         """Regions (and their trunk prefix) where ``window`` parses as a valid number, in
         order of preference."""
-        pn = self._pn
         for region, prefix, lengths in self._regions:
             national = digits[len(prefix) :] if prefix and digits.startswith(prefix) else digits
             if len(national) not in lengths and len(digits) not in lengths:
