@@ -36,6 +36,20 @@ def _sidecar(args: argparse.Namespace) -> int:
     return sidecar_main.run(args.config_dir, args.listen, args.credentials_dir)
 
 
+def _scan(args: argparse.Namespace) -> int:
+    from aiguillage.operator import scan
+
+    return scan.run(
+        args.source,
+        args.rules,
+        args.api,
+        args.show_values,
+        args.apply,
+        args.target_location,
+        args.target_jurisdiction,
+    )
+
+
 def _operator(args: argparse.Namespace, rest: Sequence[str]) -> int:
     from aiguillage.operator import main as operator_main
 
@@ -82,6 +96,24 @@ def parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--listen", default="127.0.0.1:4000")
     s.set_defaults(run=_sidecar)
+
+    sc = sub.add_parser(
+        "scan",
+        help="run the data-protection detectors offline on a text or a request",
+        description="Exit code: 0 nothing found, 1 personal data found, 2 bad input.",
+    )
+    sc.add_argument("source", metavar="FILE|-", help="a JSON request or plain text; - for stdin")
+    sc.add_argument("--rules", type=Path, help="data-protection rules (YAML, spec.dataProtection)")
+    sc.add_argument(
+        "--api",
+        choices=["chat", "completions", "embeddings", "responses", "messages", "text"],
+        help="the input's API (default: recognised from its fields)",
+    )
+    sc.add_argument("--show-values", action="store_true", help="print values unmasked")
+    sc.add_argument("--apply", action="store_true", help="print the request the target gets")
+    sc.add_argument("--target-location", help="where the target processes data (e.g. US)")
+    sc.add_argument("--target-jurisdiction", help="the target operator's jurisdiction")
+    sc.set_defaults(run=_scan)
 
     c = sub.add_parser("crds", help="print the generated CRDs")
     c.add_argument("--out", type=Path, help="write one file per CRD into this directory")
