@@ -121,8 +121,15 @@ class EmailDetector(Detector):
 
 # -- IP addresses ------------------------------------------------------------------------
 
-_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\d)")
-_IPV6 = re.compile(r"(?<![\w:.])[0-9A-Fa-f:]{2,39}(?:\d{1,3}(?:\.\d{1,3}){3})?(?![\w:]|\.\d)")
+# Patterns start with a character class and check what precedes their first character
+# with a look-behind placed after it: Python's re then skips to candidates at C speed
+# (a leading look-behind made them several times slower on prose).
+_IPV4 = re.compile(r"\d(?<![\w.]\d)\d{0,2}\.(?:\d{1,3}\.){2}\d{1,3}(?!\w|\.\d)")
+# Two colons within the first ten characters, so that words made of a-f fail fast.
+_IPV6 = re.compile(
+    r"[0-9A-Fa-f:](?<![\w:.][0-9A-Fa-f:])[0-9A-Fa-f]{0,3}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:]{0,34}"
+    r"(?:\d{1,3}(?:\.\d{1,3}){3})?(?![\w:]|\.\d)"
+)
 _VERSION_BEFORE = re.compile(r"(?i)\b(?:version|release|build|ver\.?|v)\s*$")
 
 
@@ -178,7 +185,7 @@ class IpAddressDetector(Detector):
 
 # -- payment cards -----------------------------------------------------------------------
 
-_CARD = re.compile(r"(?<![\w.,-])\d(?:[ -]?\d){11,18}(?!\w|[.,-]\d)")
+_CARD = re.compile(r"\d(?<![\w.,-]\d)(?:[ -]?\d){11,18}(?!\w|[.,-]\d)")
 # (first digits low, high, lengths): issuer identification number ranges of the networks.
 _IIN_RANGES: tuple[tuple[int, int, frozenset[int]], ...] = (
     # Visa (its old 13-digit numbers are no longer issued and look like EAN-13 codes)

@@ -28,8 +28,15 @@ from dataclasses import dataclass
 from aiguillage.sidecar.privacy.detectors import Detector, Spans, context_before, keywords
 from aiguillage.sidecar.privacy.findings import Finding
 
-_B = r"(?<![\w.])"  # starts a candidate: not inside a word or a dotted number
-_E = r"(?!\w|[.,]\d)"  # ends one: not followed by a word character or more of a number
+_E = r"(?!\w|[.,]\d)"  # ends a candidate: not followed by a word character or more digits
+
+
+def _starts(first: str, rest: str, before: str = r"[\w.]") -> str:
+    """A candidate starting with one ``first`` character not preceded by ``before`` (not
+    inside a word or a dotted number). The look-behind comes after the first character so
+    that the pattern starts with a character class, which Python's ``re`` skips to at C
+    speed; starting with the look-behind made each pattern about three times slower."""
+    return f"{first}(?<!{before}{first}){rest}"
 
 
 @dataclass(frozen=True)
@@ -58,39 +65,47 @@ IDENTIFIERS: tuple[Identifier, ...] = (
     Identifier(
         "iban",
         "iban",
-        r"(?<![\w])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}(?!\w)",
+        _starts("[A-Z]", r"[A-Z]\d{2}(?: ?[A-Z0-9]){11,30}(?!\w)", before=r"\w"),
         module="iban",
         shrink=True,
     ),
     Identifier(
         "eu.vat",
         "vat",
-        rf"(?<![\w])(?:{_VAT_PREFIXES}) ?[0-9A-Z](?:[ .\-]?[0-9A-Z]){{7,13}}(?!\w)",
+        rf"[A-Z]{{2}}(?<!\w[A-Z]{{2}})(?<={_VAT_PREFIXES})"
+        r" ?[0-9A-Z](?:[ .\-]?[0-9A-Z]){7,13}(?!\w)",
         shrink=True,
     ),
     Identifier(
         "fr.nir",
         "national_id",
-        _B + r"[12] ?\d{2} ?\d{2} ?(?:\d{2}|2[ABab]) ?\d{3} ?\d{3} ?\d{2}" + _E,
+        _starts(r"[12]", r" ?\d{2} ?\d{2} ?(?:\d{2}|2[ABab]) ?\d{3} ?\d{3} ?\d{2}") + _E,
     ),
     Identifier(
         "de.idnr",
         "national_id",
-        _B + r"\d{2} ?\d{3} ?\d{3} ?\d{3}" + _E,
+        _starts(r"\d", r"\d ?\d{3} ?\d{3} ?\d{3}") + _E,
     ),
-    Identifier("es.dni", "national_id", _B + r"\d{8}[ -]?[A-Za-z]" + r"(?!\w)"),
-    Identifier("es.nie", "national_id", r"(?<![\w])[XYZxyz][ -]?\d{7}[ -]?[A-Za-z](?!\w)"),
+    Identifier("es.dni", "national_id", _starts(r"\d", r"\d{7}[ -]?[A-Za-z]") + r"(?!\w)"),
+    Identifier(
+        "es.nie", "national_id", _starts("[XYZxyz]", r"[ -]?\d{7}[ -]?[A-Za-z](?!\w)", r"\w")
+    ),
     Identifier(
         "it.codicefiscale",
         "national_id",
-        r"(?i)(?<![\w])[A-Z]{6}[0-9LMNPQRSTUV]{2}[ABCDEHLMPRST][0-9LMNPQRSTUV]{2}[A-Z]"
-        r"[0-9LMNPQRSTUV]{3}[A-Z](?!\w)",
+        "(?i)"
+        + _starts(
+            "[A-Z]",
+            r"[A-Z]{5}[0-9LMNPQRSTUV]{2}[ABCDEHLMPRST][0-9LMNPQRSTUV]{2}[A-Z]"
+            r"[0-9LMNPQRSTUV]{3}[A-Z](?!\w)",
+            r"\w",
+        ),
         triggers=frozenset({"cf"}),
     ),
     Identifier(
         "nl.bsn",
         "national_id",
-        _B + r"\d{4}[ .]?\d{2}[ .]?\d{3}" + _E,
+        _starts(r"\d", r"\d{3}[ .]?\d{2}[ .]?\d{3}") + _E,
         context=("bsn", "burgerservicenummer", "sofi-?nummer", "citizen service number"),
         weak=True,
         strong_form=r"\d{4}\.\d{2}\.\d{3}",
@@ -98,40 +113,42 @@ IDENTIFIERS: tuple[Identifier, ...] = (
     Identifier(
         "be.nn",
         "national_id",
-        _B + r"\d{2}[ .]?\d{2}[ .]?\d{2}[ .\-]?\d{3}[ .]?\d{2}" + _E,
+        _starts(r"\d", r"\d[ .]?\d{2}[ .]?\d{2}[ .\-]?\d{3}[ .]?\d{2}") + _E,
     ),
     Identifier(
         "pl.pesel",
         "national_id",
-        _B + r"\d{11}" + _E,
+        _starts(r"\d", r"\d{10}") + _E,
         context=("pesel",),
         weak=True,
     ),
-    Identifier("fi.hetu", "national_id", _B + r"\d{6}[-+A-FU-Ya-fu-y]\d{3}[0-9A-Ya-y](?!\w)"),
+    Identifier(
+        "fi.hetu", "national_id", _starts(r"\d", r"\d{5}[-+A-FU-Ya-fu-y]\d{3}[0-9A-Ya-y](?!\w)")
+    ),
     Identifier(
         "se.personnummer",
         "national_id",
-        _B + r"(?:\d{2})?\d{6}[-+]\d{4}" + _E,
+        _starts(r"\d", r"(?:\d{2})?\d{5}[-+]\d{4}") + _E,
     ),
-    Identifier("ie.pps", "national_id", _B + r"\d{7}[A-Wa-w][A-IWa-iw]?(?!\w)"),
-    Identifier("pt.cc", "national_id", _B + r"\d{8} ?\d ?[A-Za-z]{2}\d(?!\w)"),
-    Identifier("ro.cnp", "national_id", _B + r"[1-9]\d{12}" + _E),
+    Identifier("ie.pps", "national_id", _starts(r"\d", r"\d{6}[A-Wa-w][A-IWa-iw]?(?!\w)")),
+    Identifier("pt.cc", "national_id", _starts(r"\d", r"\d{7} ?\d ?[A-Za-z]{2}\d(?!\w)")),
+    Identifier("ro.cnp", "national_id", _starts(r"[1-9]", r"\d{12}") + _E),
     Identifier(
         "at.vnr",
         "national_id",
-        _B + r"\d{4} ?\d{6}" + _E,
+        _starts(r"\d", r"\d{3} ?\d{6}") + _E,
         context=("svnr", "vsnr", r"(?:sozial)?versicherungsnummer", "sv-nummer"),
         weak=True,
     ),
-    Identifier("cz.rc", "national_id", _B + r"\d{6}/\d{3,4}" + _E),
+    Identifier("cz.rc", "national_id", _starts(r"\d", r"\d{5}/\d{3,4}") + _E),
     Identifier(
         "hr.oib",
         "national_id",
-        _B + r"\d{11}" + _E,
+        _starts(r"\d", r"\d{10}") + _E,
         context=("oib",),
         weak=True,
     ),
-    Identifier("ee.ik", "national_id", _B + r"[1-6]\d{10}" + _E),
+    Identifier("ee.ik", "national_id", _starts(r"[1-6]", r"\d{10}") + _E),
 )
 
 
