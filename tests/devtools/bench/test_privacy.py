@@ -25,7 +25,8 @@ def test_rows_for_every_size_and_kind_of_text() -> None:
 def test_report_and_memory() -> None:
     before, after = privacy.rss_cost()
     assert 0 < before < after
-    table = privacy.report([("no personal data", 1024, 0.001, 0)], (before, after), 7)
+    table = privacy.report([("no personal data", 1024, (0.002, 0.001), 0)], (before, after), 7, 3.5)
     assert "--rounds 7" in table
-    assert "| no personal data | 1 KB | 0 | 1.000 ms | 1000.0 µs |" in table
+    assert "load average 3.5" in table
+    assert "| no personal data | 1 KB | 0 | 2.000 ms | 1.000 ms | 1000.0 µs |" in table
     assert f"**+{after - before:.1f} MB**" in table

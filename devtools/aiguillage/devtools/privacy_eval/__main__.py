@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from aiguillage.devtools.docs import markers, write_between_markers
 from aiguillage.devtools.privacy_eval.corpus import build
 from aiguillage.devtools.privacy_eval.metrics import (
     STRUCTURED,
@@ -19,8 +20,8 @@ from aiguillage.devtools.privacy_eval.metrics import (
 )
 from aiguillage.sidecar.privacy.rules import BUILTIN_CATEGORIES
 
-BEGIN = "<!-- privacy-eval:begin -->"
-END = "<!-- privacy-eval:end -->"
+SECTION = "privacy-eval"
+BEGIN, END = markers(SECTION)
 
 
 def report(ev: Evaluation, command: str) -> str:
@@ -49,12 +50,13 @@ def report(ev: Evaluation, command: str) -> str:
             else "."
         ),
         "",
-        'Recall per kind of identifier, named ("BSN 123456782") and bare:',
+        'Recall per kind of identifier and for phone numbers, named ("BSN 123456782",',
+        '"tel. 0612345678") and bare:',
         "",
         "| Kind | Named | Bare |",
         "|---|---:|---:|",
     ]
-    kinds = sorted({k for k, _ in ev.kind_labels if "." in k or k in ("iban",)})
+    kinds = sorted({k for k, _ in ev.kind_labels if "." in k or k in ("iban", "phone")})
     for kind in kinds:
         cells = []
         for form in ("named", "bare"):
@@ -63,12 +65,6 @@ def report(ev: Evaluation, command: str) -> str:
         note = " (needs its name)" if kind in WEAK_KINDS else ""
         lines.append(f"| {kind}{note} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines) + "\n"
-
-
-def write_between_markers(path: Path, table: str) -> None:
-    text = path.read_text()
-    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
-    path.write_text(text[:start] + "\n" + table + text[end:])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
     )
     if args.write:
-        write_between_markers(args.write, table)
+        write_between_markers(args.write, SECTION, table)
     return 0
 
 

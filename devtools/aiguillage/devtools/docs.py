@@ -1,0 +1,23 @@
+"""Generated sections of the Markdown documents: a command writes its tables between two
+markers (``<!-- NAME:begin -->`` and ``<!-- NAME:end -->``) and leaves the prose around them
+as it is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def markers(name: str) -> tuple[str, str]:
+    return f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+
+
+def write_between_markers(path: Path, name: str, content: str) -> None:
+    """Replace what is between the markers ``name`` of ``path`` with ``content``
+    (ValueError naming the missing marker when the file lacks one)."""
+    begin, end = markers(name)
+    text = path.read_text()
+    for marker in (begin, end):
+        if marker not in text:
+            raise ValueError(f"{path}: no {marker} marker to write between")
+    start, stop = text.index(begin) + len(begin), text.index(end)
+    path.write_text(text[:start] + "\n" + content + text[stop:])
