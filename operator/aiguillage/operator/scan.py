@@ -230,12 +230,17 @@ def _print_findings(
         print("no personal data found", file=out)
         return
     rows = [("FIELD", "OFFSETS", "CATEGORY", "DETECTOR", "ACTION", "VALUE")]
-    for each in scan.located:
+    for each in sorted(scan.located, key=_in_body_order):
         rows.append(_row(scan, each, operation, show_values, location, jurisdiction))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         cells = [c.ljust(w) for c, w in zip(row, widths, strict=False)] + [row[-1]]
         print("  ".join(cells).rstrip(), file=out)
+
+
+def _in_body_order(each: Located) -> tuple[tuple[int, int, str], ...]:
+    steps = tuple((0, s, "") if isinstance(s, int) else (1, 0, s) for s in each.slot.path)
+    return (*steps, (2, each.finding.start, ""))
 
 
 def _row(
