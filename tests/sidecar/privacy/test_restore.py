@@ -144,12 +144,13 @@ def test_chat_stream_restores_placeholders_split_anywhere(
 def test_chat_stream_tool_arguments_stay_valid_json(deltas: list[int]) -> None:
     arguments = '{"to": "[EMAIL_1]", "name": "[NAME_1]"}'
     raw = b""
-    for piece in cut(arguments, deltas):
+    pieces = cut(arguments, deltas)
+    for n, piece in enumerate(pieces):
+        # The last piece comes with the finish reason, as some providers send it.
+        finish = "tool_calls" if n == len(pieces) - 1 else None
         call = {"index": 0, "function": {"arguments": piece}}
-        raw += sse(
-            {"choices": [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}]}
-        )
-    raw += sse({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
+        choice = {"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": finish}
+        raw += sse({"choices": [choice]})
     stream = restorer("chat.completions").stream()
     got = events(stream.feed(raw) + stream.close())
     joined = "".join(
@@ -257,3 +258,17 @@ def test_events_it_does_not_touch_pass_byte_for_byte() -> None:
     raw = b': keep-alive\n\nevent: ping\ndata: {"type": "ping"}\n\ndata: {"choices": []}\r\n\r\n'
     stream = restorer("chat.completions").stream()
     assert stream.feed(raw) + stream.close() == raw
+
+
+def test_text_held_when_a_choice_finishes_goes_after_that_chunks_own_text() -> None:
+    def chunk(arguments: str, finish: str | None) -> bytes:
+        call = {"index": 0, "function": {"arguments": arguments}}
+        return sse(
+            {"choices": [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": finish}]}
+        )
+
+    stream = restorer("chat.completions").stream()
+    got = events(stream.feed(chunk("ab [EM", None) + chunk("AIL_1] c [NA", "tool_calls")))
+    pieces = [d["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"] for _, d in got]
+    assert pieces == ["ab ", "jean@example.fr c [NA"]
+    assert stream.close() == b""

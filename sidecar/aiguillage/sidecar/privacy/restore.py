@@ -210,14 +210,22 @@ def _encode(events: list[Event]) -> bytes:
 # -- OpenAI chat completions and completions -------------------------------------------------
 
 
-class ChatStream(StreamShape):
-    """``chat.completion.chunk`` events: ``choices[i].delta.content`` / ``.refusal`` and each
-    tool call's ``function.arguments`` are channels; a choice's ``finish_reason`` ends its
-    channels, and their held text goes into that same chunk."""
+class ChoicesStream(StreamShape):
+    """OpenAI chunks: each of ``choices[i]`` has its channels, ended by its ``finish_reason``;
+    their held text goes into that same chunk (or, at the end of a stream that never said
+    it finished, into one more chunk)."""
 
     def __init__(self, restorer: Restorer) -> None:
         super().__init__(restorer)
         self.envelope: dict[str, Any] = {}
+
+    @abstractmethod
+    def push_choice(self, choice: dict[str, Any], index: Any) -> bool:
+        """Restore the text of one choice of a chunk; True if it changed."""
+
+    @abstractmethod
+    def release_into(self, index: Any, choice: dict[str, Any]) -> None:
+        """Append what choice ``index`` holds to ``choice``."""
 
     def on_event(self, name: str | None, data: dict[str, Any]) -> list[Event] | None:
         self.envelope = {k: data[k] for k in ("id", "object", "created", "model") if k in data}
@@ -226,23 +234,42 @@ class ChatStream(StreamShape):
             if not isinstance(choice, dict):
                 continue
             index = choice.get("index", 0)
-            delta = choice.get("delta")
-            if isinstance(delta, dict):
-                changed |= self.push(delta, "content", (index, "content"))
-                changed |= self.push(delta, "refusal", (index, "refusal"))
-                for call in delta.get("tool_calls") or ():
-                    function = call.get("function") if isinstance(call, dict) else None
-                    if isinstance(function, dict):
-                        key = (index, "tool", call.get("index", 0))
-                        changed |= self.push(function, "arguments", key, json_text=True)
+            changed |= self.push_choice(choice, index)
             if choice.get("finish_reason") is not None and self.channels.open(index):
-                if not isinstance(delta, dict):
-                    delta = choice["delta"] = {}
-                self._release_into(index, delta)
+                self.release_into(index, choice)
                 changed = True
         return [(name, data)] if changed else None
 
-    def _release_into(self, index: Any, delta: dict[str, Any]) -> None:
+    def at_end(self) -> list[Event]:
+        choices = []
+        for index in sorted({k[0] for k in self.channels.open()}):
+            choice: dict[str, Any] = {"index": index, "finish_reason": None}
+            self.release_into(index, choice)
+            choices.append(choice)
+        return [(None, {**self.envelope, "choices": choices})] if choices else []
+
+
+class ChatStream(ChoicesStream):
+    """``chat.completion.chunk``: ``delta.content``, ``delta.refusal`` and each tool call's
+    ``function.arguments`` are the channels of a choice."""
+
+    def push_choice(self, choice: dict[str, Any], index: Any) -> bool:
+        delta = choice.get("delta")
+        if not isinstance(delta, dict):
+            return False
+        changed = self.push(delta, "content", (index, "content"))
+        changed |= self.push(delta, "refusal", (index, "refusal"))
+        for call in delta.get("tool_calls") or ():
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict):
+                key = (index, "tool", call.get("index", 0))
+                changed |= self.push(function, "arguments", key, json_text=True)
+        return changed
+
+    def release_into(self, index: Any, choice: dict[str, Any]) -> None:
+        delta = choice.get("delta")
+        if not isinstance(delta, dict):
+            delta = choice["delta"] = {}
         for key in self.channels.open(index):
             tail = self.channels.release(key)
             if key[1] == "tool":
@@ -252,48 +279,19 @@ class ChatStream(StreamShape):
                     call = {"index": key[2], "function": {"arguments": ""}}
                     calls.append(call)
                 function = call.setdefault("function", {})
-                function["arguments"] = tail + (function.get("arguments") or "")
+                function["arguments"] = (function.get("arguments") or "") + tail
             else:
                 delta[key[1]] = (delta.get(key[1]) or "") + tail
 
-    def at_end(self) -> list[Event]:
-        indexes = sorted({k[0] for k in self.channels.open()})
-        if not indexes:
-            return []
-        choices = []
-        for index in indexes:
-            delta: dict[str, Any] = {}
-            self._release_into(index, delta)
-            choices.append({"index": index, "delta": delta, "finish_reason": None})
-        return [(None, {**self.envelope, "choices": choices})]
 
+class CompletionsStream(ChoicesStream):
+    """Legacy completions: ``choices[i].text`` is the one channel of choice ``i``."""
 
-class CompletionsStream(StreamShape):
-    """Legacy completions: ``choices[i].text`` is the channel of choice ``i``."""
+    def push_choice(self, choice: dict[str, Any], index: Any) -> bool:
+        return self.push(choice, "text", (index,))
 
-    def __init__(self, restorer: Restorer) -> None:
-        super().__init__(restorer)
-        self.envelope: dict[str, Any] = {}
-
-    def on_event(self, name: str | None, data: dict[str, Any]) -> list[Event] | None:
-        self.envelope = {k: data[k] for k in ("id", "object", "created", "model") if k in data}
-        changed = False
-        for choice in data.get("choices") or ():
-            if not isinstance(choice, dict):
-                continue
-            index = choice.get("index", 0)
-            changed |= self.push(choice, "text", (index,))
-            if choice.get("finish_reason") is not None and self.channels.open(index):
-                choice["text"] = (choice.get("text") or "") + self.channels.release((index,))
-                changed = True
-        return [(name, data)] if changed else None
-
-    def at_end(self) -> list[Event]:
-        choices = [
-            {"index": key[0], "text": self.channels.release(key), "finish_reason": None}
-            for key in self.channels.open()
-        ]
-        return [(None, {**self.envelope, "choices": choices})] if choices else []
+    def release_into(self, index: Any, choice: dict[str, Any]) -> None:
+        choice["text"] = (choice.get("text") or "") + self.channels.release((index,))
 
 
 # -- OpenAI Responses ------------------------------------------------------------------------
