@@ -272,3 +272,12 @@ def test_text_held_when_a_choice_finishes_goes_after_that_chunks_own_text() -> N
     pieces = [d["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"] for _, d in got]
     assert pieces == ["ab ", "jean@example.fr c [NA"]
     assert stream.close() == b""
+
+
+def test_anthropic_tool_use_given_whole_in_its_start_event() -> None:
+    block = {"type": "tool_use", "id": "t", "name": "f", "input": {"to": ["[EMAIL_1]"]}}
+    start = {"type": "content_block_start", "index": 0, "content_block": block}
+    stream = restorer("messages").stream()
+    ((name, data),) = events(stream.feed(sse(start, "content_block_start")))
+    assert name == "content_block_start"
+    assert data["content_block"]["input"] == {"to": ["jean@example.fr"]}

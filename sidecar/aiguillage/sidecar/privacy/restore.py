@@ -75,11 +75,8 @@ class Restorer:
 
     def body(self, raw: bytes) -> bytes:
         """A whole answer in the client's API shape, restored."""
-        if b"[" not in raw:
-            return raw
-        try:
-            doc = orjson.loads(raw)
-        except orjson.JSONDecodeError:
+        doc = _decoded(raw) if b"[" in raw else None
+        if doc is None:
             return raw
         restored = self.document(doc, ANSWER_FIELDS.get(self.operation, ()))
         return raw if restored is doc else orjson.dumps(restored)
@@ -178,16 +175,19 @@ class StreamRestorer:
         data = b"\n".join(data_lines)
         if data.strip() == b"[DONE]":
             return _encode(self.shape.at_end()) + raw
-        if b"{" not in data:
-            return raw
-        try:
-            decoded = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return raw
+        decoded = _decoded(data) if b"{" in data else None
         if not isinstance(decoded, dict):
             return raw
         events = self.shape.on_event(name, decoded)
         return raw if events is None else _encode(events)
+
+
+def _decoded(raw: bytes) -> Any:
+    """The JSON value in ``raw``, or None when it is not JSON (then it passes unchanged)."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
 
 
 def _event_end(buffer: bytes) -> tuple[int, int]:
@@ -395,6 +395,10 @@ class MessagesStream(StreamShape):
         if kind == "content_block_start" and isinstance(data.get("content_block"), dict):
             block = data["content_block"]
             changed = self.push(block, "text", (index, "text_delta"))
+            # A tool_use block usually starts with an empty input; some send it whole here.
+            restored = self.restorer.document(block, ("input.**",))
+            if restored is not block:
+                data["content_block"], changed = restored, True
             return [(name, data)] if changed else None
         if kind == "content_block_stop":
             released = self._release(index)
