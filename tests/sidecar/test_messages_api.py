@@ -108,7 +108,10 @@ def test_sync_message_passes_through_with_the_providers_model_and_key(
         "system": "Be brief.",
     }
     assert seen.headers["x-api-key"] == KEY
-    assert seen.headers["anthropic-version"] == "2023-06-01"
+    # The client's API version travels with its body, which is in that version's shape.
+    assert seen.headers["anthropic-version"] == raw.http_response.request.headers[
+        "anthropic-version"
+    ]
     assert CLIENT_KEY not in str(seen.headers)
     headers = raw.headers
     assert (headers["x-aiguillage-route"], headers["x-aiguillage-provider"]) == (

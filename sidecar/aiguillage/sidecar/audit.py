@@ -27,6 +27,8 @@ class AttemptRecord:
     status: int | None = None
     detail: str = ""
     start_ns: int = 0  # wall clock when the attempt began (for traces)
+    # Seconds the provider asked to wait before retrying (Retry-After), if it said.
+    retry_after: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

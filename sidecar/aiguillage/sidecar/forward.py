@@ -154,6 +154,7 @@ async def forward(
             except AttemptError as err:
                 entry.latency_ms = (loop.time() - started) * 1000
                 entry.outcome, entry.status, entry.detail = err.outcome, err.status, str(err)
+                entry.retry_after = err.retry_after
                 if not err.failover and isinstance(err, UpstreamStatus):
                     entry.outcome = "rejected"
                     err.body = adapter.error_body(call, err.status or 400, err.body)

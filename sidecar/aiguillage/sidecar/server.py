@@ -24,8 +24,14 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from aiguillage.sidecar import upstream
-from aiguillage.sidecar.adapters.base import Adapter, Call, Operation
+from aiguillage.sidecar import endpoints, outcomes, upstream
+from aiguillage.sidecar.adapters.base import (
+    FORWARDABLE_HEADERS,
+    Adapter,
+    Call,
+    Operation,
+    StreamTranslator,
+)
 from aiguillage.sidecar.audit import AuditLog, AuditRecord
 from aiguillage.sidecar.config import Provider, Route, Target
 from aiguillage.sidecar.errors import AttemptError, TimedOut, UpstreamProtocol
@@ -124,6 +130,8 @@ class Exchange:
         self.rid = record.request_id
         self.frontend = frontend
         self.client: web.StreamResponse | None = None
+        # The translator of the stream being relayed (the last attempt's), once there is one.
+        self.translator: StreamTranslator | None = None
 
     async def unary(
         self, adapter: Adapter, target: Target, provider: Provider, chosen: Chosen
@@ -135,7 +143,7 @@ class Exchange:
             raw = await upstream.read_body(resp)
         finally:
             resp.release()
-        body, usage = adapter.read_response(self.call, raw)
+        body, usage = adapter.read_response(self.call, raw, target.model)
         return Answer(body, usage)
 
     async def stream(
@@ -146,7 +154,7 @@ class Exchange:
         req = adapter.build(self.call, target.model)
         first_token_by = loop.time() + self.route.timeouts.first_token
         resp = await upstream.send(self.rt.session, req, self.route.timeouts)
-        translator = adapter.stream_translator(self.call)
+        translator = self.translator = adapter.stream_translator(self.call, target.model)
         events = upstream.stream_events(resp, adapter.stream_format)
         try:
             # Until the first byte reaches the client, any failure may fail over.
@@ -174,7 +182,9 @@ class Exchange:
                         raise UpstreamProtocol("stream ended without its end marker")
                 except AttemptError as err:
                     await client.write(
-                        self.frontend.stream_error(f"provider stream failed: {err}", err.outcome)
+                        self.frontend.stream_error(
+                            f"provider stream failed: {err}", err.outcome, translator
+                        )
                     )
                     self.record.attempts[-1].detail = str(err)
                     return Answer(None, translator.usage, ok=False)
@@ -232,7 +242,7 @@ class Exchange:
                 self._account(answer_s.usage, chosen, answer_s.ok)
                 assert self.client is not None
                 if record.outcome != "client_closed":
-                    await self.client.write_eof()
+                    await self._end_stream(self.client)
                 return self.client
             answer, chosen = await self._along_route(rule, adapters, self.unary)
             self._account(answer.usage, chosen, True)
@@ -267,28 +277,82 @@ class Exchange:
                 record.outcome, record.status = "stream_error", 200
                 with contextlib.suppress(ConnectionResetError):
                     await self.client.write(
-                        self.frontend.stream_error(f"provider stream failed: {exc}", "timeout")
+                        self.frontend.stream_error(
+                            f"provider stream failed: {exc}", "timeout", self.translator
+                        )
                     )
                     await self.client.write_eof()
                 return self.client
+            return self._no_answer(exc)
+
+    async def _end_stream(self, client: web.StreamResponse) -> None:
+        """Finish a relayed stream; a client gone after the last event lost nothing."""
+        try:
+            await client.write_eof()
+        except ConnectionResetError:  # aiohttp's ClientConnectionResetError is one too
+            # The client closed once it had the end marker (SDKs do): the answer was
+            # complete. Only a stream cut short is the client's loss (client_closed).
+            translator = self.translator
+            if translator is None or not translator.done:
+                self.record.outcome = "client_closed"
+
+    def _no_answer(self, exc: AllAttemptsFailed) -> web.Response:
+        """The client's answer when no target answered (see :mod:`.outcomes`)."""
+        record = self.record
+        failure = outcomes.classify(record, self.call.operation.value)
+        if failure.kind == "unsupported":
+            own = self.frontend.unserved(self.call)
+            if own is not None:
+                record.outcome = "answered_by_sidecar"
+                return web.Response(
+                    body=own,
+                    content_type="application/json",
+                    headers={
+                        "x-request-id": self.rid,
+                        "x-aiguillage-route": self.route.name,
+                        "x-aiguillage-attempts": "0",
+                        "x-aiguillage-answered-by": "sidecar",
+                    },
+                )
             return self._fail(
-                502,
-                str(exc),
-                "all_targets_failed",
+                400, failure.message, "unsupported_operation", "invalid_request_error"
+            )
+        if failure.kind == "throttled":
+            return self._fail(
+                self.frontend.throttled_status(failure.overloaded),
+                failure.message,
+                "upstream_rate_limited",
+                "rate_limit_error",
+                failure.headers,
                 attempts=[a.as_dict() for a in record.attempts],
             )
+        return self._fail(
+            502,
+            str(exc),
+            "all_targets_failed",
+            attempts=[a.as_dict() for a in record.attempts],
+        )
 
-    def _fail(self, status: int, message: str, code: str, **extra: Any) -> web.Response:
+    def _fail(
+        self,
+        status: int,
+        message: str,
+        code: str,
+        type_: str = "aiguillage_error",
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> web.Response:
         self.record.outcome, self.record.status = code, status
         return self.frontend.error(
             status,
             message,
-            "aiguillage_error",
+            type_,
             code,
             headers={
                 "x-request-id": self.rid,
                 "x-aiguillage-route": self.route.name,
                 "x-aiguillage-attempts": str(self._contacted()),
+                **(headers or {}),
             },
             **extra,
         )
@@ -369,13 +433,15 @@ def _operation_handler(operation: Operation, max_body: int) -> Any:
                 "route_not_found",
                 headers=with_id,
             )
-        stream = body.get("stream") is True
+        stream = body.get("stream") is True and frontend.streams
         options = body.get("stream_options")
+        headers = request.headers
         call = Call(
             operation,
             body,
             stream,
             client_wants_usage=isinstance(options, dict) and options.get("include_usage") is True,
+            client_headers={h: v for h in FORWARDABLE_HEADERS if (v := headers.get(h))} or None,
         )
         start_ns = time.time_ns()
         record = AuditRecord(
@@ -417,15 +483,6 @@ def _operation_handler(operation: Operation, max_body: int) -> Any:
     return handle
 
 
-async def models(request: web.Request) -> web.Response:
-    snap = request.app[RUNTIME].snapshot
-    routes = snap.config.routes if snap else {}
-    data = [{"id": m, "object": "model", "created": 0, "owned_by": "aiguillage"} for m in routes]
-    return web.Response(
-        body=orjson.dumps({"object": "list", "data": data}), content_type="application/json"
-    )
-
-
 async def healthz(request: web.Request) -> web.Response:
     return web.Response(text="ok\n")
 
@@ -456,10 +513,13 @@ def make_app(rt: Runtime, max_body: int = MAX_BODY) -> web.Application:
     app.router.add_post("/v1/completions", _operation_handler(Operation.COMPLETIONS, max_body))
     app.router.add_post("/v1/responses", _operation_handler(Operation.RESPONSES, max_body))
     app.router.add_post("/v1/messages", _operation_handler(Operation.MESSAGES, max_body))
-    app.router.add_get("/v1/models", models)
+    app.router.add_post(
+        "/v1/messages/count_tokens", _operation_handler(Operation.COUNT_TOKENS, max_body)
+    )
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    endpoints.add_routes(app, lambda: rt.snapshot)
 
     async def session_ctx(app: web.Application) -> Any:
         rt.session = upstream.new_session()

@@ -237,7 +237,6 @@ def test_tool_choice(tool_choice: Any, expected: Any) -> None:
     ("change", "message"),
     [
         ({"n": 2}, '"n"'),
-        ({"response_format": {"type": "json_object"}}, "json_object"),
         (
             {
                 "messages": [
@@ -371,7 +370,7 @@ def test_stop_reasons(stop: str, finish: str) -> None:
 
 def test_native_answer_is_relayed_as_is_with_its_usage() -> None:
     raw = orjson.dumps(TOOL_ANSWER)
-    body, usage = adapter().read_response(Call(Operation.MESSAGES, {}, False), raw)
+    body, usage = adapter().read_response(Call(Operation.MESSAGES, {}, False), raw, MODEL)
     assert body is raw
     assert (usage.input_tokens, usage.output_tokens) == (2572, 89)
 
@@ -380,7 +379,7 @@ def test_native_answer_is_relayed_as_is_with_its_usage() -> None:
 def test_an_error_body_with_status_200_is_a_protocol_error(operation: Operation) -> None:
     raw = b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}'
     with pytest.raises(UpstreamProtocol):
-        adapter().read_response(Call(operation, {}, False), raw)
+        adapter().read_response(Call(operation, {}, False), raw, MODEL)
 
 
 # -- streams ---------------------------------------------------------------------------------

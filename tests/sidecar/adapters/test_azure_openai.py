@@ -6,6 +6,7 @@ sidecar must send what it sends (deployment path, ``api-version`` query, ``api-k
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -74,18 +75,42 @@ async def test_chat_sends_what_the_official_azure_client_sends(
     assert seen.body["messages"] == MESSAGES
 
 
-async def test_stream_with_usage_passes_the_prompt_filter_chunk(
+async def test_stream_is_openai_shaped_without_azures_filter_chunk_and_annotations(
+    sim: AzureOpenAISimulator, tmp_path: Path
+) -> None:
+    routes = [route("chat", Target(provider="azure", model=DEPLOYMENT))]
+    async with running_sidecar(tmp_path, {"azure": provider(sim)}, routes, {"azure": KEY}) as c:
+        raw = await c.chat.completions.with_raw_response.create(
+            model="chat", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+        body = await raw.http_response.aread()
+
+    frames = [f for f in body.decode().split("\n\n") if f.strip()]
+    assert frames[-1] == "data: [DONE]"
+    chunks = [json.loads(f.removeprefix("data: ")) for f in frames[:-1]]
+    # Azure's leading chunk (empty id, model and object, only prompt_filter_results) is gone:
+    # every chunk is a chat.completion.chunk naming the model, as strict parsers require.
+    assert all(c["object"] == "chat.completion.chunk" and c["model"] == "gpt-4o" for c in chunks)
+    assert all(c["id"] for c in chunks)
+    assert not any("prompt_filter_results" in c for c in chunks)
+    assert not any("content_filter_results" in ch for c in chunks for ch in c["choices"])
+    assert (
+        "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+        == HELLO
+    )
+    assert chunks[-1]["choices"] == []
+    assert chunks[-1]["usage"]["completion_tokens"] == 8
+
+
+async def test_whole_answer_has_no_azure_filter_annotations(
     client: openai.AsyncOpenAI,
 ) -> None:
-    stream = await client.chat.completions.create(
-        model="chat", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
-    )
-    chunks = [chunk async for chunk in stream]
+    raw = await client.chat.completions.with_raw_response.create(model="chat", messages=MESSAGES)
+    body = json.loads(await raw.http_response.aread())
 
-    assert chunks[0].choices == []  # Azure's prompt_filter_results chunk
-    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == HELLO
-    assert chunks[-1].usage is not None
-    assert chunks[-1].usage.completion_tokens == 8
+    assert "prompt_filter_results" not in body
+    assert "content_filter_results" not in body["choices"][0]
+    assert body["choices"][0]["message"]["content"] == HELLO
 
 
 async def test_tool_calls(client: openai.AsyncOpenAI) -> None:

@@ -194,7 +194,6 @@ def test_stream_request_path_and_accept() -> None:
     ("change", "message"),
     [
         ({"n": 2}, '"n"'),
-        ({"response_format": {"type": "json_object"}}, "json_object"),
         ({"tool_choice": "none"}, "tool_choice"),
         (
             {

@@ -98,26 +98,26 @@ def test_no_stream_options_added_where_they_do_not_apply() -> None:
 
 def test_read_response_passes_the_body_through_and_reads_usage() -> None:
     raw = orjson.dumps({"choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 30}})
-    body, usage = adapter().read_response(chat(), raw)
+    body, usage = adapter().read_response(chat(), raw, "m")
     assert body == raw
     assert (usage.input_tokens, usage.output_tokens) == (12, 30)
 
 
 def test_read_response_usage_of_the_responses_api() -> None:
     raw = orjson.dumps({"output": [], "usage": {"input_tokens": 5, "output_tokens": 7}})
-    _, usage = adapter().read_response(chat(), raw)
+    _, usage = adapter().read_response(chat(), raw, "m")
     assert (usage.input_tokens, usage.output_tokens) == (5, 7)
 
 
 def test_read_response_without_usage() -> None:
-    _, usage = adapter().read_response(chat(), b'{"data": []}')
+    _, usage = adapter().read_response(chat(), b'{"data": []}', "m")
     assert (usage.input_tokens, usage.output_tokens) == (0, 0)
 
 
 @pytest.mark.parametrize("raw", [b"<html>502 Bad Gateway</html>", b"[1, 2]", b'{"a": '])
 def test_read_response_rejects_what_is_not_a_json_object(raw: bytes) -> None:
     with pytest.raises(UpstreamProtocol):
-        adapter().read_response(chat(), raw)
+        adapter().read_response(chat(), raw, "m")
 
 
 # -- streams -------------------------------------------------------------------------------------

@@ -523,7 +523,7 @@ def test_sidecar_errors_have_the_anthropic_shape(status: int, kind: str) -> None
 
 
 def test_stream_error_is_an_anthropic_error_event() -> None:
-    event = ANTHROPIC.stream_error("provider stream failed: cut", "protocol_error")
+    event = ANTHROPIC.stream_error("provider stream failed: cut", "protocol_error", None)
     assert event == (
         b"event: error\ndata: "
         + orjson.dumps(

@@ -17,6 +17,8 @@ from aiguillage.sidecar.config import Provider
 from aiguillage.sidecar.frontends import OPENAI, frontend_for
 from aiguillage.sidecar.frontends.anthropic import ANTHROPIC, AnthropicFrontend
 from aiguillage.sidecar.frontends.base import Translated
+from aiguillage.sidecar.frontends.count_tokens import COUNT_TOKENS
+from aiguillage.sidecar.frontends.responses import RESPONSES
 
 CREDENTIAL = orjson.dumps({"accessKeyId": "AKID", "secretAccessKey": "secret"}).decode()
 
@@ -40,7 +42,9 @@ def messages_call(**fields: Any) -> Call:
 
 def test_operations_have_their_frontend() -> None:
     assert frontend_for(Operation.MESSAGES) is ANTHROPIC
-    for operation in (Operation.CHAT, Operation.EMBEDDINGS, Operation.RESPONSES):
+    assert frontend_for(Operation.COUNT_TOKENS) is COUNT_TOKENS
+    assert frontend_for(Operation.RESPONSES) is RESPONSES
+    for operation in (Operation.CHAT, Operation.EMBEDDINGS, Operation.COMPLETIONS):
         assert frontend_for(operation) is OPENAI
 
 

@@ -3,7 +3,11 @@
 Two ways in. A client of the Anthropic API (operation ``messages``, see
 :mod:`aiguillage.sidecar.frontends.anthropic`) is served natively: its body passes through
 with only ``model`` replaced, and stream events are relayed as they are (:class:`EventRelay`)
-while the usage is read from them. A client of OpenAI chat completions is translated:
+while the usage is read from them; its ``anthropic-beta`` and ``anthropic-version`` headers
+go along (Claude Code needs its beta flags), no other client header does. Its token
+counting (``POST /v1/messages/count_tokens``, operation ``messages.count_tokens``) passes
+through the same way; it costs nothing, so it accounts no tokens. A client of OpenAI chat
+completions is translated:
 
 Request (from :class:`~.openai_chat.ChatRequest`): system and developer text becomes the
 ``system`` field; turns become ``messages`` whose content blocks are ``text``, ``image``
@@ -14,9 +18,10 @@ Request (from :class:`~.openai_chat.ChatRequest`): system and developer text bec
 function tools become ``tools`` with their JSON Schema as ``input_schema``; ``tool_choice``
 auto/required/function/none becomes auto/any/tool/none and ``parallel_tool_calls: false``
 becomes ``disable_parallel_tool_use``; a ``json_schema`` response format becomes
-``output_config.format``. Refused with a 400: ``n`` > 1, audio input, images other than
-png/jpeg/gif/webp and ``json_object`` mode (Anthropic constrains output only to a given
-schema). Dropped as harmless sampling hints: ``seed``, ``presence_penalty``,
+``output_config.format`` (Anthropic's structured outputs); ``json_object`` mode, which
+Anthropic lacks, is emulated by :mod:`.json_mode` (an instruction, a ``{`` prefill, and a
+check of the answer). Refused with a 400: ``n`` > 1, audio input, images other than
+png/jpeg/gif/webp. Dropped as harmless sampling hints: ``seed``, ``presence_penalty``,
 ``frequency_penalty`` (as Anthropic's own OpenAI compatibility layer does), and
 ``temperature`` and ``top_p``: the Messages API of the anthropic SDK 2.x no longer has
 them and recent Claude models refuse ``temperature`` with a 400, which would turn a hint
@@ -40,6 +45,7 @@ from typing import Any
 
 import orjson
 
+from aiguillage.sidecar.adapters import json_mode
 from aiguillage.sidecar.adapters.base import (
     Adapter,
     Call,
@@ -48,6 +54,7 @@ from aiguillage.sidecar.adapters.base import (
     UpstreamRequest,
     Usage,
 )
+from aiguillage.sidecar.adapters.json_mode import JsonMode, JsonTextStream
 from aiguillage.sidecar.adapters.openai_chat import (
     DONE_EVENT,
     ChatRequest,
@@ -206,19 +213,21 @@ def request_body(req: ChatRequest, body: dict[str, Any], stream: bool) -> dict[s
     """The Messages request body (without ``model``) for a parsed OpenAI chat request."""
     if req.n > 1:
         raise UnsupportedRequest('"n" > 1 is not supported by providers of api anthropic')
-    if req.response_format.kind == "json_object":
-        raise UnsupportedRequest(
-            'response_format "json_object" is not supported by providers of api anthropic: '
-            'use "json_schema" with a schema'
-        )
     out: dict[str, Any] = {
         "max_tokens": req.max_tokens or DEFAULT_MAX_TOKENS,
         "messages": [_message(turn) for turn in req.turns],
     }
-    if len(req.system) == 1:
-        out["system"] = req.system[0]
-    elif req.system:
-        out["system"] = [{"type": "text", "text": s} for s in req.system]
+    system = req.system
+    mode = json_mode.json_object_mode(body)
+    if mode is not None:
+        system = [*system, json_mode.INSTRUCTION]
+        if mode.prefill:
+            prefill = {"type": "text", "text": json_mode.PREFILL}
+            out["messages"].append({"role": "assistant", "content": [prefill]})
+    if len(system) == 1:
+        out["system"] = system[0]
+    elif system:
+        out["system"] = [{"type": "text", "text": s} for s in system]
     if req.stop:
         out["stop_sequences"] = req.stop
     if req.tools:
@@ -288,8 +297,11 @@ def _message(turn: Turn) -> dict[str, Any]:
 # -- answer ----------------------------------------------------------------------------------
 
 
-def read_message(raw: bytes, model: str) -> tuple[bytes, Usage]:
-    """An OpenAI ``chat.completion`` body, and the usage, from an Anthropic message."""
+def read_message(raw: bytes, model: str, mode: JsonMode | None = None) -> tuple[bytes, Usage]:
+    """An OpenAI ``chat.completion`` body, and the usage, from an Anthropic message.
+
+    ``mode``: the request was in emulated JSON mode (see :mod:`.json_mode`).
+    """
     body = load_object(raw, "Messages answer")
     content = body.get("content")
     if body.get("type") == "error" or not isinstance(content, list):
@@ -307,9 +319,12 @@ def read_message(raw: bytes, model: str) -> tuple[bytes, Usage]:
             )
     usage, cached = usage_of(body.get("usage"))
     name = body.get("model")
-    choice = Choice(
-        0, "".join(texts) if texts else None, calls, finish_reason(body.get("stop_reason"))
-    )
+    text = "".join(texts) if texts else None
+    finish = finish_reason(body.get("stop_reason"))
+    if mode is not None:
+        text = json_mode.answer_text(mode, text, bool(calls))
+        json_mode.check_json_object(text, finish, bool(calls))
+    choice = Choice(0, text, calls, finish)
     return (
         completion(new_id(), name if isinstance(name, str) else model, [choice], usage, 0, cached),
         usage,
@@ -324,13 +339,14 @@ class ChunkStream(StreamTranslator):
     ``message_stop`` ends the answer (usage chunk if asked, then ``[DONE]``).
     """
 
-    def __init__(self, model: str, client_wants_usage: bool) -> None:
+    def __init__(self, model: str, client_wants_usage: bool, mode: JsonMode | None = None) -> None:
         self.usage = Usage()
         self.done = False
         self._wants_usage = client_wants_usage
         self._writer = ChunkWriter(model)
         self._tokens = TokenCounts()
         self._tools: dict[int, int] = {}  # content block index -> tool call index
+        self._json = JsonTextStream(mode) if mode is not None else None
 
     def feed(self, event: str | None, data: bytes) -> Iterable[bytes]:
         payload = load_object(data, f"{event or 'stream'} event")
@@ -354,7 +370,7 @@ class ChunkStream(StreamTranslator):
         if not isinstance(block, dict):
             return []
         if block.get("type") == "text" and block.get("text"):
-            return [self._writer.delta(content=str(block["text"]))]
+            return [self._writer.delta(content=self._text(str(block["text"])))]
         if block.get("type") != "tool_use" or not isinstance(block.get("name"), str):
             return []  # thinking and server tool blocks are not part of an OpenAI answer
         index = len(self._tools)
@@ -366,7 +382,7 @@ class ChunkStream(StreamTranslator):
         delta = payload.get("delta")
         kind = delta.get("type") if isinstance(delta, dict) else None
         if kind == "text_delta" and isinstance(delta, dict) and delta.get("text"):
-            return [self._writer.delta(content=str(delta["text"]))]
+            return [self._writer.delta(content=self._text(str(delta["text"])))]
         block = _index(payload)
         if kind == "input_json_delta" and isinstance(delta, dict) and block in self._tools:
             partial = delta.get("partial_json")
@@ -380,7 +396,15 @@ class ChunkStream(StreamTranslator):
         self.usage = self._tokens.usage
         delta = payload.get("delta")
         reason = delta.get("stop_reason") if isinstance(delta, dict) else None
-        return [self._writer.delta(finish_reason=finish_reason(reason))] if reason else []
+        if not reason:
+            return []
+        finish = finish_reason(reason)
+        if self._json is not None:
+            self._json.finish(finish, bool(self._tools))
+        return [self._writer.delta(finish_reason=finish)]
+
+    def _text(self, text: str) -> str:
+        return text if self._json is None else self._json.text(text)
 
     def _message_stop(self, payload: dict[str, Any]) -> list[bytes]:
         if self.done:
@@ -483,40 +507,54 @@ def as_anthropic_error(status: int, body: bytes) -> bytes:
 # -- the adapter -----------------------------------------------------------------------------
 
 
+# Operations whose body is already Anthropic's: passed through, never translated.
+_NATIVE = frozenset({Operation.MESSAGES, Operation.COUNT_TOKENS})
+
+
 class AnthropicAdapter(Adapter):
     api = "anthropic"
-    operations = frozenset({Operation.CHAT, Operation.MESSAGES})
+    operations = frozenset({Operation.CHAT, Operation.MESSAGES, Operation.COUNT_TOKENS})
 
     def __init__(self, provider: Provider, credential: str | None) -> None:
         super().__init__(provider, credential)
         self._url = messages_url(provider.endpoint)
+        self._count_url = self._url + "/count_tokens"
         self._headers = {"content-type": "application/json", "anthropic-version": VERSION}
         if credential:
             self._headers["x-api-key"] = credential
 
     def build(self, call: Call, model: str) -> UpstreamRequest:
-        if call.operation is Operation.MESSAGES:
+        if call.operation in _NATIVE:
             body = call.body
-        else:
-            req = parse_chat(call.body, self.api, remote_images=True)
-            body = request_body(req, call.body, call.stream)
+            body["model"] = model
+            url = self._count_url if call.operation is Operation.COUNT_TOKENS else self._url
+            # The client's own API: its beta flags and version mean the same here.
+            headers = {**self._headers, **call.client_headers} if call.client_headers else None
+            return UpstreamRequest(url, headers or self._headers, orjson.dumps(body))
+        req = parse_chat(call.body, self.api, remote_images=True)
+        body = request_body(req, call.body, call.stream)
         body["model"] = model
         return UpstreamRequest(self._url, self._headers, orjson.dumps(body))
 
-    def read_response(self, call: Call, raw: bytes) -> tuple[bytes, Usage]:
-        if call.operation is not Operation.MESSAGES:
-            return read_message(raw, str(call.body.get("model", "")))
+    def read_response(self, call: Call, raw: bytes, model: str) -> tuple[bytes, Usage]:
+        if call.operation not in _NATIVE:
+            return read_message(raw, model, json_mode.json_object_mode(call.body))
         body = load_object(raw, "Messages answer")
         if body.get("type") == "error":
             raise UpstreamProtocol("provider answered 200 with an error body")
+        if call.operation is Operation.COUNT_TOKENS:
+            if not isinstance(body.get("input_tokens"), int):
+                raise UpstreamProtocol("provider answered token counting without input_tokens")
+            return raw, Usage()  # counting is free: no tokens to account
         return raw, usage_of(body.get("usage"))[0]
 
-    def stream_translator(self, call: Call) -> StreamTranslator:
-        if call.operation is Operation.MESSAGES:
+    def stream_translator(self, call: Call, model: str) -> StreamTranslator:
+        if call.operation in _NATIVE:
             return EventRelay()
-        return ChunkStream(str(call.body.get("model", "")), call.client_wants_usage)
+        mode = json_mode.json_object_mode(call.body)
+        return ChunkStream(model, call.client_wants_usage, mode)
 
     def error_body(self, call: Call, status: int, body: bytes) -> bytes:
-        if call.operation is Operation.MESSAGES:
+        if call.operation in _NATIVE:
             return as_anthropic_error(status, body)
         return error_to_openai(status, body)

@@ -9,7 +9,7 @@ translators: they never do I/O, so each is tested without a network.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -43,6 +43,12 @@ class Operation(StrEnum):
     COMPLETIONS = "completions"
     RESPONSES = "responses"
     MESSAGES = "messages"  # Anthropic Messages API
+    COUNT_TOKENS = "messages.count_tokens"  # Anthropic's POST /v1/messages/count_tokens
+
+
+# Client headers a native pass-through may carry to the provider (see Call.client_headers);
+# every other client header, Authorization and Cookie first, stays at the sidecar.
+FORWARDABLE_HEADERS = ("anthropic-beta", "anthropic-version")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +58,10 @@ class Call:
     stream: bool
     # The client asked for usage in its stream (OpenAI stream_options.include_usage).
     client_wants_usage: bool = False
+    # The client's FORWARDABLE_HEADERS it sent (lower-case names), usually none. Only an
+    # adapter passing the client's body through natively sends them on (an Anthropic beta
+    # flag means nothing to another API, nor to a translated body).
+    client_headers: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,12 +118,18 @@ class Adapter(ABC):
         """The HTTP request that asks the provider's ``model`` for ``call``."""
 
     @abstractmethod
-    def read_response(self, call: Call, raw: bytes) -> tuple[bytes, Usage]:
-        """The client's response body and the token usage, from the provider's body."""
+    def read_response(self, call: Call, raw: bytes, model: str) -> tuple[bytes, Usage]:
+        """The client's response body and the token usage, from the provider's body.
+
+        ``model`` is the target's model, the one :meth:`build` asked for. Answers name the
+        model that served them, as OpenAI's and Anthropic's do (ask ``gpt-4o``, read
+        ``gpt-4o-2024-08-06``): the provider's own name for it when its answer carries
+        one, else ``model``; never the route's name the client used.
+        """
 
     @abstractmethod
-    def stream_translator(self, call: Call) -> StreamTranslator:
-        """A fresh translator for one streamed answer."""
+    def stream_translator(self, call: Call, model: str) -> StreamTranslator:
+        """A fresh translator for one streamed answer (``model`` as in read_response)."""
 
     def error_body(self, call: Call, status: int, body: bytes) -> bytes:
         """The client-facing body for a provider error relayed as is (4xx on the request).

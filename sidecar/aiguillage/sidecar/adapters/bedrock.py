@@ -5,11 +5,16 @@ turns become ``messages`` whose content blocks are ``text``, ``image`` (format a
 ``bytes``), ``toolUse`` and ``toolResult``; ``max_tokens``/``temperature``/``top_p``/
 ``stop`` go in ``inferenceConfig``; function tools become ``toolConfig.tools[].toolSpec``
 with their JSON Schema in ``inputSchema.json``; a ``json_schema`` response format becomes
-``outputConfig.textFormat``. Not expressible, so refused with a 400: ``n`` > 1, audio input,
-``json_object`` mode (Converse only constrains output to a given schema) and
-``tool_choice: none`` once the conversation holds tool calls (Converse requires the tools
-then and has no "none" choice; without tool history the tools are simply not sent).
-Dropped as harmless: ``seed``, ``presence_penalty``, ``frequency_penalty``.
+``outputConfig.textFormat`` (Bedrock's structured outputs); ``json_object`` mode, which
+Converse lacks, is emulated by :mod:`.json_mode` (an instruction, a ``{`` prefill as a last
+assistant message, and a check of the answer). Not expressible, so refused with a 400:
+``n`` > 1, audio input and ``tool_choice: none`` once the conversation holds tool calls
+(Converse requires the tools then and has no "none" choice; without tool history the tools
+are simply not sent). Dropped as harmless: ``seed``, ``presence_penalty``,
+``frequency_penalty``.
+
+Converse answers carry no model name: answers name the target's model id, the one asked
+for (as other adapters name the model that served, never the route).
 
 Every request is signed with AWS Signature V4 (service ``bedrock``) by botocore's signer.
 The credential file holds JSON ``{"accessKeyId", "secretAccessKey", "sessionToken"?}``;
@@ -38,6 +43,7 @@ from botocore.credentials import Credentials  # type: ignore[import-untyped]
 from botocore.eventstream import EventStreamBuffer, ParserError  # type: ignore[import-untyped]
 
 from aiguillage.sidecar import upstream
+from aiguillage.sidecar.adapters import json_mode
 from aiguillage.sidecar.adapters.base import (
     Adapter,
     Call,
@@ -46,6 +52,7 @@ from aiguillage.sidecar.adapters.base import (
     UpstreamRequest,
     Usage,
 )
+from aiguillage.sidecar.adapters.json_mode import JsonMode, JsonTextStream
 from aiguillage.sidecar.adapters.openai_chat import (
     DONE_EVENT,
     END_OF_STREAM,
@@ -122,18 +129,21 @@ def credentials_of(provider: Provider, text: str | None) -> Credentials | str:
 # -- request ---------------------------------------------------------------------------------
 
 
-def request_body(req: ChatRequest) -> dict[str, Any]:
-    """The Converse request body for a parsed OpenAI chat request."""
+def request_body(req: ChatRequest, mode: JsonMode | None = None) -> dict[str, Any]:
+    """The Converse request body for a parsed OpenAI chat request.
+
+    ``mode``: the client asked for JSON mode, emulated as :mod:`.json_mode` says.
+    """
     if req.n > 1:
         raise UnsupportedRequest('"n" > 1 is not supported by providers of api bedrock')
-    if req.response_format.kind == "json_object":
-        raise UnsupportedRequest(
-            'response_format "json_object" is not supported by providers of api bedrock: '
-            'use "json_schema" with a schema'
-        )
     body: dict[str, Any] = {"messages": [_message(turn) for turn in req.turns]}
-    if req.system:
-        body["system"] = [{"text": s} for s in req.system]
+    system = req.system
+    if mode is not None:
+        system = [*system, json_mode.INSTRUCTION]
+        if mode.prefill:
+            body["messages"].append({"role": "assistant", "content": [{"text": json_mode.PREFILL}]})
+    if system:
+        body["system"] = [{"text": s} for s in system]
     config: dict[str, Any] = {}
     for key, value in (
         ("maxTokens", req.max_tokens),
@@ -228,7 +238,9 @@ def finish_reason(stop_reason: Any) -> str:
     return STOP_REASONS.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
 
 
-def read_converse_response(raw: bytes, model: str) -> tuple[bytes, Usage]:
+def read_converse_response(
+    raw: bytes, model: str, mode: JsonMode | None = None
+) -> tuple[bytes, Usage]:
     body = load_object(raw, "Converse answer")
     output = body.get("output")
     message = output.get("message") if isinstance(output, dict) else None
@@ -253,10 +265,12 @@ def read_converse_response(raw: bytes, model: str) -> tuple[bytes, Usage]:
                 )
             )
     usage = usage_of(body.get("usage"))
-    choice = Choice(
-        0, "".join(texts) if texts else None, calls, finish_reason(body.get("stopReason"))
-    )
-    return completion(new_id(), model, [choice], usage), usage
+    text = "".join(texts) if texts else None
+    finish = finish_reason(body.get("stopReason"))
+    if mode is not None:
+        text = json_mode.answer_text(mode, text, bool(calls))
+        json_mode.check_json_object(text, finish, bool(calls))
+    return completion(new_id(), model, [Choice(0, text, calls, finish)], usage), usage
 
 
 class ConverseStream(StreamTranslator):
@@ -268,13 +282,14 @@ class ConverseStream(StreamTranslator):
     event stream closes cleanly after ``messageStop``.
     """
 
-    def __init__(self, model: str, client_wants_usage: bool) -> None:
+    def __init__(self, model: str, client_wants_usage: bool, mode: JsonMode | None = None) -> None:
         self.usage = Usage()
         self.done = False
         self._wants_usage = client_wants_usage
         self._writer = ChunkWriter(model)
         self._tools: dict[int, int] = {}  # contentBlockIndex -> tool call index
         self._ended = False
+        self._json = JsonTextStream(mode) if mode is not None else None
 
     def feed(self, event: str | None, data: bytes) -> Iterable[bytes]:
         if event == END_OF_STREAM:
@@ -302,7 +317,8 @@ class ConverseStream(StreamTranslator):
         if not isinstance(delta, dict):
             return []
         if isinstance(delta.get("text"), str) and delta["text"]:
-            return [self._writer.delta(content=delta["text"])]
+            text = delta["text"] if self._json is None else self._json.text(delta["text"])
+            return [self._writer.delta(content=text)]
         use = delta.get("toolUse")
         block = int(payload.get("contentBlockIndex") or 0)
         if isinstance(use, dict) and isinstance(use.get("input"), str) and block in self._tools:
@@ -311,8 +327,11 @@ class ConverseStream(StreamTranslator):
         return []  # reasoning content and citations are not part of an OpenAI answer
 
     def _message_stop(self, payload: dict[str, Any]) -> list[bytes]:
+        finish = finish_reason(payload.get("stopReason"))
+        if self._json is not None:
+            self._json.finish(finish, bool(self._tools))
         self.done = True
-        return [self._writer.delta(finish_reason=finish_reason(payload.get("stopReason")))]
+        return [self._writer.delta(finish_reason=finish)]
 
     def _metadata(self, payload: dict[str, Any]) -> list[bytes]:
         self.usage = usage_of(payload.get("usage"))
@@ -413,7 +432,8 @@ class BedrockAdapter(Adapter):
         )
 
     def build(self, call: Call, model: str) -> UpstreamRequest:
-        body = orjson.dumps(request_body(parse_chat(call.body, self.api)))
+        mode = json_mode.json_object_mode(call.body)
+        body = orjson.dumps(request_body(parse_chat(call.body, self.api), mode))
         action = "/converse-stream" if call.stream else "/converse"
         # Sign the URL exactly as aiohttp will send it: yarl unescapes characters such as
         # ":" that the path allows, and AWS signs the path it receives.
@@ -427,11 +447,12 @@ class BedrockAdapter(Adapter):
         self._signer.add_auth(request)
         return UpstreamRequest(url, {k: str(v) for k, v in request.headers.items()}, body)
 
-    def read_response(self, call: Call, raw: bytes) -> tuple[bytes, Usage]:
-        return read_converse_response(raw, str(call.body.get("model", "")))
+    def read_response(self, call: Call, raw: bytes, model: str) -> tuple[bytes, Usage]:
+        return read_converse_response(raw, model, json_mode.json_object_mode(call.body))
 
-    def stream_translator(self, call: Call) -> StreamTranslator:
-        return ConverseStream(str(call.body.get("model", "")), call.client_wants_usage)
+    def stream_translator(self, call: Call, model: str) -> StreamTranslator:
+        mode = json_mode.json_object_mode(call.body)
+        return ConverseStream(model, call.client_wants_usage, mode)
 
     def error_body(self, call: Call, status: int, body: bytes) -> bytes:
         return error_to_openai(status, body)

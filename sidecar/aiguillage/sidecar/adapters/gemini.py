@@ -63,7 +63,7 @@ class GeminiAdapter(GoogleGenAIAdapter):
             orjson.dumps({"requests": requests}),
         )
 
-    def embeddings_response(self, call: Call, raw: bytes) -> tuple[bytes, Usage]:
+    def embeddings_response(self, call: Call, raw: bytes, model: str) -> tuple[bytes, Usage]:
         body = load_object(raw, "batchEmbedContents answer")
         embeddings = body.get("embeddings")
         if not isinstance(embeddings, list):
@@ -75,4 +75,4 @@ class GeminiAdapter(GoogleGenAIAdapter):
                 raise UpstreamProtocol("provider answered an embedding without values")
             vectors.append(values)
         usage = Usage()
-        return embeddings_body(call.body, str(call.body.get("model", "")), vectors, usage), usage
+        return embeddings_body(call.body, model, vectors, usage), usage

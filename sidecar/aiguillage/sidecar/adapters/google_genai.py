@@ -372,7 +372,7 @@ class GoogleGenAIAdapter(Adapter):
     def embeddings_request(self, call: Call, model: str) -> UpstreamRequest: ...
 
     @abstractmethod
-    def embeddings_response(self, call: Call, raw: bytes) -> tuple[bytes, Usage]: ...
+    def embeddings_response(self, call: Call, raw: bytes, model: str) -> tuple[bytes, Usage]: ...
 
     def build(self, call: Call, model: str) -> UpstreamRequest:
         if call.operation is Operation.EMBEDDINGS:
@@ -381,13 +381,13 @@ class GoogleGenAIAdapter(Adapter):
         method = ":streamGenerateContent?alt=sse" if call.stream else ":generateContent"
         return UpstreamRequest(self.model_url(model) + method, self.headers(), orjson.dumps(body))
 
-    def read_response(self, call: Call, raw: bytes) -> tuple[bytes, Usage]:
+    def read_response(self, call: Call, raw: bytes, model: str) -> tuple[bytes, Usage]:
         if call.operation is Operation.EMBEDDINGS:
-            return self.embeddings_response(call, raw)
-        return read_generate_response(raw, str(call.body.get("model", "")))
+            return self.embeddings_response(call, raw, model)
+        return read_generate_response(raw, model)
 
-    def stream_translator(self, call: Call) -> StreamTranslator:
-        return GenerateContentStream(str(call.body.get("model", "")), call.client_wants_usage)
+    def stream_translator(self, call: Call, model: str) -> StreamTranslator:
+        return GenerateContentStream(model, call.client_wants_usage)
 
     def error_body(self, call: Call, status: int, body: bytes) -> bytes:
         return error_to_openai(status, body)

@@ -69,7 +69,7 @@ class OpenAIAdapter(Adapter):
             self._base + PATHS[call.operation], self._headers, orjson.dumps(body)
         )
 
-    def read_response(self, call: Call, raw: bytes) -> tuple[bytes, Usage]:
+    def read_response(self, call: Call, raw: bytes, model: str) -> tuple[bytes, Usage]:
         try:
             parsed = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -78,7 +78,7 @@ class OpenAIAdapter(Adapter):
             raise UpstreamProtocol("provider answered with JSON that is not an object")
         return raw, usage_of(parsed)
 
-    def stream_translator(self, call: Call) -> StreamTranslator:
+    def stream_translator(self, call: Call, model: str) -> StreamTranslator:
         return OpenAIStream(call.client_wants_usage)
 
 
@@ -87,6 +87,9 @@ class OpenAIStream(StreamTranslator):
         self.usage = Usage()
         self.done = False
         self._forward_usage = client_wants_usage
+        # Events relayed so far: a Responses stream numbers its events from 0, so this is the
+        # sequence_number of an error event the sidecar appends (see frontends.responses).
+        self.relayed = 0
 
     def feed(self, event: str | None, data: bytes) -> Iterable[bytes]:
         if data == DONE:
@@ -111,4 +114,5 @@ class OpenAIStream(StreamTranslator):
             if not chunk.get("choices") and not self._forward_usage:
                 return ()
         name = b"event: " + event.encode() + b"\n" if event else b""
+        self.relayed += 1
         return (name + b"data: " + data + b"\n\n",)

@@ -75,7 +75,7 @@ class VertexAIAdapter(GoogleGenAIAdapter):
             self.model_url(model) + ":predict", self._headers, orjson.dumps(body)
         )
 
-    def embeddings_response(self, call: Call, raw: bytes) -> tuple[bytes, Usage]:
+    def embeddings_response(self, call: Call, raw: bytes, model: str) -> tuple[bytes, Usage]:
         body = load_object(raw, "predict answer")
         predictions = body.get("predictions")
         if not isinstance(predictions, list):
@@ -92,4 +92,4 @@ class VertexAIAdapter(GoogleGenAIAdapter):
             if isinstance(stats, dict):
                 tokens += int(stats.get("token_count") or 0)
         usage = Usage(tokens, 0)
-        return embeddings_body(call.body, str(call.body.get("model", "")), vectors, usage), usage
+        return embeddings_body(call.body, model, vectors, usage), usage

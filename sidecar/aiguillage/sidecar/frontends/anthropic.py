@@ -41,7 +41,7 @@ from aiguillage.sidecar.adapters.anthropic import as_anthropic_error, error_json
 from aiguillage.sidecar.adapters.base import Call, Operation, StreamTranslator
 from aiguillage.sidecar.adapters.openai_chat import UnsupportedRequest, load_object
 from aiguillage.sidecar.errors import UpstreamProtocol
-from aiguillage.sidecar.frontends.base import TranslatingFrontend
+from aiguillage.sidecar.frontends.base import TranslatingFrontend, sse_payloads
 
 STOP_REASONS = {
     "stop": "end_turn",
@@ -76,10 +76,13 @@ class AnthropicFrontend(TranslatingFrontend):
             headers=headers,
         )
 
-    def stream_error(self, message: str, code: str) -> bytes:
+    def stream_error(self, message: str, code: str, stream: StreamTranslator | None) -> bytes:
         kind = "timeout_error" if code == "timeout" else "api_error"
         error = {"type": kind, "message": message, "code": code}
         return sse_event("error", {"type": "error", "error": error})
+
+    def throttled_status(self, overloaded: bool) -> int:
+        return 529 if overloaded else 429
 
     def to_canonical(self, call: Call) -> Call:
         return Call(Operation.CHAT, chat_body(call.body), call.stream, client_wants_usage=True)
@@ -394,14 +397,8 @@ class MessageEvents(StreamTranslator):
     def feed(self, event: str | None, data: bytes) -> Iterable[bytes]:
         out: list[bytes] = []
         for chunk in self._inner.feed(event, data):
-            for frame in chunk.split(b"\n\n"):
-                payload = b"\n".join(
-                    line[6:] if line.startswith(b"data: ") else line[5:]
-                    for line in frame.split(b"\n")
-                    if line.startswith(b"data:")
-                )
-                if payload:
-                    out.extend(self._chunk(payload))
+            for payload in sse_payloads(chunk):
+                out.extend(self._chunk(payload))
         self.usage = self._inner.usage
         return out
 

@@ -13,6 +13,7 @@ back. An adapter that serves the operation natively is used as it is.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from aiohttp import web
@@ -34,6 +35,9 @@ Adapters = dict[str, Adapter | UnsupportedApi]
 class Frontend:
     """The sidecar as clients of one API shape see it; this base is the OpenAI shape."""
 
+    # Whether the operation may stream (its body's "stream": true is honoured).
+    streams: ClassVar[bool] = True
+
     def error(
         self,
         status: int,
@@ -46,13 +50,31 @@ class Frontend:
         """An error the sidecar itself answers (``type_`` and ``code`` as OpenAI's)."""
         return responses.error(status, message, type_, code, headers, **extra)
 
-    def stream_error(self, message: str, code: str) -> bytes:
-        """The event that ends a stream broken after its first byte."""
+    def stream_error(self, message: str, code: str, stream: StreamTranslator | None) -> bytes:
+        """The event that ends a stream broken after its first byte.
+
+        ``stream``: the translator that wrote the stream so far, when there is one.
+        """
         return responses.sse_error(message, code)
+
+    def throttled_status(self, overloaded: bool) -> int:
+        """The status telling the client that every provider asked it to slow down.
+
+        ``overloaded``: every provider said it was overloaded (Anthropic's 529) rather than
+        that the caller exceeded a rate limit. OpenAI's API has no such status: 429.
+        """
+        return 429
 
     def adapters(self, call: Call, adapters: Adapters) -> Adapters:
         """The adapter of each provider for ``call``: those of the config, as they are."""
         return adapters
+
+    def unserved(self, call: Call) -> bytes | None:
+        """An answer the sidecar gives itself when no target can serve ``call``, if any.
+
+        None (the default): the client gets a 400 ``unsupported_operation``.
+        """
+        return None
 
 
 OPENAI = Frontend()
@@ -143,12 +165,12 @@ class Translated(Adapter):
     def build(self, call: Call, model: str) -> UpstreamRequest:
         return self.inner.build(self._canonical.get(), model)
 
-    def read_response(self, call: Call, raw: bytes) -> tuple[bytes, Usage]:
-        body, usage = self.inner.read_response(self._canonical.get(), raw)
+    def read_response(self, call: Call, raw: bytes, model: str) -> tuple[bytes, Usage]:
+        body, usage = self.inner.read_response(self._canonical.get(), raw, model)
         return self._frontend.answer(call, body), usage
 
-    def stream_translator(self, call: Call) -> StreamTranslator:
-        inner = self.inner.stream_translator(self._canonical.get())
+    def stream_translator(self, call: Call, model: str) -> StreamTranslator:
+        inner = self.inner.stream_translator(self._canonical.get(), model)
         return self._frontend.stream(call, inner)
 
     def error_body(self, call: Call, status: int, body: bytes) -> bytes:
@@ -157,3 +179,19 @@ class Translated(Adapter):
         if canonical is not None:
             body = self.inner.error_body(canonical, status, body)
         return self._frontend.error_body(status, body)
+
+
+def sse_payloads(written: bytes) -> Iterator[bytes]:
+    """The ``data`` of each SSE event in ``written`` (what a canonical translator wrote).
+
+    Translating streams read the canonical (OpenAI) chunks back from the bytes the wrapped
+    translator would have sent, so that they see exactly what an OpenAI client would.
+    """
+    for frame in written.split(b"\n\n"):
+        payload = b"\n".join(
+            line[6:] if line.startswith(b"data: ") else line[5:]
+            for line in frame.split(b"\n")
+            if line.startswith(b"data:")
+        )
+        if payload:
+            yield payload

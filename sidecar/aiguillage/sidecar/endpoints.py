@@ -1,0 +1,123 @@
+"""The sidecar's endpoints that forward nothing: model listings and unknown paths.
+
+``GET /v1/models`` and ``GET /v1/models/{id}`` describe the routes of the loaded config (a
+route's model name is what clients put in ``model``). They answer in OpenAI's shape, or in
+Anthropic's when the request carries ``anthropic-version`` (the ``anthropic`` SDK always
+sends it), so both SDKs' ``models.list()`` and ``models.retrieve()`` work.
+
+Every other path and method answers in the client's API error shape too, never aiohttp's
+plain-text page: a 404 for an unknown path, a 405 (with ``Allow``) for a known path asked
+with another method. A request that looks Anthropic (``anthropic-version`` header, or a
+``/v1/messages`` path) gets Anthropic's error body, anything else OpenAI's.
+
+Handlers for the operations that do forward live in :mod:`aiguillage.sidecar.server`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from aiguillage.sidecar import responses
+from aiguillage.sidecar.adapters.anthropic import error_json
+from aiguillage.sidecar.loader import Snapshot
+
+ANTHROPIC_VERSION = "anthropic-version"
+# Routes have no creation time of their own; 0 (the epoch) says so rather than inventing one.
+CREATED = 0
+CREATED_AT = "1970-01-01T00:00:00Z"
+
+
+def looks_anthropic(request: web.Request) -> bool:
+    return ANTHROPIC_VERSION in request.headers or request.path.startswith("/v1/messages")
+
+
+def error(
+    request: web.Request, status: int, message: str, code: str, **headers: str
+) -> web.Response:
+    """An error in the client's API shape (see :func:`looks_anthropic`)."""
+    if looks_anthropic(request):
+        return web.Response(
+            status=status,
+            body=error_json(status, message),
+            content_type="application/json",
+            headers=headers,
+        )
+    return responses.error(status, message, "invalid_request_error", code, headers)
+
+
+def _model(request: web.Request, name: str) -> dict[str, Any]:
+    if ANTHROPIC_VERSION in request.headers:
+        return {"type": "model", "id": name, "display_name": name, "created_at": CREATED_AT}
+    return {"id": name, "object": "model", "created": CREATED, "owned_by": "aiguillage"}
+
+
+def _json(obj: Any) -> web.Response:
+    return web.Response(body=orjson.dumps(obj), content_type="application/json")
+
+
+def add_routes(app: web.Application, snapshot: Callable[[], Snapshot | None]) -> None:
+    """Add the model listings, then the catch-all for every other path (added last)."""
+
+    def routes() -> list[str]:
+        snap = snapshot()
+        return list(snap.config.routes) if snap else []
+
+    async def list_models(request: web.Request) -> web.Response:
+        data = [_model(request, name) for name in routes()]
+        if ANTHROPIC_VERSION in request.headers:
+            return _json(
+                {
+                    "data": data,
+                    "has_more": False,
+                    "first_id": data[0]["id"] if data else None,
+                    "last_id": data[-1]["id"] if data else None,
+                }
+            )
+        return _json({"object": "list", "data": data})
+
+    async def get_model(request: web.Request) -> web.Response:
+        name = request.match_info["model"]
+        if name not in routes():
+            return error(
+                request,
+                404,
+                f"The model '{name}' does not exist: no route serves it "
+                f"(routes: {', '.join(sorted(routes())) or 'none'})",
+                "model_not_found",
+            )
+        return _json(_model(request, name))
+
+    async def unknown(request: web.Request) -> web.Response:
+        allowed: set[str] = set()
+        for resource in request.app.router.resources():
+            if resource is catch_all:
+                continue
+            match, methods = await resource.resolve(request)
+            if match is None:
+                allowed |= methods
+        if allowed:
+            return error(
+                request,
+                405,
+                f"{request.method} is not allowed on {request.path} "
+                f"(allowed: {', '.join(sorted(allowed))})",
+                "method_not_allowed",
+                Allow=", ".join(sorted(allowed)),
+            )
+        return error(
+            request,
+            404,
+            f"unknown path {request.path}: the sidecar serves /v1/chat/completions, "
+            "/v1/completions, /v1/embeddings, /v1/responses, /v1/models, /v1/messages and "
+            "/v1/messages/count_tokens",
+            "unknown_path",
+        )
+
+    app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/models/{model:.+}", get_model)
+    catch_all = app.router.add_resource("/{tail:.*}")
+    catch_all.add_route("*", unknown)
