@@ -9,6 +9,7 @@ tests/sidecar/frontends/test_anthropic.py and tests/sidecar/adapters/test_anthro
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from uuid import uuid4
 
@@ -109,9 +110,9 @@ def test_sync_message_passes_through_with_the_providers_model_and_key(
     }
     assert seen.headers["x-api-key"] == KEY
     # The client's API version travels with its body, which is in that version's shape.
-    assert seen.headers["anthropic-version"] == raw.http_response.request.headers[
-        "anthropic-version"
-    ]
+    assert (
+        seen.headers["anthropic-version"] == raw.http_response.request.headers["anthropic-version"]
+    )
     assert CLIENT_KEY not in str(seen.headers)
     headers = raw.headers
     assert (headers["x-aiguillage-route"], headers["x-aiguillage-provider"]) == (
@@ -178,7 +179,7 @@ async def test_streamed_tool_use(sidecar: RunningSidecar) -> None:
     ) as stream:
         final = await stream.get_final_message()
     assert [(b.type, b.name, b.input) for b in final.content] == [  # type: ignore[union-attr]
-        ("tool_use", "get_weather", {})
+        ("tool_use", "get_weather", {"city": HELLO_CLAUDE})
     ]
     assert final.stop_reason == "tool_use"
 
@@ -235,7 +236,7 @@ def test_tool_use_round_trip_through_an_openai_provider(
         "tool_use",
         "tool_use",
         "get_weather",
-        {},
+        {"city": HELLO_EU},
     )
     assert eu.last_request.body["tools"] == [
         {
@@ -267,7 +268,10 @@ def test_tool_use_round_trip_through_an_openai_provider(
                 {
                     "id": use.id,  # type: ignore[union-attr]
                     "type": "function",
-                    "function": {"name": "get_weather", "arguments": "{}"},
+                    "function": {
+                        "name": "get_weather",
+                        "arguments": json.dumps({"city": HELLO_EU}, separators=(",", ":")),
+                    },
                 }
             ],
         },
@@ -281,7 +285,7 @@ def test_streamed_tool_use_through_an_openai_provider(sidecar: RunningSidecar) -
     ) as stream:
         final = stream.get_final_message()
     assert [(b.type, b.name, b.input) for b in final.content] == [  # type: ignore[union-attr]
-        ("tool_use", "get_weather", {})
+        ("tool_use", "get_weather", {"city": HELLO_EU})
     ]
     assert final.stop_reason == "tool_use"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import aiohttp
 import openai
@@ -141,7 +142,9 @@ async def test_tool_call(openai_sim: OpenAISimulator) -> None:
     call = choice.message.tool_calls[0]
     assert call.type == "function"
     assert call.function.name == "get_weather"
-    assert call.function.arguments == "{}"
+    assert json.loads(call.function.arguments) == {
+        "city": "Hello from openai-sim! This is a simulated answer."
+    }
 
     forced = await c.chat.completions.create(
         model="m",
@@ -195,7 +198,9 @@ async def test_streamed_tool_call_through_sdk_helper(openai_sim: OpenAISimulator
     calls = final.choices[0].message.tool_calls
     assert calls is not None
     assert calls[0].function.name == "get_weather"
-    assert calls[0].function.arguments == "{}"
+    assert json.loads(calls[0].function.arguments) == {
+        "city": "Hello from openai-sim! This is a simulated answer."
+    }
 
 
 async def test_embeddings_float_and_base64(openai_sim: OpenAISimulator) -> None:

@@ -9,6 +9,8 @@ Anthropic clients (the native Messages path) are covered in tests/sidecar/test_m
 
 from __future__ import annotations
 
+import json
+
 import base64
 from typing import Any
 
@@ -735,7 +737,9 @@ def test_tool_call_round_trip(sidecar: RunningSidecar, claude: AnthropicSimulato
     assert claude.last_request.body["messages"][1:] == [
         {
             "role": "assistant",
-            "content": [{"type": "tool_use", "id": call.id, "name": "get_weather", "input": {}}],
+            "content": [
+                {"type": "tool_use", "id": call.id, "name": "get_weather", "input": {"city": HELLO}}
+            ],
         },
         {
             "role": "user",
@@ -753,7 +757,8 @@ async def test_streamed_tool_call(sidecar: RunningSidecar) -> None:
 
     assert calls[0].function.name == "get_weather"  # type: ignore[union-attr]
     assert (calls[0].id or "").startswith("toolu_")
-    assert "".join(tc.function.arguments or "" for tc in calls) == "{}"  # type: ignore[union-attr]
+    arguments = "".join(tc.function.arguments or "" for tc in calls)  # type: ignore[union-attr]
+    assert json.loads(arguments) == {"city": HELLO}
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
 
 

@@ -8,6 +8,8 @@ independent SigV4 implementation, event-stream framing by its independent encode
 
 from __future__ import annotations
 
+import json
+
 import base64
 import hashlib
 from collections.abc import AsyncIterator
@@ -623,7 +625,15 @@ async def test_tool_call_round_trip(client: openai.AsyncOpenAI, sim: BedrockSimu
     assert sim.last_request.body["messages"][1:] == [
         {
             "role": "assistant",
-            "content": [{"toolUse": {"toolUseId": call.id, "name": "get_weather", "input": {}}}],
+            "content": [
+                {
+                    "toolUse": {
+                        "toolUseId": call.id,
+                        "name": "get_weather",
+                        "input": {"city": HELLO},
+                    }
+                }
+            ],
         },
         {
             "role": "user",
@@ -640,7 +650,8 @@ async def test_streamed_tool_call(client: openai.AsyncOpenAI) -> None:
     calls = [tc for c in chunks if c.choices for tc in c.choices[0].delta.tool_calls or ()]
 
     assert calls[0].function.name == "get_weather"  # type: ignore[union-attr]
-    assert "".join(tc.function.arguments or "" for tc in calls) == "{}"  # type: ignore[union-attr]
+    arguments = "".join(tc.function.arguments or "" for tc in calls)  # type: ignore[union-attr]
+    assert json.loads(arguments) == {"city": HELLO}
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
 
 

@@ -7,6 +7,8 @@ The simulated Gemini API checks the ``x-goog-api-key`` header and the documented
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -122,7 +124,7 @@ async def test_tool_call_round_trip(client: openai.AsyncOpenAI, sim: GeminiSimul
     call = first.choices[0].message.tool_calls[0]  # type: ignore[index]
     assert first.choices[0].finish_reason == "tool_calls"
     assert call.function.name == "get_weather"  # type: ignore[union-attr]
-    assert call.function.arguments == "{}"  # type: ignore[union-attr]
+    assert json.loads(call.function.arguments) == {"city": HELLO}  # type: ignore[union-attr]
 
     messages += [
         first.choices[0].message.model_dump(exclude_none=True),
@@ -134,7 +136,7 @@ async def test_tool_call_round_trip(client: openai.AsyncOpenAI, sim: GeminiSimul
     contents = sim.last_request.body["contents"]
     assert contents[1] == {
         "role": "model",
-        "parts": [{"functionCall": {"name": "get_weather", "args": {}}}],
+        "parts": [{"functionCall": {"name": "get_weather", "args": {"city": HELLO}}}],
     }
     assert contents[2] == {
         "role": "user",

@@ -27,6 +27,8 @@ __all__ = [
     "count_words",
     "embedding_vector",
     "reply_words",
+    "text_answer",
+    "tool_parameters",
 ]
 
 _FILLER: Final = (
@@ -102,6 +104,27 @@ def build_answer(words: Sequence[str], chunks: int, *, truncated: bool = False) 
         part = " ".join(words[i * n // groups : (i + 1) * n // groups])
         pieces.append(part if i == 0 else " " + part)
     return Answer(" ".join(words), tuple(pieces), n, truncated)
+
+
+def text_answer(text: str, chunks: int) -> Answer:
+    """``text`` (e.g. JSON, where words do not matter) as an answer in ``chunks`` pieces."""
+    groups = max(1, min(chunks, len(text)))
+    n = len(text)
+    pieces = tuple(text[i * n // groups : (i + 1) * n // groups] for i in range(groups))
+    return Answer(text, pieces, max(1, len(text.split())))
+
+
+def tool_parameters(tool: Any) -> Any:
+    """The JSON Schema of a tool's arguments, whatever the API's tool shape."""
+    if not isinstance(tool, dict):
+        return None
+    function = tool.get("function")
+    if isinstance(function, dict):
+        return function.get("parameters")
+    for key in ("parameters", "input_schema"):
+        if isinstance(tool.get(key), dict):
+            return tool[key]
+    return None
 
 
 def forced_function(choice: Any) -> str | None:

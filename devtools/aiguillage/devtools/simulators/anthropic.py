@@ -16,7 +16,11 @@ Wire format, as the official ``anthropic`` Python SDK parses it:
   (``overloaded_error`` by default, which would be a 529 outside a stream).
 * When ``tools`` are given (and ``tool_choice`` is not ``{"type": "none"}`` and the last user turn
   is not a ``tool_result``) the answer is a ``tool_use`` block calling the forced tool, or the
-  first one, with ``{}`` input.
+  first one, with an input that fits its ``input_schema``. ``output_config.format`` (or the
+  beta ``output_format``) ``json_schema`` gets a text answer that fits the schema; a last
+  assistant message ending in ``{`` (a prefill) is continued with the rest of a JSON object
+  (one fitting a schema the prompt spells out, else ``{"answer": ...}``; see
+  :mod:`.structured`).
 * Errors: ``{"type": "error", "error": {"type", "message"}, "request_id"}`` with the type the
   status implies (``rate_limit_error`` 429, ``overloaded_error`` 529, ``api_error`` 500...) and a
   ``request-id`` header; a 429 also gets ``anthropic-ratelimit-requests-*`` headers.
@@ -25,6 +29,7 @@ Wire format, as the official ``anthropic`` Python SDK parses it:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Final
@@ -32,7 +37,8 @@ from typing import Any, ClassVar, Final
 import orjson
 from aiohttp import web
 
-from .answers import count_words
+from . import structured
+from .answers import Answer, count_words
 from .base import Call, Handler, Simulator
 from .faults import ApiError, Fault
 
@@ -200,20 +206,43 @@ class AnthropicSimulator(Simulator):
             None,
         )
 
+    def _structured(self, body: dict[str, Any]) -> Answer | None:
+        """The answer to a JSON schema output format or to a ``{`` prefill, if asked."""
+        config = body.get("output_config")
+        fmt = config.get("format") if isinstance(config, dict) else None
+        fmt = fmt if fmt is not None else body.get("output_format")
+        if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+            value = structured.instance(fmt.get("schema") or {}, self.reply)
+            return self.structured(json.dumps(value))
+        last = body["messages"][-1]
+        if isinstance(last, dict) and last.get("role") == "assistant":
+            prefill = "".join(structured.strings_in(last.get("content")))
+            if prefill.rstrip().endswith("{"):
+                texts = structured.strings_in([body.get("system"), body["messages"]])
+                return self.structured(structured.json_object_text(texts, self.reply)[1:])
+        return None
+
+    def _tool_input(self, body: dict[str, Any], tool: str) -> Any:
+        for spec in body.get("tools") or ():
+            if isinstance(spec, dict) and spec.get("name") == tool:
+                return structured.arguments(spec.get("input_schema"), self.reply)
+        return {}
+
     async def handle_messages(self, call: Call) -> web.StreamResponse:
         body = call.json()
         model = self._validate(body)
         prompt = self._prompt_tokens(body)
         tool = self._tool(body)
-        answer = self.answer(body.get("max_tokens"))
+        answer = self._structured(body) or self.answer(body.get("max_tokens"))
         seq = self.new_id()
         mid = f"msg_sim{seq:016d}"
         if tool:
+            tool_input = self._tool_input(body, tool)
             block: dict[str, Any] = {
                 "type": "tool_use",
                 "id": f"toolu_sim{seq:016d}",
                 "name": tool,
-                "input": {},
+                "input": tool_input,
             }
             stop_reason = "tool_use"
             output = 2
@@ -246,8 +275,8 @@ class AnthropicSimulator(Simulator):
 
         start = {**message, "content": [], "stop_reason": None, "usage": usage(1)}
         if tool:
-            first_block = block
-            deltas = [{"type": "input_json_delta", "partial_json": "{}"}]
+            first_block = {**block, "input": {}}
+            deltas = [{"type": "input_json_delta", "partial_json": json.dumps(tool_input)}]
         else:
             first_block = {"type": "text", "text": ""}
             deltas = [{"type": "text_delta", "text": piece} for piece in answer.pieces]

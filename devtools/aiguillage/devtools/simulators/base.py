@@ -39,7 +39,15 @@ from aiohttp import web
 
 from . import streaming
 from .admin import add_admin_routes
-from .answers import DEFAULT_REPLY, Answer, build_answer, count_words, embedding_vector, reply_words
+from .answers import (
+    DEFAULT_REPLY,
+    Answer,
+    build_answer,
+    count_words,
+    embedding_vector,
+    reply_words,
+    text_answer,
+)
 from .faults import FAULT_KINDS, MID_STREAM_KINDS, ApiError, Fault, FaultKind, FaultPlan
 from .recording import RecordedRequest, record
 
@@ -173,6 +181,15 @@ class Simulator:
         ):
             return build_answer(self._words[:max_tokens], self._chunks, truncated=True)
         return self._answer
+
+    @property
+    def reply(self) -> str:
+        """The reply's text (what strings of structured answers say too)."""
+        return self._answer.text
+
+    def structured(self, text: str) -> Answer:
+        """``text`` (a JSON answer) streamed in the configured number of pieces."""
+        return text_answer(text, self._chunks)
 
     def config_dict(self) -> dict[str, Any]:
         """The settings ``GET /_sim/config`` shows."""

@@ -14,7 +14,10 @@
 * ``modelId`` may be a model id, an inference profile id (``eu.``/``us.``/``global.``) or a
   percent-encoded ARN. ``inferenceConfig.maxTokens`` cuts the answer (``stopReason:
   "max_tokens"``); ``toolConfig.tools[].toolSpec`` gives a ``toolUse`` answer (``toolChoice``
-  ``{"tool": {"name"}}`` forces one) unless the last turn carries a ``toolResult``.
+  ``{"tool": {"name"}}`` forces one) unless the last turn carries a ``toolResult``; its input
+  fits the tool's ``inputSchema.json``. ``outputConfig.textFormat`` ``json_schema`` gets a text
+  answer that fits the schema; a last assistant message ending in ``{`` (a prefill) is
+  continued with the rest of a JSON object (see :mod:`.structured`).
 * Auth: ``Authorization: AWS4-HMAC-SHA256 Credential=<key>/<date>/<region>/bedrock/aws4_request,
   SignedHeaders=..., Signature=...`` is always required (Bedrock never takes unsigned calls). The
   scope's service must be ``bedrock``; with ``api_key`` the access key id must match; with
@@ -31,6 +34,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -39,8 +43,8 @@ from typing import Any, ClassVar, Final
 import orjson
 from aiohttp import web
 
-from . import sigv4
-from .answers import count_words
+from . import sigv4, structured
+from .answers import Answer, count_words
 from .base import Call, Handler, Simulator
 from .eventstream import encode_message
 from .faults import ApiError, Fault
@@ -281,13 +285,43 @@ class BedrockSimulator(Simulator):
                 return forced
         return names[0]
 
+    def _structured(self, body: dict[str, Any]) -> Answer | None:
+        """The answer to a JSON schema output format or to a ``{`` prefill, if asked."""
+        output = body.get("outputConfig")
+        fmt = output.get("textFormat") if isinstance(output, dict) else None
+        structure = fmt.get("structure") if isinstance(fmt, dict) else None
+        spec = structure.get("jsonSchema") if isinstance(structure, dict) else None
+        if isinstance(spec, dict) and isinstance(spec.get("schema"), str):
+            schema = json.loads(spec["schema"])
+            return self.structured(json.dumps(structured.instance(schema, self.reply)))
+        last = body["messages"][-1]
+        if isinstance(last, dict) and last.get("role") == "assistant":
+            prefill = "".join(structured.strings_in(last.get("content")))
+            if prefill.rstrip().endswith("{"):
+                texts = structured.strings_in([body.get("system"), body["messages"]])
+                return self.structured(structured.json_object_text(texts, self.reply)[1:])
+        return None
+
+    def tool_input(self, body: dict[str, Any], tool: str) -> Any:
+        config = body.get("toolConfig")
+        specs = config.get("tools") if isinstance(config, dict) else None
+        for spec in specs if isinstance(specs, list) else ():
+            tool_spec = spec.get("toolSpec") if isinstance(spec, dict) else None
+            if isinstance(tool_spec, dict) and tool_spec.get("name") == tool:
+                schema = tool_spec.get("inputSchema")
+                schema = schema.get("json") if isinstance(schema, dict) else None
+                return structured.arguments(schema, self.reply)
+        return {}
+
     def _prepare(self, call: Call) -> tuple[dict[str, Any], str | None, Any, int, int, str]:
         body, _model = self._request(call)
         prompt = max(
             1, count_words(body.get("messages")) + count_words(body.get("system"), "system")
         )
         config = body.get("inferenceConfig")
-        answer = self.answer(config.get("maxTokens") if isinstance(config, dict) else None)
+        answer = self._structured(body) or self.answer(
+            config.get("maxTokens") if isinstance(config, dict) else None
+        )
         tool = self._tool(body)
         if tool:
             return body, tool, answer, prompt, 2, "tool_use"
@@ -301,13 +335,16 @@ class BedrockSimulator(Simulator):
         )
 
     async def handle_converse(self, call: Call) -> web.StreamResponse:
-        _body, tool, answer, prompt, output, stop = self._prepare(call)
+        body, tool, answer, prompt, output, stop = self._prepare(call)
         seq = self.new_id()
         content: list[dict[str, Any]]
         if tool:
-            content = [
-                {"toolUse": {"toolUseId": f"tooluse_sim{seq:012d}", "name": tool, "input": {}}}
-            ]
+            use = {
+                "toolUseId": f"tooluse_sim{seq:012d}",
+                "name": tool,
+                "input": self.tool_input(body, tool),
+            }
+            content = [{"toolUse": use}]
         else:
             content = [{"text": answer.text}]
         return await self.send_json(
@@ -329,7 +366,7 @@ class BedrockSimulator(Simulator):
         return max(1, int((time.monotonic() - call.started) * 1000))
 
     async def handle_converse_stream(self, call: Call) -> web.StreamResponse:
-        _body, tool, answer, prompt, output, stop = self._prepare(call)
+        body, tool, answer, prompt, output, stop = self._prepare(call)
         seq = self.new_id()
         padding = iter(range(1_000_000))
 
@@ -359,7 +396,10 @@ class BedrockSimulator(Simulator):
             chunks = [
                 frame(
                     "contentBlockDelta",
-                    {"contentBlockIndex": 0, "delta": {"toolUse": {"input": "{}"}}},
+                    {
+                        "contentBlockIndex": 0,
+                        "delta": {"toolUse": {"input": json.dumps(self.tool_input(body, tool))}},
+                    },
                 )
             ]
         else:

@@ -18,8 +18,12 @@ separated by CRLF CRLF, every chunk with cumulative ``usageMetadata``, the last 
 Roles are ``user``/``model``; ``systemInstruction`` is separate. With ``tools``
 (``functionDeclarations``) the answer is a ``functionCall`` part (forced by
 ``toolConfig.functionCallingConfig`` mode ``ANY`` + ``allowedFunctionNames``, else the first
-declaration; mode ``NONE`` or a last turn carrying a ``functionResponse`` gives text).
-``generationConfig.maxOutputTokens`` cuts the answer (``finishReason: "MAX_TOKENS"``).
+declaration; mode ``NONE`` or a last turn carrying a ``functionResponse`` gives text), whose
+``args`` fit the declaration's ``parametersJsonSchema`` (or ``parameters``).
+``generationConfig.responseJsonSchema`` (or ``responseSchema``) gets a text answer that fits
+it, ``responseMimeType: application/json`` alone one that fits a schema the prompt spells
+out, else ``{"answer": ...}`` (see :mod:`.structured`).
+``generationConfig.maxOutputTokens`` cuts a text answer (``finishReason: "MAX_TOKENS"``).
 
 Errors: ``{"error": {"code", "message", "status"}}`` (``INVALID_ARGUMENT``,
 ``RESOURCE_EXHAUSTED``, ``UNAVAILABLE``...). An in-stream error is a ``data: {"error": {...}}``
@@ -28,6 +32,7 @@ event (``UNAVAILABLE`` by default).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final
@@ -35,7 +40,8 @@ from typing import Any, ClassVar, Final
 import orjson
 from aiohttp import web
 
-from .answers import count_words, embedding_vector
+from . import structured
+from .answers import Answer, count_words, embedding_vector
 from .base import Call, Handler, Simulator
 from .faults import ApiError, Fault
 
@@ -253,6 +259,30 @@ class GeminiSimulator(Simulator):
                 return allowed[0]
         return names[0]
 
+    def _structured(self, body: dict[str, Any], config: Any) -> Answer | None:
+        if not isinstance(config, dict):
+            return None
+        schema = _get(config, "responseJsonSchema", "response_json_schema")
+        if schema is None:
+            schema = _get(config, "responseSchema", "response_schema")
+        if isinstance(schema, dict):
+            return self.structured(json.dumps(structured.instance(schema, self.reply)))
+        if _get(config, "responseMimeType", "response_mime_type") == "application/json":
+            texts = structured.strings_in([body.get("systemInstruction"), body.get("contents")])
+            return self.structured(structured.json_object_text(texts, self.reply))
+        return None
+
+    def _args(self, body: dict[str, Any], function: str) -> Any:
+        for tool in body.get("tools") or ():
+            if not isinstance(tool, dict):
+                continue
+            decls = _get(tool, "functionDeclarations", "function_declarations")
+            for decl in decls if isinstance(decls, list) else ():
+                if isinstance(decl, dict) and decl.get("name") == function:
+                    schema = decl.get("parametersJsonSchema") or decl.get("parameters")
+                    return structured.arguments(schema, self.reply)
+        return {}
+
     async def generate(self, call: Call, model: str, *, stream: bool) -> web.StreamResponse:
         body = call.json()
         contents = body.get("contents")
@@ -266,7 +296,7 @@ class GeminiSimulator(Simulator):
             if isinstance(config, dict)
             else None
         )
-        answer = self.answer(max_tokens)
+        answer = self._structured(body, config) or self.answer(max_tokens)
         response_id = f"sim{self.new_id():016d}"
         extra: dict[str, Any] = {"modelVersion": model, "responseId": response_id}
         if self.is_vertex(call):
@@ -293,7 +323,11 @@ class GeminiSimulator(Simulator):
         finish = "MAX_TOKENS" if answer.truncated else "STOP"
         if function:
             pieces: list[tuple[list[dict[str, Any]], int, str | None]] = [
-                ([{"functionCall": {"name": function, "args": {}}}], 2, "STOP")
+                (
+                    [{"functionCall": {"name": function, "args": self._args(body, function)}}],
+                    2,
+                    "STOP",
+                )
             ]
         else:
             done = 0

@@ -8,9 +8,11 @@ Wire format, as the official ``openai`` Python SDK parses it:
   ``finish_reason``; with ``stream_options.include_usage`` every chunk has ``"usage": null`` and a
   last chunk with ``"choices": []`` carries the usage. When the request has ``tools`` (and
   ``tool_choice`` is not ``"none"`` and the last message is not a tool result) the answer calls
-  the forced function, or else the first one, with ``{}`` arguments (``finish_reason:
-  "tool_calls"``). ``max_tokens``/``max_completion_tokens`` below the answer's length cut it
-  (``finish_reason: "length"``).
+  the forced function, or else the first one, with arguments that fit its parameters' schema
+  (``finish_reason: "tool_calls"``). ``response_format`` ``json_schema`` gets an answer that
+  fits the schema, ``json_object`` one that fits a schema the prompt spells out, else
+  ``{"answer": ...}`` (see :mod:`.structured`). ``max_tokens``/``max_completion_tokens``
+  below the answer's length cut a text answer (``finish_reason: "length"``).
 * ``POST {base}/completions`` (legacy ``text_completion``; ``max_tokens`` defaults to 16 there),
   ``POST {base}/embeddings`` (deterministic unit vectors, ``embedding_dims`` wide unless the
   request gives ``dimensions``; ``encoding_format: "base64"`` gives little-endian float32, which
@@ -24,6 +26,7 @@ Wire format, as the official ``openai`` Python SDK parses it:
 from __future__ import annotations
 
 import base64
+import json
 import struct
 import time
 from collections.abc import Iterable, Sequence
@@ -31,8 +34,15 @@ from typing import Any, ClassVar, Final
 
 from aiohttp import web
 
-from . import openai_responses
-from .answers import count_words, embedding_vector, forced_function, tool_name
+from . import openai_responses, structured
+from .answers import (
+    Answer,
+    count_words,
+    embedding_vector,
+    forced_function,
+    tool_name,
+    tool_parameters,
+)
 from .base import Call, Handler, Simulator
 from .faults import ApiError, Fault
 from .streaming import sse
@@ -202,6 +212,26 @@ class OpenAISimulator(Simulator):
                 return None
         return forced_function(choice) or tool_name(tools[0])
 
+    def tool_arguments(self, tools: Any, name: str | None) -> str:
+        """Arguments of a call to the tool ``name``, fitting its parameters' schema."""
+        for tool in tools if isinstance(tools, list) else ():
+            if tool_name(tool) == name:
+                return json.dumps(structured.arguments(tool_parameters(tool), self.reply))
+        return "{}"
+
+    def json_answer(self, fmt: Any, prompt: Any) -> Answer | None:
+        """The answer to a JSON response format (chat's ``response_format`` or the Responses
+        API's ``text.format``), or None for text."""
+        kind = fmt.get("type") if isinstance(fmt, dict) else None
+        if kind == "json_object":
+            texts = structured.strings_in(prompt)
+            return self.structured(structured.json_object_text(texts, self.reply))
+        if kind == "json_schema" and isinstance(fmt, dict):
+            spec = fmt.get("json_schema") if "json_schema" in fmt else fmt
+            schema = spec.get("schema") if isinstance(spec, dict) else None
+            return self.structured(json.dumps(structured.instance(schema or {}, self.reply)))
+        return None
+
     def _max_tokens(self, body: dict[str, Any], *names: str) -> Any:
         for name in names:
             if body.get(name) is not None:
@@ -230,7 +260,10 @@ class OpenAISimulator(Simulator):
             )
         prompt = max(1, count_words(messages))
         tool = self._chat_tool(body)
-        answer = self.answer(self._max_tokens(body, "max_completion_tokens", "max_tokens"))
+        arguments = self.tool_arguments(body.get("tools"), tool)
+        answer = self.json_answer(body.get("response_format"), messages) or self.answer(
+            self._max_tokens(body, "max_completion_tokens", "max_tokens")
+        )
         seq = self.new_id()
         cid = f"chatcmpl-sim{seq:010d}"
         created = int(time.time())
@@ -239,7 +272,7 @@ class OpenAISimulator(Simulator):
         tool_call = {
             "id": f"call_sim{seq:010d}",
             "type": "function",
-            "function": {"name": tool, "arguments": "{}"},
+            "function": {"name": tool, "arguments": arguments},
         }
         if not body.get("stream"):
             message: dict[str, Any] = {
@@ -298,7 +331,7 @@ class OpenAISimulator(Simulator):
                     }
                 ],
             }
-            deltas = [chunk({"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]})]
+            deltas = [chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments}}]})]
         else:
             first = {"role": "assistant", "content": "", "refusal": None}
             deltas = [chunk({"content": piece}) for piece in answer.pieces]

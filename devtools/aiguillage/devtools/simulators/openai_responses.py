@@ -51,7 +51,12 @@ async def respond(
         + count_words(body.get("instructions"), "instructions"),
     )
     tool = responses_tool(body)
-    answer = sim.answer(body.get("max_output_tokens"))
+    arguments = sim.tool_arguments(body.get("tools"), tool)
+    text = body.get("text")
+    fmt = text.get("format") if isinstance(text, dict) else None
+    answer = sim.json_answer(fmt, [body.get("instructions"), body.get("input")]) or sim.answer(
+        body.get("max_output_tokens")
+    )
     seq = sim.new_id()
     rid = f"resp_sim{seq:010d}"
     created = int(time.time())
@@ -71,7 +76,7 @@ async def respond(
                 "status": status,
                 "call_id": f"call_sim{seq:010d}",
                 "name": tool,
-                "arguments": "{}" if done else "",
+                "arguments": arguments if done else "",
             }
         return {
             "id": item_id,
@@ -100,7 +105,7 @@ async def respond(
             "reasoning": {"effort": None, "summary": None},
             "store": bool(body.get("store", True)),
             "temperature": body.get("temperature", 1.0),
-            "text": {"format": {"type": "text"}},
+            "text": text if isinstance(text, dict) else {"format": {"type": "text"}},
             "tool_choice": body.get("tool_choice", "auto"),
             "tools": body.get("tools", []),
             "top_p": body.get("top_p", 1.0),
@@ -133,9 +138,9 @@ async def respond(
     ]
     if tool:
         preamble_extra: list[bytes] = []
-        chunks = [event("response.function_call_arguments.delta", **where, delta="{}")]
+        chunks = [event("response.function_call_arguments.delta", **where, delta=arguments)]
         closing = [
-            event("response.function_call_arguments.done", **where, name=tool, arguments="{}")
+            event("response.function_call_arguments.done", **where, name=tool, arguments=arguments)
         ]
     else:
         part = {"content_index": 0, **where}
