@@ -143,7 +143,7 @@ async def test_tool_call(openai_sim: OpenAISimulator) -> None:
     assert call.type == "function"
     assert call.function.name == "get_weather"
     assert json.loads(call.function.arguments) == {
-        "city": "Hello from openai-sim! This is a simulated answer."
+        "city": "Hello from mistral-eu! This is a simulated answer."
     }
 
     forced = await c.chat.completions.create(
@@ -199,7 +199,7 @@ async def test_streamed_tool_call_through_sdk_helper(openai_sim: OpenAISimulator
     assert calls is not None
     assert calls[0].function.name == "get_weather"
     assert json.loads(calls[0].function.arguments) == {
-        "city": "Hello from openai-sim! This is a simulated answer."
+        "city": "Hello from mistral-eu! This is a simulated answer."
     }
 
 
