@@ -25,6 +25,7 @@ import pytest
 
 from aiguillage.devtools.harness import LoopThread
 from aiguillage.devtools.simulators.anthropic import AnthropicSimulator
+from aiguillage.devtools.simulators.base import Simulator
 from aiguillage.devtools.simulators.openai import OpenAISimulator
 from aiguillage.sidecar.config import (
     CONFIG_FILE,
@@ -38,6 +39,7 @@ from aiguillage.sidecar.config import (
     Timeouts,
 )
 from aiguillage.sidecar.main import Sidecar
+from tests.sidecar._formats import ROWS
 
 EU_KEY = "sk-eu-simulated-key-0001"
 US_KEY = "sk-us-simulated-key-0002"
@@ -394,3 +396,21 @@ def sidecar(
             route("embed", Target(provider="mistral-eu", model="mistral-embed")),
         )
     )
+
+
+@pytest.fixture(params=sorted(ROWS))
+def served(
+    request: pytest.FixtureRequest, lt: LoopThread, start_sidecar: StartSidecar
+) -> Iterator[tuple[RunningSidecar, Simulator]]:
+    row = ROWS[request.param]
+    sim = row.simulator()
+    lt.run(sim.start())
+    config = SidecarConfig(
+        namespace="matrix",
+        providers={"p": row.provider(sim.url)},
+        routes={"chat": route("chat", Target(provider="p", model=row.model))},
+    )
+    try:
+        yield start_sidecar(config, {"p": row.credential}), sim
+    finally:
+        lt.run(sim.stop())

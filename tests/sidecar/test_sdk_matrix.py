@@ -7,106 +7,17 @@ it; the OpenAI and Anthropic clients must both get the provider's answer, with u
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import anthropic
 import openai
-import pytest
 
 from aiguillage.devtools.harness import LoopThread
-from aiguillage.devtools.simulators import (
-    AnthropicSimulator,
-    AzureOpenAISimulator,
-    BedrockSimulator,
-    GeminiSimulator,
-    OpenAISimulator,
-)
+from aiguillage.devtools.simulators import OpenAISimulator
 from aiguillage.devtools.simulators.base import Simulator
-from aiguillage.sidecar.config import Provider, SidecarConfig, Target
-from tests.sidecar.conftest import RunningSidecar, StartSidecar, route
-
-AWS = json.dumps({"accessKeyId": "AKIDMATRIX", "secretAccessKey": "matrix-secret"})
-
-
-@dataclass(frozen=True)
-class Row:
-    simulator: Callable[[], Simulator]
-    provider: Callable[[str], Provider]
-    credential: str
-    model: str
-
-
-ROWS = {
-    "openai": Row(
-        lambda: OpenAISimulator("sim-openai", api_key="k-openai"),
-        lambda url: Provider(api="openai", endpoint=url + "/v1", credential="p"),
-        "k-openai",
-        "gpt-4o-mini",
-    ),
-    "azure-openai": Row(
-        lambda: AzureOpenAISimulator("sim-azure", api_key="k-azure"),
-        lambda url: Provider(
-            api="azure-openai", endpoint=url, credential="p", options={"apiVersion": "2024-10-21"}
-        ),
-        "k-azure",
-        "gpt-4o-mini-deployment",
-    ),
-    "anthropic": Row(
-        lambda: AnthropicSimulator("sim-anthropic", api_key="k-anthropic"),
-        lambda url: Provider(api="anthropic", endpoint=url, credential="p"),
-        "k-anthropic",
-        "claude-sonnet-4-5",
-    ),
-    "gemini": Row(
-        lambda: GeminiSimulator("sim-gemini", api_key="k-gemini"),
-        lambda url: Provider(api="gemini", endpoint=url + "/v1beta", credential="p"),
-        "k-gemini",
-        "gemini-2.5-flash",
-    ),
-    "vertex-ai": Row(
-        lambda: GeminiSimulator("sim-vertex", api_key="k-vertex"),
-        lambda url: Provider(
-            api="vertex-ai",
-            endpoint=url,
-            credential="p",
-            options={"project": "proj", "location": "europe-west4"},
-        ),
-        "k-vertex",
-        "gemini-2.5-flash",
-    ),
-    "bedrock": Row(
-        lambda: BedrockSimulator(
-            "sim-bedrock", api_key="AKIDMATRIX", secret_key="matrix-secret", region="eu-central-1"
-        ),
-        lambda url: Provider(
-            api="bedrock", endpoint=url, credential="p", options={"region": "eu-central-1"}
-        ),
-        AWS,
-        "eu.anthropic.claude-sonnet-4-5-20250929-v1:0",
-    ),
-}
-
-
-@pytest.fixture(params=sorted(ROWS))
-def served(
-    request: pytest.FixtureRequest, lt: LoopThread, start_sidecar: StartSidecar
-) -> Iterator[tuple[RunningSidecar, Simulator]]:
-    row = ROWS[request.param]
-    sim = row.simulator()
-    lt.run(sim.start())
-    config = SidecarConfig(
-        namespace="matrix",
-        providers={"p": row.provider(sim.url)},
-        routes={"chat": route("chat", Target(provider="p", model=row.model))},
-    )
-    try:
-        yield start_sidecar(config, {"p": row.credential}), sim
-    finally:
-        lt.run(sim.stop())
-
+from aiguillage.sidecar.config import SidecarConfig, Target
+from tests.sidecar._formats import ROWS
+from tests.sidecar.conftest import RunningSidecar, StartSidecar, provider_for, route
 
 MESSAGES: list[Any] = [{"role": "user", "content": "Say hello"}]
 
@@ -176,3 +87,56 @@ def test_anthropic_stream(served: tuple[RunningSidecar, Simulator]) -> None:
         final = stream.get_final_message()
     assert sim.name in text
     assert final.usage.output_tokens > 0
+
+
+def served_model(sidecar: RunningSidecar) -> str:
+    return str(sidecar.runtime.snapshot.config.routes["chat"].targets[0].model)
+
+
+def test_answers_name_the_model_that_served_never_the_route(
+    served: tuple[RunningSidecar, Simulator],
+) -> None:
+    """Every adapter's ``model`` is the one that answered (as OpenAI's ``gpt-4o`` answers
+    ``gpt-4o-2024-08-06``): the simulators echo the model they are asked for, and Bedrock,
+    whose answers carry no model, names the target's model id."""
+    sidecar, _ = served
+    model = served_model(sidecar)
+    client = sidecar.client()
+    whole = client.chat.completions.create(model="chat", messages=MESSAGES)
+    chunks = list(client.chat.completions.create(model="chat", messages=MESSAGES, stream=True))
+    message = anthropic_client(sidecar).messages.create(
+        model="chat", max_tokens=64, messages=MESSAGES
+    )
+
+    assert whole.model == model
+    assert {c.model for c in chunks} == {model}
+    assert message.model == model
+
+
+def test_after_a_failover_the_answer_names_the_target_that_served(
+    lt: LoopThread, eu: OpenAISimulator, start_sidecar: StartSidecar
+) -> None:
+    row = ROWS["bedrock"]
+    bedrock = row.simulator()
+    lt.run(bedrock.start())
+    try:
+        providers = {
+            "eu": provider_for(eu, location="FR", jurisdiction="FR"),
+            "bedrock": row.provider(bedrock.url),
+        }
+        chat = route(
+            "chat",
+            Target(provider="eu", model="mistral-small-latest", priority=0),
+            Target(provider="bedrock", model=row.model, priority=1),
+        )
+        config = SidecarConfig(namespace="matrix", providers=providers, routes={"chat": chat})
+        sidecar = start_sidecar(config, {"p": row.credential})
+        eu.set_faults([{"kind": "status", "status": 503}], repeat=True)
+        client = sidecar.client()
+        whole = client.chat.completions.create(model="chat", messages=MESSAGES)
+        chunks = list(client.chat.completions.create(model="chat", messages=MESSAGES, stream=True))
+    finally:
+        lt.run(bedrock.stop())
+
+    assert whole.model == row.model
+    assert {c.model for c in chunks} == {row.model}

@@ -8,11 +8,15 @@ bodies, ``/healthz``, ``/readyz``, ``/metrics`` and the body size limit.
 from __future__ import annotations
 
 import base64
+import contextlib
+import logging
 import struct
 from typing import Any
 
+import aiohttp
 import openai
 import pytest
+from aiohttp import web
 
 from aiguillage.devtools.simulators.openai import OpenAISimulator
 from aiguillage.sidecar.config import Target
@@ -440,3 +444,43 @@ def test_cost_is_audited_in_euros(
     # 4 input tokens at 2 €/M + 8 output tokens at 6 €/M
     assert float(record["costEur"]) == pytest.approx((4 * 2 + 8 * 6) / 1e6)
     assert sc.metric("aiguillage_cost_eur_total", route="chat") == pytest.approx(56e-6)
+
+
+def test_a_client_closing_right_after_done_is_no_error(
+    sidecar: RunningSidecar, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SDKs close the connection once they read ``[DONE]``; the sidecar's ``write_eof`` then
+    finds the transport closing. The answer was complete: no error logged, audited ``ok``."""
+    original = web.StreamResponse.write_eof
+
+    async def client_gone_first(self: web.StreamResponse, data: bytes = b"") -> None:
+        if "x-aiguillage-route" in self.headers:  # the sidecar's answers, not the simulators'
+            request = self._req
+            assert request is not None
+            assert request.transport is not None
+            request.transport.close()
+        await original(self, data)
+
+    monkeypatch.setattr(web.StreamResponse, "write_eof", client_gone_first)
+
+    async def read_until_done() -> tuple[str, bytes]:
+        body = b""
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                sidecar.base_url + "/chat/completions",
+                json={"model": "chat", "messages": MESSAGES, "stream": True},
+            ) as resp,
+        ):
+            with contextlib.suppress(aiohttp.ClientError):
+                async for line in resp.content:
+                    body += line
+            return resp.headers["x-request-id"], body
+
+    with caplog.at_level(logging.DEBUG):
+        rid, body = sidecar.lt.run(read_until_done())
+        record = sidecar.audit_for(rid)
+
+    assert body.rstrip().endswith(b"data: [DONE]")
+    assert (record["outcome"], record["status"]) == ("ok", 200)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text

@@ -9,9 +9,8 @@ Anthropic clients (the native Messages path) are covered in tests/sidecar/test_m
 
 from __future__ import annotations
 
-import json
-
 import base64
+import json
 from typing import Any
 
 import openai

@@ -8,10 +8,9 @@ independent SigV4 implementation, event-stream framing by its independent encode
 
 from __future__ import annotations
 
-import json
-
 import base64
 import hashlib
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path

@@ -8,7 +8,6 @@ The simulated Gemini API checks the ``x-goog-api-key`` header and the documented
 from __future__ import annotations
 
 import json
-
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any

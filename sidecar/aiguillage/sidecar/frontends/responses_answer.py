@@ -69,7 +69,8 @@ def _usage(usage: Any) -> dict[str, Any]:
     )
     return {
         "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": int(cached or 0)},
+        # Chat usage does not tell cache writes apart: none are reported.
+        "input_tokens_details": {"cached_tokens": int(cached or 0), "cache_write_tokens": 0},
         "output_tokens": completion,
         "output_tokens_details": {"reasoning_tokens": int(reasoning or 0)},
         "total_tokens": prompt + completion,
