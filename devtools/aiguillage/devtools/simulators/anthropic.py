@@ -233,7 +233,11 @@ class AnthropicSimulator(Simulator):
         model = self._validate(body)
         prompt = self._prompt_tokens(body)
         tool = self._tool(body)
-        answer = self._structured(body) or self.answer(body.get("max_tokens"))
+        answer = (
+            self._structured(body)
+            or self.prompted_json([body.get("system"), body["messages"]])
+            or self.answer(body.get("max_tokens"))
+        )
         seq = self.new_id()
         mid = f"msg_sim{seq:016d}"
         if tool:

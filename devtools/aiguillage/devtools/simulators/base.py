@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import socket
 import time
 from collections import deque
@@ -37,7 +38,7 @@ from typing import Any, ClassVar, Final, Self
 import orjson
 from aiohttp import web
 
-from . import streaming
+from . import streaming, structured
 from .admin import add_admin_routes
 from .answers import (
     DEFAULT_REPLY,
@@ -190,6 +191,17 @@ class Simulator:
     def structured(self, text: str) -> Answer:
         """``text`` (a JSON answer) streamed in the configured number of pieces."""
         return text_answer(text, self._chunks)
+
+    def prompted_json(self, prompt: Any) -> Answer | None:
+        """An instance of the JSON Schema the prompt spells out, if it spells one out.
+
+        Frameworks' prompt-only JSON modes (instructor's ``MD_JSON``...) ask for JSON in words
+        alone; an instruction-following model answers with it, and so does the simulator.
+        """
+        schema = structured.schema_in_text(structured.strings_in(prompt))
+        if schema is None:
+            return None
+        return self.structured(json.dumps(structured.instance(schema, self.reply)))
 
     def config_dict(self) -> dict[str, Any]:
         """The settings ``GET /_sim/config`` shows."""

@@ -319,8 +319,10 @@ class BedrockSimulator(Simulator):
             1, count_words(body.get("messages")) + count_words(body.get("system"), "system")
         )
         config = body.get("inferenceConfig")
-        answer = self._structured(body) or self.answer(
-            config.get("maxTokens") if isinstance(config, dict) else None
+        answer = (
+            self._structured(body)
+            or self.prompted_json([body.get("system"), body["messages"]])
+            or self.answer(config.get("maxTokens") if isinstance(config, dict) else None)
         )
         tool = self._tool(body)
         if tool:

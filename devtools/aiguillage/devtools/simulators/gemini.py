@@ -296,7 +296,11 @@ class GeminiSimulator(Simulator):
             if isinstance(config, dict)
             else None
         )
-        answer = self._structured(body, config) or self.answer(max_tokens)
+        answer = (
+            self._structured(body, config)
+            or self.prompted_json([body.get("systemInstruction"), contents])
+            or self.answer(max_tokens)
+        )
         response_id = f"sim{self.new_id():016d}"
         extra: dict[str, Any] = {"modelVersion": model, "responseId": response_id}
         if self.is_vertex(call):

@@ -261,8 +261,10 @@ class OpenAISimulator(Simulator):
         prompt = max(1, count_words(messages))
         tool = self._chat_tool(body)
         arguments = self.tool_arguments(body.get("tools"), tool)
-        answer = self.json_answer(body.get("response_format"), messages) or self.answer(
-            self._max_tokens(body, "max_completion_tokens", "max_tokens")
+        answer = (
+            self.json_answer(body.get("response_format"), messages)
+            or self.prompted_json(messages)
+            or self.answer(self._max_tokens(body, "max_completion_tokens", "max_tokens"))
         )
         seq = self.new_id()
         cid = f"chatcmpl-sim{seq:010d}"

@@ -54,8 +54,11 @@ async def respond(
     arguments = sim.tool_arguments(body.get("tools"), tool)
     text = body.get("text")
     fmt = text.get("format") if isinstance(text, dict) else None
-    answer = sim.json_answer(fmt, [body.get("instructions"), body.get("input")]) or sim.answer(
-        body.get("max_output_tokens")
+    prompt = [body.get("instructions"), body.get("input")]
+    answer = (
+        sim.json_answer(fmt, prompt)
+        or sim.prompted_json(prompt)
+        or sim.answer(body.get("max_output_tokens"))
     )
     seq = sim.new_id()
     rid = f"resp_sim{seq:010d}"
