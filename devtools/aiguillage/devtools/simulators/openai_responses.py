@@ -54,10 +54,10 @@ async def respond(
     arguments = sim.tool_arguments(body.get("tools"), tool)
     text = body.get("text")
     fmt = text.get("format") if isinstance(text, dict) else None
-    prompt = [body.get("instructions"), body.get("input")]
+    asked = [body.get("instructions"), body.get("input")]
     answer = (
-        sim.json_answer(fmt, prompt)
-        or sim.prompted_json(prompt)
+        sim.json_answer(fmt, asked)
+        or sim.prompted_json(asked)
         or sim.answer(body.get("max_output_tokens"))
     )
     seq = sim.new_id()
