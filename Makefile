@@ -23,6 +23,17 @@ $(STAMP): pyproject.toml constraints.txt
 .PHONY: venv
 venv: $(STAMP) ## create .venv with the project and its dev tools
 
+COMPAT_VENV := .venv-compat
+COMPAT_STAMP := $(COMPAT_VENV)/.installed
+# Fresh results of the compat suite; docs/compatibility.{json,md} are rendered from them.
+COMPAT_RESULTS := .compat/results.json
+
+$(COMPAT_STAMP): pyproject.toml constraints-compat.txt
+	$(PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/pip install -q --upgrade pip
+	$(COMPAT_VENV)/bin/pip install -q -c constraints-compat.txt -e '.[compat]'
+	touch $@
+
 .PHONY: k8s
 k8s: ## build kube-apiserver, etcd, kubectl and helm into ~/.cache/aiguillage (once)
 	hack/build-k8s.sh > $(K8S_BIN_FILE).tmp && mv $(K8S_BIN_FILE).tmp $(K8S_BIN_FILE)
@@ -48,8 +59,18 @@ test-unit: $(STAMP) ## unit and sidecar integration tests (no cluster)
 test-e2e: $(STAMP) k8s ## end-to-end tests on a real kube-apiserver
 	AIGUILLAGE_K8S_BIN="$$(cat $(K8S_BIN_FILE))" $(BIN)/pytest -m e2e -q
 
+.PHONY: test-compat
+test-compat: $(COMPAT_STAMP) $(STAMP) ## agent frameworks x provider formats through a sidecar (own venv), matrix drift check
+	rm -f $(COMPAT_RESULTS)
+	AIGUILLAGE_COMPAT_RESULTS=$(COMPAT_RESULTS) $(COMPAT_VENV)/bin/pytest tests/compat -q -p no:cacheprovider
+	$(BIN)/python -m aiguillage.devtools.compatdoc --check $(COMPAT_RESULTS)
+
+.PHONY: compat-doc
+compat-doc: $(STAMP) ## rewrite docs/compatibility.{json,md} from the last test-compat run
+	$(BIN)/python -m aiguillage.devtools.compatdoc --write $(COMPAT_RESULTS)
+
 .PHONY: test
-test: lint test-unit test-e2e ## everything CI runs
+test: lint test-unit test-compat test-e2e ## everything CI runs
 
 .PHONY: dev
 dev: $(STAMP) k8s ## run the product locally until Ctrl-C
@@ -65,4 +86,4 @@ bench-quick: $(STAMP) k8s ## the same benchmarks with few requests (< 3 min) -> 
 
 .PHONY: clean
 clean: ## remove the venv and caches inside the repo (not the Go-built binaries)
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(COMPAT_VENV) .compat .mypy_cache .ruff_cache .pytest_cache

@@ -6,12 +6,17 @@
 
 from __future__ import annotations
 
+import importlib.util
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from aiguillage.devtools.controlplane import ControlPlane
+
+# tests/compat drives agent frameworks that only its own venv has (`make test-compat` builds
+# .venv-compat from constraints-compat.txt); the project's venv does not collect it.
+collect_ignore = [] if importlib.util.find_spec("langchain_openai") else ["compat"]
 
 
 @pytest.fixture(scope="session")

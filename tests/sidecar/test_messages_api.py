@@ -366,9 +366,9 @@ def test_unknown_model_is_not_found(sidecar: RunningSidecar) -> None:
             "type": "not_found_error",
             "message": 'no route for model "nope" (routes: claude, claude-then-mistral, '
             "mistral, sovereign)",
-            "code": "route_not_found",
         },
     }
+    assert info.value.response.headers["x-aiguillage-error-code"] == "route_not_found"
     assert info.value.response.headers["x-request-id"]
 
 
@@ -376,7 +376,7 @@ def test_no_compliant_target_is_a_503(sidecar: RunningSidecar, claude: Anthropic
     with pytest.raises(anthropic.APIStatusError) as info:
         client(sidecar).messages.create(model="sovereign", max_tokens=8, messages=HI)
     assert info.value.status_code == 503
-    assert info.value.body["error"]["code"] == "no_compliant_target"  # type: ignore[index]
+    assert info.value.response.headers["x-aiguillage-error-code"] == "no_compliant_target"
     assert info.value.body["error"]["type"] == "api_error"  # type: ignore[index]
     assert claude.requests == []
 
@@ -389,11 +389,12 @@ def test_all_targets_failed_is_a_502_listing_the_attempts(
     with pytest.raises(anthropic.InternalServerError) as info:
         client(sidecar).messages.create(model="claude-then-mistral", max_tokens=8, messages=HI)
     error = info.value.body["error"]  # type: ignore[index]
-    assert (info.value.status_code, error["code"]) == (502, "all_targets_failed")
-    assert [(a["provider"], a["status"]) for a in error["attempts"]] == [
-        ("anthropic-us", 529),
-        ("mistral-eu", 503),
-    ]
+    assert info.value.status_code == 502
+    assert info.value.response.headers["x-aiguillage-error-code"] == "all_targets_failed"
+    # Exactly Anthropic's error shape, the attempts summarised in its message.
+    assert set(error) == {"type", "message"}
+    assert "anthropic-us/claude-sonnet-4-5: http_error 529" in error["message"]
+    assert "mistral-eu/mistral-small-latest: http_error 503" in error["message"]
 
 
 def test_provider_refusals_are_relayed_in_anthropic_shape(
@@ -420,14 +421,12 @@ def test_invalid_json_and_missing_model_are_anthropic_400s(sidecar: RunningSidec
     resp = sidecar.raw("POST", "/v1/messages", data=b"{not json")
     assert resp.status == 400
     assert resp.json()["type"] == "error"
-    assert (resp.json()["error"]["type"], resp.json()["error"]["code"]) == (
-        "invalid_request_error",
-        "invalid_json",
-    )
+    assert resp.json()["error"]["type"] == "invalid_request_error"
+    assert resp.headers["x-aiguillage-error-code"] == "invalid_json"
     assert resp.headers["x-request-id"]
 
     resp = sidecar.raw("POST", "/v1/messages", json={"max_tokens": 8, "messages": HI})
-    assert (resp.status, resp.json()["error"]["code"]) == (400, "model_required")
+    assert (resp.status, resp.headers["x-aiguillage-error-code"]) == (400, "model_required")
 
 
 def test_a_stream_broken_after_its_first_byte_raises_in_the_sdk(

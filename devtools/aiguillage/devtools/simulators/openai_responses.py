@@ -39,6 +39,19 @@ def responses_tool(body: dict[str, Any]) -> str | None:
     )
 
 
+def _echo_tool(tool: Any) -> Any:
+    """A function tool as OpenAI echoes it: its fields all there (``strict`` defaults to true)."""
+    if not isinstance(tool, dict) or tool.get("type") != "function":
+        return tool
+    return {
+        "type": "function",
+        "name": tool.get("name"),
+        "description": tool.get("description"),
+        "parameters": tool.get("parameters"),
+        "strict": tool.get("strict", True),
+    }
+
+
 async def respond(
     sim: OpenAISimulator, call: Call, body: dict[str, Any], model: str
 ) -> web.StreamResponse:
@@ -91,7 +104,7 @@ async def respond(
 
     def response(done: bool) -> dict[str, Any]:
         status = ("incomplete" if incomplete else "completed") if done else "in_progress"
-        return {
+        out: dict[str, Any] = {
             "id": rid,
             "object": "response",
             "created_at": created,
@@ -110,20 +123,20 @@ async def respond(
             "temperature": body.get("temperature", 1.0),
             "text": text if isinstance(text, dict) else {"format": {"type": "text"}},
             "tool_choice": body.get("tool_choice", "auto"),
-            "tools": body.get("tools", []),
+            "tools": [_echo_tool(t) for t in body.get("tools") or ()],
             "top_p": body.get("top_p", 1.0),
             "truncation": "disabled",
-            "usage": {
+            "metadata": body.get("metadata") or {},
+        }
+        if done:
+            out["usage"] = {
                 "input_tokens": prompt,
                 "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
                 "output_tokens": completion,
                 "output_tokens_details": {"reasoning_tokens": 0},
                 "total_tokens": prompt + completion,
             }
-            if done
-            else None,
-            "metadata": body.get("metadata") or {},
-        }
+        return out
 
     if not body.get("stream"):
         return await sim.send_json(call, response(True))

@@ -53,6 +53,8 @@ STOP_REASONS = {
 # Request fields whose effect a chat completion cannot give: refused, not dropped.
 REFUSED_FIELDS = ("mcp_servers", "container", "context_management")
 _ELSEWHERE = "is not supported when the route's target does not speak the Anthropic API"
+# The sidecar's own error code (OpenAI bodies carry it as error.code).
+ERROR_CODE_HEADER = "x-aiguillage-error-code"
 
 
 class AnthropicFrontend(TranslatingFrontend):
@@ -67,18 +69,19 @@ class AnthropicFrontend(TranslatingFrontend):
         headers: dict[str, str] | None = None,
         **extra: Any,
     ) -> web.Response:
-        # Anthropic's shape, typed by status (the SDKs pick exception classes by status);
-        # the sidecar's own code stays available next to the message.
+        # Exactly Anthropic's shape, typed by status (the SDKs pick exception classes by
+        # status), so that strict parsers accept it: the sidecar's own code travels in a
+        # header, and details such as the attempts are in the message.
         return web.Response(
             status=status,
-            body=error_json(status, message, code=code, **extra),
+            body=error_json(status, message),
             content_type="application/json",
-            headers=headers,
+            headers={**(headers or {}), ERROR_CODE_HEADER: code},
         )
 
     def stream_error(self, message: str, code: str, stream: StreamTranslator | None) -> bytes:
         kind = "timeout_error" if code == "timeout" else "api_error"
-        error = {"type": kind, "message": message, "code": code}
+        error = {"type": kind, "message": f"{message} ({code})"}
         return sse_event("error", {"type": "error", "error": error})
 
     def throttled_status(self, overloaded: bool) -> int:

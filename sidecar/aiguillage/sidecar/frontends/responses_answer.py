@@ -113,11 +113,26 @@ def response_object(
         "temperature": request.get("temperature"),
         "text": text if isinstance(text, dict) else {"format": {"type": "text"}},
         "tool_choice": request.get("tool_choice") or "auto",
-        "tools": request.get("tools") or [],
+        "tools": [echo_tool(tool) for tool in request.get("tools") or ()],
         "top_p": request.get("top_p"),
         "truncation": "disabled",
-        "usage": usage,
-        "user": request.get("user"),
+        # Known only at the end: left out of the in-progress snapshots, as the spec wants.
+        **({"usage": usage} if usage is not None else {}),
+        **({"user": request["user"]} if isinstance(request.get("user"), str) else {}),
+    }
+
+
+def echo_tool(tool: Any) -> Any:
+    """A function tool as the answer echoes it: every field, null where the client gave none
+    (its ``strict`` included: the sidecar enforces nothing the client did not ask for)."""
+    if not isinstance(tool, dict) or tool.get("type") != "function":
+        return tool
+    return {
+        "type": "function",
+        "name": tool.get("name"),
+        "description": tool.get("description"),
+        "parameters": tool.get("parameters"),
+        "strict": tool.get("strict"),
     }
 
 
