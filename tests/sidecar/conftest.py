@@ -164,6 +164,18 @@ def anthropic_provider(sim: AnthropicSimulator) -> Provider:
     )
 
 
+def claude_and_mistral(claude: AnthropicSimulator, eu: OpenAISimulator) -> dict[str, Provider]:
+    """Providers ``anthropic-us`` (the Anthropic simulator) and ``mistral-eu`` (FR/FR)."""
+    return {
+        "anthropic-us": anthropic_provider(claude),
+        "mistral-eu": provider_for(eu, location="FR", jurisdiction="FR", credential="mistral-eu"),
+    }
+
+
+# Their credentials, by file name.
+CLAUDE_AND_MISTRAL_KEYS = {"anthropic-us": ANTHROPIC_KEY, "mistral-eu": EU_KEY}
+
+
 # -- a running sidecar -------------------------------------------------------------------------
 
 

@@ -14,13 +14,12 @@ from aiguillage.sidecar.config import Residency, SidecarConfig, Target
 from aiguillage.sidecar.frontends.count_tokens import estimate
 from tests.sidecar.conftest import (
     ANTHROPIC_KEY,
+    CLAUDE_AND_MISTRAL_KEYS,
     CLIENT_KEY,
-    EU_KEY,
     EU_MODEL,
     RunningSidecar,
     StartSidecar,
-    anthropic_provider,
-    provider_for,
+    claude_and_mistral,
     route,
 )
 
@@ -33,10 +32,7 @@ BETA = "context-1m-2025-08-07,interleaved-thinking-2025-05-14"
 def sidecar(
     start_sidecar: StartSidecar, claude: AnthropicSimulator, eu: OpenAISimulator
 ) -> RunningSidecar:
-    providers = {
-        "anthropic-us": anthropic_provider(claude),
-        "mistral-eu": provider_for(eu, location="FR", jurisdiction="FR", credential="mistral-eu"),
-    }
+    providers = claude_and_mistral(claude, eu)
     claude_target = Target(provider="anthropic-us", model=CLAUDE, priority=0)
     mistral_target = Target(provider="mistral-eu", model=EU_MODEL, priority=1)
     routes = [
@@ -52,7 +48,7 @@ def sidecar(
     config = SidecarConfig(
         namespace="team-a", providers=providers, routes={r.name: r for r in routes}
     )
-    return start_sidecar(config, {"anthropic-us": ANTHROPIC_KEY, "mistral-eu": EU_KEY})
+    return start_sidecar(config, CLAUDE_AND_MISTRAL_KEYS)
 
 
 def client(sidecar: RunningSidecar, **headers: str) -> anthropic.Anthropic:

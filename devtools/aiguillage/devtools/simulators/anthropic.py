@@ -214,13 +214,8 @@ class AnthropicSimulator(Simulator):
         if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
             value = structured.instance(fmt.get("schema") or {}, self.reply)
             return self.structured(json.dumps(value))
-        last = body["messages"][-1]
-        if isinstance(last, dict) and last.get("role") == "assistant":
-            prefill = "".join(structured.strings_in(last.get("content")))
-            if prefill.rstrip().endswith("{"):
-                texts = structured.strings_in([body.get("system"), body["messages"]])
-                return self.structured(structured.json_object_text(texts, self.reply)[1:])
-        return None
+        rest = structured.prefill_continuation(body["messages"], body.get("system"), self.reply)
+        return None if rest is None else self.structured(rest)
 
     def _tool_input(self, body: dict[str, Any], tool: str) -> Any:
         for spec in body.get("tools") or ():

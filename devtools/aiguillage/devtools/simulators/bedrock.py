@@ -294,13 +294,8 @@ class BedrockSimulator(Simulator):
         if isinstance(spec, dict) and isinstance(spec.get("schema"), str):
             schema = json.loads(spec["schema"])
             return self.structured(json.dumps(structured.instance(schema, self.reply)))
-        last = body["messages"][-1]
-        if isinstance(last, dict) and last.get("role") == "assistant":
-            prefill = "".join(structured.strings_in(last.get("content")))
-            if prefill.rstrip().endswith("{"):
-                texts = structured.strings_in([body.get("system"), body["messages"]])
-                return self.structured(structured.json_object_text(texts, self.reply)[1:])
-        return None
+        rest = structured.prefill_continuation(body["messages"], body.get("system"), self.reply)
+        return None if rest is None else self.structured(rest)
 
     def tool_input(self, body: dict[str, Any], tool: str) -> Any:
         config = body.get("toolConfig")

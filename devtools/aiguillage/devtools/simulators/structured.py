@@ -138,6 +138,16 @@ def json_object_text(texts: list[str], reply: str) -> str:
     return json.dumps(value)
 
 
+def prefill_continuation(messages: list[Any], system: Any, reply: str) -> str | None:
+    """The rest of a JSON object when the conversation ends with an assistant ``{`` prefill."""
+    last = messages[-1] if messages else None
+    if not isinstance(last, dict) or last.get("role") != "assistant":
+        return None
+    if not "".join(strings_in(last.get("content"))).rstrip().endswith("{"):
+        return None
+    return json_object_text(strings_in([system, messages]), reply)[1:]
+
+
 def strings_in(node: Any) -> list[str]:
     """Every string in a JSON request body (where a prompt may spell out a schema)."""
     if isinstance(node, str):

@@ -41,7 +41,12 @@ from aiguillage.sidecar.adapters.anthropic import as_anthropic_error, error_json
 from aiguillage.sidecar.adapters.base import Call, Operation, StreamTranslator
 from aiguillage.sidecar.adapters.openai_chat import UnsupportedRequest, load_object
 from aiguillage.sidecar.errors import UpstreamProtocol
-from aiguillage.sidecar.frontends.base import TranslatingFrontend, sse_payloads
+from aiguillage.sidecar.frontends.base import (
+    TranslatingFrontend,
+    chat_answer,
+    first_choice,
+    sse_payloads,
+)
 
 STOP_REASONS = {
     "stop": "end_turn",
@@ -335,12 +340,7 @@ def _tool_input(arguments: Any) -> dict[str, Any]:
 
 def message_body(raw: bytes) -> bytes:
     """An Anthropic ``message`` from an OpenAI ``chat.completion`` body."""
-    body = load_object(raw, "chat completion")
-    choices = body.get("choices")
-    choice = choices[0] if isinstance(choices, list) and choices else None
-    message = choice.get("message") if isinstance(choice, dict) else None
-    if not isinstance(choice, dict) or not isinstance(message, dict):
-        raise UpstreamProtocol("provider answered without a choice")
+    body, choice, message = chat_answer(raw)
     content: list[dict[str, Any]] = []
     text, refusal = message.get("content"), message.get("refusal")
     if isinstance(text, str) and text:
@@ -414,9 +414,8 @@ class MessageEvents(StreamTranslator):
         usage = chunk.get("usage")
         if isinstance(usage, dict):
             self._cached = _openai_usage(usage)[1]
-        choices = chunk.get("choices")
-        choice = choices[0] if isinstance(choices, list) and choices else None
-        if not isinstance(choice, dict):
+        choice = first_choice(chunk)
+        if choice is None:
             return []
         out: list[bytes] = []
         delta = choice.get("delta")

@@ -28,6 +28,8 @@ from aiguillage.sidecar.adapters.base import (
     UpstreamRequest,
     Usage,
 )
+from aiguillage.sidecar.adapters.openai_chat import load_object
+from aiguillage.sidecar.errors import UpstreamProtocol
 
 Adapters = dict[str, Adapter | UnsupportedApi]
 
@@ -179,6 +181,23 @@ class Translated(Adapter):
         if canonical is not None:
             body = self.inner.error_body(canonical, status, body)
         return self._frontend.error_body(status, body)
+
+
+def first_choice(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The first choice of an OpenAI chat answer or chunk (only one is ever asked for)."""
+    choices = body.get("choices")
+    choice = choices[0] if isinstance(choices, list) and choices else None
+    return choice if isinstance(choice, dict) else None
+
+
+def chat_answer(raw: bytes) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(body, first choice, its message) of a ``chat.completion`` body."""
+    body = load_object(raw, "chat completion")
+    choice = first_choice(body)
+    message = choice.get("message") if choice is not None else None
+    if choice is None or not isinstance(message, dict):
+        raise UpstreamProtocol("provider answered without a choice")
+    return body, choice, message
 
 
 def sse_payloads(written: bytes) -> Iterator[bytes]:

@@ -35,7 +35,7 @@ import orjson
 from aiguillage.sidecar.adapters.base import StreamTranslator
 from aiguillage.sidecar.adapters.openai_chat import load_object
 from aiguillage.sidecar.errors import UpstreamProtocol
-from aiguillage.sidecar.frontends.base import sse_payloads
+from aiguillage.sidecar.frontends.base import chat_answer, first_choice, sse_payloads
 
 INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
@@ -138,12 +138,7 @@ def echo_tool(tool: Any) -> Any:
 
 def response_body(request: dict[str, Any], raw: bytes) -> bytes:
     """A Responses API ``response`` from an OpenAI ``chat.completion`` body."""
-    body = load_object(raw, "chat completion")
-    choices = body.get("choices")
-    choice = choices[0] if isinstance(choices, list) and choices else None
-    message = choice.get("message") if isinstance(choice, dict) else None
-    if not isinstance(choice, dict) or not isinstance(message, dict):
-        raise UpstreamProtocol("provider answered without a choice")
+    body, choice, message = chat_answer(raw)
     output: list[dict[str, Any]] = []
     text, refusal = message.get("content"), message.get("refusal")
     if isinstance(text, str) and text:
@@ -291,9 +286,8 @@ class ResponseEvents(StreamTranslator):
             self._model = chunk["model"]
         if isinstance(chunk.get("usage"), dict):
             self._usage = chunk["usage"]
-        choices = chunk.get("choices")
-        choice = choices[0] if isinstance(choices, list) and choices else None
-        if not isinstance(choice, dict):
+        choice = first_choice(chunk)
+        if choice is None:
             return []
         out: list[bytes] = []
         delta = choice.get("delta")
