@@ -13,7 +13,7 @@ from aiohttp import web
 from aiguillage.devtools.simulators.openai import OpenAISimulator
 from aiguillage.sidecar import upstream
 from aiguillage.sidecar.adapters.base import UpstreamRequest
-from aiguillage.sidecar.config import Timeouts
+from aiguillage.sidecar.config import Limits, Timeouts
 from aiguillage.sidecar.errors import ConnectFailed, TimedOut, UpstreamProtocol, UpstreamStatus
 from tests.sidecar.conftest import EU_KEY, closed_port
 
@@ -128,7 +128,7 @@ async def test_cut_body_is_a_protocol_error(
         session, chat_request(eu, body=CHAT.replace(b"true", b"false")), QUICK
     )
     with pytest.raises(UpstreamProtocol):
-        await upstream.read_body(resp)
+        await upstream.read_body(resp, Limits().max_response_bytes)
     resp.close()
 
 
@@ -138,7 +138,7 @@ async def test_stalled_body_times_out(session: aiohttp.ClientSession, eu: OpenAI
         session, chat_request(eu, body=CHAT.replace(b"true", b"false")), IDLE
     )
     with pytest.raises(TimedOut):
-        await upstream.read_body(resp)
+        await upstream.read_body(resp, Limits().max_response_bytes)
     resp.close()
 
 
@@ -177,7 +177,7 @@ async def serve_bytes() -> AsyncIterator[Serve]:
 async def events_of(session: aiohttp.ClientSession, url: str) -> list[tuple[str | None, bytes]]:
     resp = await upstream.send(session, UpstreamRequest(url, {}, b""), QUICK)
     try:
-        return [e async for e in upstream.sse_events(resp)]
+        return [e async for e in upstream.sse_events(resp, Limits())]
     finally:
         resp.close()
 
@@ -209,7 +209,7 @@ async def test_sse_stream_cut_is_a_protocol_error(
     eu.set_faults([{"kind": "reset_mid_stream", "after_chunks": 1}])
     resp = await upstream.send(session, chat_request(eu), QUICK)
     with pytest.raises(UpstreamProtocol):
-        [e async for e in upstream.sse_events(resp)]
+        [e async for e in upstream.sse_events(resp, Limits())]
     resp.close()
 
 
@@ -220,6 +220,6 @@ async def test_sse_stream_stall_is_timed_out(
     resp = await upstream.send(session, chat_request(eu), IDLE)
     started = time.monotonic()
     with pytest.raises(TimedOut):
-        [e async for e in upstream.sse_events(resp)]
+        [e async for e in upstream.sse_events(resp, Limits())]
     assert time.monotonic() - started < 2
     resp.close()

@@ -113,6 +113,21 @@ class Timeouts(_Model):
     total: float = Field(default=300.0, gt=0)
 
 
+MIB = 1024 * 1024
+
+
+class Limits(_Model):
+    """How much of a provider's answer the sidecar reads, in bytes once decompressed.
+
+    A whole answer larger than ``max_response_bytes``, or one line or event of a stream
+    larger than ``max_event_bytes``, fails the attempt (``response_too_large``): a
+    provider cannot make the sidecar hold gigabytes, however its body is compressed.
+    """
+
+    max_response_bytes: int = Field(default=32 * MIB, ge=1024, le=1024 * MIB)
+    max_event_bytes: int = Field(default=8 * MIB, ge=1024, le=256 * MIB)
+
+
 class CircuitBreaker(_Model):
     consecutive_failures: int = Field(default=5, ge=1)
     cooldown: float = Field(default=30.0, gt=0)
@@ -131,6 +146,7 @@ class Route(_Model):
     circuit_breaker: CircuitBreaker = CircuitBreaker()
     # Personal data to look for and what to do with it per target; None: nothing is scanned.
     data_protection: DataProtectionRules | None = None
+    limits: Limits = Limits()
 
     @cached_property
     def protection(self) -> DataProtectionEngine | None:

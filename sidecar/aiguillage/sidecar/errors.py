@@ -1,17 +1,33 @@
 """Errors of the data plane.
 
     SidecarError
-    ├── ConfigError            the config or credentials directory cannot be used
-    └── AttemptError           one attempt at one target failed; decides failover
-        ├── ConnectFailed      no connection (refused, reset before any answer, DNS)
-        ├── TimedOut           connect, first-token, stream-idle or total deadline
-        ├── UpstreamStatus     the provider answered with an HTTP error status
-        └── UpstreamProtocol   the answer broke the wire format (bad JSON, cut stream,
-                               in-stream error event)
+    ├── ConfigError              the config or credentials directory cannot be used
+    └── AttemptError             one attempt at one target failed; decides failover
+        ├── ConnectFailed        no connection (refused, reset before any answer, DNS)
+        ├── TimedOut             connect, first-token, stream-idle or total deadline
+        ├── UpstreamStatus       the provider answered with an HTTP error status (4xx, 5xx)
+        └── UpstreamProtocol     the answer broke off: a body or stream cut short, an
+            │                    in-stream error event
+            └── MalformedAnswer  a complete answer that is garbage: invalid JSON, wrong
+                │                JSON types, impossible usage, anything an adapter cannot read
+                ├── Redirected         a 3xx, never followed (outcome ``redirect_refused``)
+                ├── UnexpectedStatus   a 1xx or a status past 599 (``unexpected_status``)
+                ├── UnexpectedContent  a 2xx that is empty or not of the expected content
+                │                      type (``unexpected_content``)
+                └── ResponseTooLarge   a body, SSE line or event past the route's limits
+                                       (``response_too_large``)
 
 Failover is decided by these types and HTTP status codes, never by error text.
-Third-party exceptions (aiohttp, asyncio) are mapped to them in one place,
-:func:`aiguillage.sidecar.upstream.send`.
+Third-party exceptions (aiohttp, asyncio) and whatever an adapter raises while reading a
+provider's data are mapped to them in one place, :mod:`aiguillage.sidecar.upstream`.
+
+Retry on the same target or only fail over: connection failures, timeouts, 5xx/408/409/429,
+cut streams and in-stream error events are transient, so the same target may be tried again
+(``retry.attempts``). A :class:`MalformedAnswer` and its subclasses say the provider (or
+something between it and the sidecar: a captive proxy, a misconfigured endpoint) does not
+speak its API: asking again gets the same, so the next target is tried at once. Every
+attempt error fails over, except a provider's own 4xx refusal of the request (see
+:class:`UpstreamStatus`).
 """
 
 from __future__ import annotations
@@ -48,6 +64,46 @@ class TimedOut(AttemptError):
 
 class UpstreamProtocol(AttemptError):
     outcome = "protocol_error"
+
+
+class MalformedAnswer(UpstreamProtocol):
+    """A whole answer, event or frame that is not what the provider's API defines."""
+
+    retryable = False
+
+
+class Redirected(MalformedAnswer):
+    """The provider answered a 3xx. Never followed: the request (prompt and key) would go to
+    an origin that residency was not checked for."""
+
+    outcome = "redirect_refused"
+
+    def __init__(self, status: int, location: str | None) -> None:
+        where = f" to {location}" if location else ""
+        super().__init__(f"provider answered HTTP {status} redirecting{where} (not followed)")
+        self.status = status
+
+
+class UnexpectedStatus(MalformedAnswer):
+    """A final status no HTTP API answers with (1xx such as 101, or outside 100-599)."""
+
+    outcome = "unexpected_status"
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"provider answered with HTTP status {status}, which no API answers")
+        self.status = status
+
+
+class UnexpectedContent(MalformedAnswer):
+    """A 2xx whose body is empty or of a content type the adapter cannot read."""
+
+    outcome = "unexpected_content"
+
+
+class ResponseTooLarge(MalformedAnswer):
+    """A body, line or event larger than the route allows (``limits`` in the config)."""
+
+    outcome = "response_too_large"
 
 
 class UpstreamStatus(AttemptError):

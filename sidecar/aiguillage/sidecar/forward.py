@@ -6,7 +6,12 @@ Invariants this module keeps (and the tests check):
   a non-compliant target is never contacted;
 - failover happens only before the first byte reaches the client; once a stream
   has started, a failure ends it with an error event and the request is failed;
-- every target considered appears in the audit record, with what happened to it.
+- every target considered appears in the audit record, with what happened to it;
+- what a provider said leaves the sidecar (an attempt's detail, a relayed error body) only
+  with the config's credentials scrubbed out (:mod:`aiguillage.sidecar.redact`).
+
+Which failures are retried on the same target and which only fail over is decided by the
+error's type (see :mod:`aiguillage.sidecar.errors`).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from aiguillage.sidecar.audit import AttemptRecord, AuditRecord
 from aiguillage.sidecar.config import Provider, Route, Target
 from aiguillage.sidecar.errors import AttemptError, SidecarError, UpstreamStatus
 from aiguillage.sidecar.health import HealthBoard
+from aiguillage.sidecar.redact import Redactor, redactor_for
 from aiguillage.sidecar.residency import ResidencyRule
 
 T = TypeVar("T")
@@ -107,6 +113,7 @@ async def forward(
         raise NoCompliantTarget(_no_compliant_message(ordered, providers, rule))
     contacted = 0
     cb = route.circuit_breaker
+    redactor: Redactor | None = None  # made on the first failure, if any
     for target in ordered:
         provider = providers[target.provider]
         # Decided here, right before any attempt at this target, never assumed.
@@ -153,11 +160,16 @@ async def forward(
                 raise AllAttemptsFailed("the route's total deadline passed") from None
             except AttemptError as err:
                 entry.latency_ms = (loop.time() - started) * 1000
-                entry.outcome, entry.status, entry.detail = err.outcome, err.status, str(err)
+                if redactor is None:
+                    redactor = redactor_for(providers, adapters)
+                entry.outcome, entry.status = err.outcome, err.status
+                entry.detail = redactor.text(str(err))
                 entry.retry_after = err.retry_after
                 if not err.failover and isinstance(err, UpstreamStatus):
                     entry.outcome = "rejected"
-                    err.body = adapter.error_body(call, err.status or 400, err.body)
+                    # Scrubbed before translation too: it may cut the body mid-key.
+                    raw = redactor.bytes(err.body)
+                    err.body = redactor.bytes(adapter.error_body(call, err.status or 400, raw))
                     state.release()
                     raise RelayedClientError(err) from err
                 state.failed(loop.time(), cb)

@@ -50,6 +50,7 @@ from aiguillage.sidecar.frontends.base import Adapters
 from aiguillage.sidecar.health import HealthBoard
 from aiguillage.sidecar.loader import Snapshot
 from aiguillage.sidecar.metrics import Metrics, new_metrics
+from aiguillage.sidecar.redact import redactor_for
 from aiguillage.sidecar.residency import ResidencyRule
 from aiguillage.sidecar.residency_headers import (
     JURISDICTION_HEADER,
@@ -139,11 +140,9 @@ class Exchange:
         assert self.rt.session is not None
         req = adapter.build(self.call, target.model)
         resp = await upstream.send(self.rt.session, req, self.route.timeouts)
-        try:
-            raw = await upstream.read_body(resp)
-        finally:
-            resp.release()
-        body, usage = adapter.read_response(self.call, raw, target.model)
+        body, usage = await upstream.read_answer(
+            resp, adapter, self.call, target.model, self.route.limits
+        )
         return Answer(body, usage)
 
     async def stream(
@@ -155,14 +154,14 @@ class Exchange:
         first_token_by = loop.time() + self.route.timeouts.first_token
         resp = await upstream.send(self.rt.session, req, self.route.timeouts)
         translator = self.translator = adapter.stream_translator(self.call, target.model)
-        events = upstream.stream_events(resp, adapter.stream_format)
+        chunks = upstream.translate(resp, adapter.stream_format, translator, self.route.limits)
         try:
             # Until the first byte reaches the client, any failure may fail over.
             first: list[bytes] = []
             try:
                 async with asyncio.timeout_at(first_token_by):
-                    async for event, data in events:
-                        first.extend(translator.feed(event, data))
+                    async for out in chunks:
+                        first.extend(out)
                         if first:
                             break
             except TimeoutError as exc:
@@ -175,24 +174,27 @@ class Exchange:
                     await client.write(chunk)
                 # From here on the client has bytes: failures end the stream truthfully.
                 try:
-                    async for event, data in events:
-                        for chunk in translator.feed(event, data):
+                    async for out in chunks:
+                        for chunk in out:
                             await client.write(chunk)
                     if not translator.done:
                         raise UpstreamProtocol("stream ended without its end marker")
                 except AttemptError as err:
+                    # What the provider said, without the config's credentials (it may echo them).
+                    snap = self.snap
+                    detail = redactor_for(snap.config.providers, snap.adapters).text(str(err))
                     await client.write(
                         self.frontend.stream_error(
-                            f"provider stream failed: {err}", err.outcome, translator
+                            f"provider stream failed: {detail}", err.outcome, translator
                         )
                     )
-                    self.record.attempts[-1].detail = str(err)
+                    self.record.attempts[-1].detail = detail
                     return Answer(None, translator.usage, ok=False)
             except ConnectionResetError:
                 self.record.outcome = "client_closed"
             return Answer(None, translator.usage)
         finally:
-            await events.aclose()
+            await chunks.aclose()
             resp.close()
 
     async def _start_stream(self, chosen: Chosen) -> web.StreamResponse:

@@ -35,7 +35,7 @@ from aiguillage.sidecar.adapters.bedrock import (
     read_converse_response,
 )
 from aiguillage.sidecar.adapters.openai_chat import END_OF_STREAM, UnsupportedRequest
-from aiguillage.sidecar.config import Provider, Target
+from aiguillage.sidecar.config import Limits, Provider, Target
 from aiguillage.sidecar.errors import ConfigError, UpstreamProtocol
 from tests.sidecar.adapters._sidecar import route, running_sidecar
 
@@ -456,8 +456,11 @@ class _Response:
         self.content = _Content([data[i : i + size] for i in range(0, len(data), size)])
 
 
-async def decode(data: bytes, size: int = 7) -> list[tuple[str | None, bytes]]:
-    return [item async for item in event_stream(_Response(data, size))]  # type: ignore[arg-type]
+async def decode(
+    data: bytes, size: int = 7, limits: Limits = Limits()
+) -> list[tuple[str | None, bytes]]:
+    response = _Response(data, size)
+    return [item async for item in event_stream(response, limits)]  # type: ignore[arg-type]
 
 
 async def test_decoder_yields_events_across_arbitrary_splits_then_the_end() -> None:

@@ -105,12 +105,14 @@ def test_read_response_passes_the_body_through_and_reads_usage() -> None:
 
 def test_read_response_usage_of_the_responses_api() -> None:
     raw = orjson.dumps({"output": [], "usage": {"input_tokens": 5, "output_tokens": 7}})
-    _, usage = adapter().read_response(chat(), raw, "m")
+    responses = Call(Operation.RESPONSES, {"model": "x", "input": "hi"}, False)
+    _, usage = adapter().read_response(responses, raw, "m")
     assert (usage.input_tokens, usage.output_tokens) == (5, 7)
 
 
 def test_read_response_without_usage() -> None:
-    _, usage = adapter().read_response(chat(), b'{"data": []}', "m")
+    embeddings = Call(Operation.EMBEDDINGS, {"model": "x", "input": "hi"}, False)
+    _, usage = adapter().read_response(embeddings, b'{"data": []}', "m")
     assert (usage.input_tokens, usage.output_tokens) == (0, 0)
 
 

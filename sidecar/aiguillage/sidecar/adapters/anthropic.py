@@ -53,6 +53,8 @@ from aiguillage.sidecar.adapters.base import (
     StreamTranslator,
     UpstreamRequest,
     Usage,
+    token_count,
+    usage_object,
 )
 from aiguillage.sidecar.adapters.json_mode import JsonMode, JsonTextStream
 from aiguillage.sidecar.adapters.openai_chat import (
@@ -76,7 +78,7 @@ from aiguillage.sidecar.adapters.openai_chat import (
     tool_call_json,
 )
 from aiguillage.sidecar.config import Provider
-from aiguillage.sidecar.errors import UpstreamProtocol
+from aiguillage.sidecar.errors import MalformedAnswer, UpstreamProtocol
 
 VERSION = "2023-06-01"
 # Anthropic requires max_tokens; OpenAI clients often leave it out. 4096 is the largest
@@ -170,12 +172,14 @@ class TokenCounts:
         self.counts = dict.fromkeys(_USAGE_KEYS, 0)
 
     def update(self, usage: Any) -> None:
-        if not isinstance(usage, dict):
+        """Take the counts ``usage`` reports (a count left out or null keeps its value)."""
+        usage = usage_object(usage, "usage")
+        if usage is None:
             return
         for key in _USAGE_KEYS:
             value = usage.get(key)
-            if isinstance(value, int) and not isinstance(value, bool):
-                self.counts[key] = value
+            if value is not None:
+                self.counts[key] = token_count(value, key)
 
     @property
     def usage(self) -> Usage:
@@ -305,7 +309,7 @@ def read_message(raw: bytes, model: str, mode: JsonMode | None = None) -> tuple[
     body = load_object(raw, "Messages answer")
     content = body.get("content")
     if body.get("type") == "error" or not isinstance(content, list):
-        raise UpstreamProtocol("provider answered 200 without a message")
+        raise MalformedAnswer("provider answered 200 without a message")
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
     for block in content:
@@ -541,10 +545,10 @@ class AnthropicAdapter(Adapter):
             return read_message(raw, model, json_mode.json_object_mode(call.body))
         body = load_object(raw, "Messages answer")
         if body.get("type") == "error":
-            raise UpstreamProtocol("provider answered 200 with an error body")
+            raise MalformedAnswer("provider answered 200 with an error body")
         if call.operation is Operation.COUNT_TOKENS:
             if not isinstance(body.get("input_tokens"), int):
-                raise UpstreamProtocol("provider answered token counting without input_tokens")
+                raise MalformedAnswer("provider answered token counting without input_tokens")
             return raw, Usage()  # counting is free: no tokens to account
         return raw, usage_of(body.get("usage"))[0]
 

@@ -1,9 +1,21 @@
-"""The protocol every provider adapter implements.
+"""The protocol every provider adapter implements, and the token counts they read.
 
 An adapter turns one client call (already parsed, in the client's API shape) into
 one HTTP request to its provider, and the provider's answer back into the
 client's shape, for whole responses and for streams. Adapters are pure
-translators: they never do I/O, so each is tested without a network.
+translators: they never do I/O, so each is tested without a network. Whatever an
+adapter raises while reading a provider's answer, other than an AttemptError, is
+made an attempt failure by :mod:`aiguillage.sidecar.upstream`.
+
+Token counts are sanitised here, in one place: every adapter reads a count with
+:func:`token_count` and :class:`Usage` checks its totals. A count must be a JSON
+integer (or a float with an integral value: JSON does not tell 5 from 5.0, and Google
+sends protobuf ``Value`` numbers as doubles) from 0 to :data:`MAX_TOKENS`; a missing or
+null count is 0. Anything else (a string, a bool, a negative, fractional or absurd
+number) makes the answer a :class:`~aiguillage.sidecar.errors.MalformedAnswer`: usage
+the sidecar cannot trust is usage it cannot bill, so the attempt fails over (before
+the client's first byte) or the stream ends with an error event (after it), and such
+numbers never reach the audit log, the cost counters or the metrics.
 """
 
 from __future__ import annotations
@@ -15,7 +27,10 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from aiguillage.sidecar.config import Provider
-from aiguillage.sidecar.errors import SidecarError
+from aiguillage.sidecar.errors import MalformedAnswer, SidecarError
+
+# More tokens than any model's context window holds, by orders of magnitude.
+MAX_TOKENS = 10**9
 
 
 class UnsupportedApi(SidecarError):
@@ -71,10 +86,40 @@ class UpstreamRequest:
     body: bytes
 
 
+def token_count(value: Any, name: str) -> int:
+    """A token count read from a provider's answer (``name`` says which field, for errors)."""
+    if value is None:
+        return 0
+    count: int
+    if type(value) is int:  # bool is an int subclass: refused with the rest
+        count = value
+    elif type(value) is float and value.is_integer():
+        count = int(value)
+    else:
+        raise MalformedAnswer(f"provider sent usage {name} that is not a token count")
+    if not 0 <= count <= MAX_TOKENS:
+        raise MalformedAnswer(f"provider sent usage {name} outside 0..{MAX_TOKENS}")
+    return count
+
+
+def usage_object(value: Any, name: str) -> dict[str, Any] | None:
+    """A provider's usage object: None when absent or null, MalformedAnswer when not an object."""
+    if value is None or isinstance(value, dict):
+        return value
+    raise MalformedAnswer(f"provider sent {name} that is not an object")
+
+
 @dataclass(slots=True)
 class Usage:
+    """Tokens of one answer; made only from :func:`token_count` values (see the docstring)."""
+
     input_tokens: int = 0
     output_tokens: int = 0
+
+    def __post_init__(self) -> None:
+        # Sums of valid counts (e.g. prompt plus cached tokens) are checked too.
+        if not (0 <= self.input_tokens <= MAX_TOKENS and 0 <= self.output_tokens <= MAX_TOKENS):
+            raise MalformedAnswer(f"provider sent usage totals outside 0..{MAX_TOKENS}")
 
 
 class StreamTranslator(ABC):
@@ -112,6 +157,10 @@ class Adapter(ABC):
     def __init__(self, provider: Provider, credential: str | None) -> None:
         self.provider = provider
         self.credential = credential
+
+    def secrets(self) -> list[str]:
+        """The secret strings this adapter sends, to be scrubbed from what a provider echoes."""
+        return [self.credential] if self.credential else []
 
     @abstractmethod
     def build(self, call: Call, model: str) -> UpstreamRequest:

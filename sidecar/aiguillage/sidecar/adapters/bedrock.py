@@ -51,6 +51,8 @@ from aiguillage.sidecar.adapters.base import (
     StreamTranslator,
     UpstreamRequest,
     Usage,
+    token_count,
+    usage_object,
 )
 from aiguillage.sidecar.adapters.json_mode import JsonMode, JsonTextStream
 from aiguillage.sidecar.adapters.openai_chat import (
@@ -74,12 +76,20 @@ from aiguillage.sidecar.adapters.openai_chat import (
     tool_call_json,
 )
 from aiguillage.sidecar.adapters.options import BedrockOptions, parse_options
-from aiguillage.sidecar.config import Provider
+from aiguillage.sidecar.config import Limits, Provider
 from aiguillage.sidecar.credentials import credential_problem
-from aiguillage.sidecar.errors import ConfigError, TimedOut, UpstreamProtocol
+from aiguillage.sidecar.errors import (
+    ConfigError,
+    MalformedAnswer,
+    ResponseTooLarge,
+    TimedOut,
+    UpstreamProtocol,
+)
 
 SIGNING_NAME = "bedrock"
 EVENT_STREAM = "aws-eventstream"
+# An event-stream frame's prelude, CRCs and headers (at most 128 KiB, as botocore reads them).
+FRAME_OVERHEAD = 16 + 128 * 1024
 IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/gif": "gif", "image/webp": "webp"}
 STOP_REASONS = {
     "end_turn": "stop",
@@ -229,9 +239,13 @@ def _tool_config(req: ChatRequest) -> dict[str, Any] | None:
 
 
 def usage_of(usage: Any) -> Usage:
-    if not isinstance(usage, dict):
+    usage = usage_object(usage, "usage")
+    if usage is None:
         return Usage()
-    return Usage(int(usage.get("inputTokens") or 0), int(usage.get("outputTokens") or 0))
+    return Usage(
+        token_count(usage.get("inputTokens"), "inputTokens"),
+        token_count(usage.get("outputTokens"), "outputTokens"),
+    )
 
 
 def finish_reason(stop_reason: Any) -> str:
@@ -246,7 +260,7 @@ def read_converse_response(
     message = output.get("message") if isinstance(output, dict) else None
     content = message.get("content") if isinstance(message, dict) else None
     if not isinstance(content, list):
-        raise UpstreamProtocol("provider answered without output.message.content")
+        raise MalformedAnswer("provider answered without output.message.content")
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
     for block in content:
@@ -347,14 +361,17 @@ _EVENTS = {
 
 
 async def event_stream(
-    resp: aiohttp.ClientResponse,
+    resp: aiohttp.ClientResponse, limits: Limits
 ) -> AsyncGenerator[tuple[str | None, bytes], None]:
     """``(event type, JSON payload)`` of each event-stream frame, then END_OF_STREAM.
 
-    Exception and error frames raise UpstreamProtocol; so do bad frames (CRC, lengths) and
-    a stream that stops mid-frame. aiohttp errors map as in upstream.sse_events.
+    Exception and error frames raise UpstreamProtocol; bad frames (CRC, lengths, headers
+    that are not UTF-8) raise MalformedAnswer, and a frame past ``limits.max_event_bytes``
+    (payload and headers) ResponseTooLarge; a stream that stops mid-frame is cut
+    (UpstreamProtocol). aiohttp errors map as in upstream.sse_events.
     """
     buffer = EventStreamBuffer()
+    cap = limits.max_event_bytes + FRAME_OVERHEAD
     pending = 0
     try:
         async for data in resp.content.iter_any():
@@ -363,6 +380,8 @@ async def event_stream(
             for message in buffer:
                 pending -= message.prelude.total_length
                 yield _event(message.headers, message.payload)
+            if pending > cap:
+                raise ResponseTooLarge(f"provider sent an event-stream frame over {cap} bytes")
     except aiohttp.ServerTimeoutError as exc:
         raise TimedOut("stream idle timeout") from exc
     except TimeoutError as exc:
@@ -370,9 +389,11 @@ async def event_stream(
     except (aiohttp.ClientError, OSError) as exc:
         raise UpstreamProtocol(f"stream cut ({type(exc).__name__})") from exc
     except ParserError as exc:
-        raise UpstreamProtocol(
+        raise MalformedAnswer(
             f"provider sent a bad event-stream frame ({type(exc).__name__})"
         ) from exc
+    except UnicodeDecodeError:
+        raise MalformedAnswer("provider sent an event-stream header that is not UTF-8") from None
     if pending:
         raise UpstreamProtocol("stream cut in the middle of an event-stream frame")
     yield END_OF_STREAM, b""
@@ -394,7 +415,9 @@ def _event(headers: dict[str, Any], payload: bytes) -> tuple[str, bytes]:
     raise UpstreamProtocol(f"provider sent an error frame in the stream ({code})")
 
 
-upstream.STREAM_DECODERS[EVENT_STREAM] = event_stream
+upstream.STREAM_FORMATS[EVENT_STREAM] = upstream.StreamFormat(
+    event_stream, frozenset({"application/vnd.amazon.eventstream"})
+)
 
 
 def error_to_openai(status: int, body: bytes) -> bytes:
@@ -430,6 +453,12 @@ class BedrockAdapter(Adapter):
             if isinstance(self._auth, Credentials)
             else None
         )
+
+    def secrets(self) -> list[str]:
+        if isinstance(self._auth, Credentials):
+            parts = (self._auth.access_key, self._auth.secret_key, self._auth.token)
+            return [p for p in parts if p]
+        return [self._auth]
 
     def build(self, call: Call, model: str) -> UpstreamRequest:
         mode = json_mode.json_object_mode(call.body)

@@ -24,7 +24,7 @@ from aiguillage.sidecar.adapters.openai_chat import (
     load_object,
 )
 from aiguillage.sidecar.config import Provider
-from aiguillage.sidecar.errors import UpstreamProtocol
+from aiguillage.sidecar.errors import MalformedAnswer
 
 DEFAULT_VERSION = "v1beta"
 
@@ -67,12 +67,12 @@ class GeminiAdapter(GoogleGenAIAdapter):
         body = load_object(raw, "batchEmbedContents answer")
         embeddings = body.get("embeddings")
         if not isinstance(embeddings, list):
-            raise UpstreamProtocol("provider answered without embeddings")
+            raise MalformedAnswer("provider answered without embeddings")
         vectors = []
         for item in embeddings:
             values = item.get("values") if isinstance(item, dict) else None
             if not isinstance(values, list):
-                raise UpstreamProtocol("provider answered an embedding without values")
+                raise MalformedAnswer("provider answered an embedding without values")
             vectors.append(values)
         usage = Usage()
         return embeddings_body(call.body, model, vectors, usage), usage

@@ -38,6 +38,8 @@ from aiguillage.sidecar.adapters.base import (
     StreamTranslator,
     UpstreamRequest,
     Usage,
+    token_count,
+    usage_object,
 )
 from aiguillage.sidecar.adapters.openai_chat import (
     DONE_EVENT,
@@ -58,7 +60,8 @@ from aiguillage.sidecar.adapters.openai_chat import (
     parse_chat,
     tool_call_json,
 )
-from aiguillage.sidecar.errors import UpstreamProtocol
+from aiguillage.sidecar.config import Limits
+from aiguillage.sidecar.errors import MalformedAnswer, UpstreamProtocol
 
 SSE_WITH_END = "sse-with-end"
 
@@ -77,16 +80,18 @@ FINISH_REASONS = {
 
 
 async def sse_then_end(
-    resp: aiohttp.ClientResponse,
+    resp: aiohttp.ClientResponse, limits: Limits
 ) -> AsyncGenerator[tuple[str | None, bytes], None]:
     """SSE events, then ``(END_OF_STREAM, b"")`` once the provider closed the stream cleanly."""
-    async with contextlib.aclosing(upstream.sse_events(resp)) as events:
+    async with contextlib.aclosing(upstream.sse_events(resp, limits)) as events:
         async for item in events:
             yield item
     yield END_OF_STREAM, b""
 
 
-upstream.STREAM_DECODERS[SSE_WITH_END] = sse_then_end
+upstream.STREAM_FORMATS[SSE_WITH_END] = upstream.StreamFormat(
+    sse_then_end, upstream.STREAM_FORMATS["sse"].content_types
+)
 
 
 # -- request ---------------------------------------------------------------------------------
@@ -174,12 +179,15 @@ def _generation_config(req: ChatRequest) -> dict[str, Any]:
 
 def usage_of(body: dict[str, Any]) -> tuple[Usage, int]:
     """(usage, thinking tokens) from ``usageMetadata``; thinking tokens are output tokens."""
-    meta = body.get("usageMetadata")
-    if not isinstance(meta, dict):
+    meta = usage_object(body.get("usageMetadata"), "usageMetadata")
+    if meta is None:
         return Usage(), 0
-    thoughts = int(meta.get("thoughtsTokenCount") or 0)
-    prompt = int(meta.get("promptTokenCount") or 0) + int(meta.get("toolUsePromptTokenCount") or 0)
-    return Usage(prompt, int(meta.get("candidatesTokenCount") or 0) + thoughts), thoughts
+    thoughts = token_count(meta.get("thoughtsTokenCount"), "thoughtsTokenCount")
+    prompt = token_count(meta.get("promptTokenCount"), "promptTokenCount") + token_count(
+        meta.get("toolUsePromptTokenCount"), "toolUsePromptTokenCount"
+    )
+    output = token_count(meta.get("candidatesTokenCount"), "candidatesTokenCount") + thoughts
+    return Usage(prompt, output), thoughts
 
 
 def _parts(candidate: dict[str, Any]) -> tuple[str | None, list[dict[str, Any]]]:
@@ -237,7 +245,7 @@ def _blocked(body: dict[str, Any]) -> bool:
 def read_generate_response(raw: bytes, model: str) -> tuple[bytes, Usage]:
     body = load_object(raw, "generateContent answer")
     if isinstance(body.get("error"), dict):
-        raise UpstreamProtocol("provider answered 200 with an error body")
+        raise MalformedAnswer("provider answered 200 with an error body")
     usage, thoughts = usage_of(body)
     choices = []
     for index, candidate in _candidates(body):
@@ -283,7 +291,7 @@ class GenerateContentStream(StreamTranslator):
         if isinstance(error, dict):
             status = error.get("status") or error.get("code") or "error"
             raise UpstreamProtocol(f"provider sent an error in the stream ({status})")
-        if isinstance(chunk.get("usageMetadata"), dict):
+        if chunk.get("usageMetadata") is not None:
             self.usage, self._thoughts = usage_of(chunk)
         writer = self._writer
         if not self._named and isinstance(chunk.get("modelVersion"), str):

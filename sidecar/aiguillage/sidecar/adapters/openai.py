@@ -7,6 +7,12 @@ usage chunk again when the client did not ask for it. Every stream chunk is pars
 that a garbled one ends the stream with an error event instead of reaching the client's
 SDK as unparsable data. Responses API streams have no ``[DONE]``: they end with a
 ``response.completed`` (or ``response.incomplete``) event that carries the usage.
+
+Passing bodies through does not mean passing garbage through: an answer must be a JSON
+object whose list of results (``choices``, embeddings' ``data``, Responses' ``output``) is a
+list of objects, a chat choice's ``message`` (``delta`` in a chunk) an object, and its usage
+sane (see :func:`~.base.token_count`); anything else is a MalformedAnswer, which fails over
+instead of reaching the client's SDK.
 """
 
 from __future__ import annotations
@@ -23,8 +29,10 @@ from aiguillage.sidecar.adapters.base import (
     StreamTranslator,
     UpstreamRequest,
     Usage,
+    token_count,
+    usage_object,
 )
-from aiguillage.sidecar.errors import UpstreamProtocol
+from aiguillage.sidecar.errors import MalformedAnswer, UpstreamProtocol
 
 PATHS = {
     Operation.CHAT: "/chat/completions",
@@ -37,14 +45,45 @@ DONE = b"[DONE]"
 RESPONSE_END = frozenset({"response.completed", "response.incomplete"})
 
 
+# The list every client of an operation reads its results from.
+RESULTS = {
+    Operation.CHAT: "choices",
+    Operation.COMPLETIONS: "choices",
+    Operation.EMBEDDINGS: "data",
+    Operation.RESPONSES: "output",
+}
+
+
 def usage_of(body: dict[str, Any]) -> Usage:
-    usage = body.get("usage")
-    if not isinstance(usage, dict):
+    """Chat/completions/embeddings usage, or the Responses API's (input/output tokens)."""
+    usage = usage_object(body.get("usage"), "usage")
+    if usage is None:
         return Usage()
     return Usage(
-        int(usage.get("prompt_tokens", usage.get("input_tokens", 0)) or 0),
-        int(usage.get("completion_tokens", usage.get("output_tokens", 0)) or 0),
+        token_count(usage.get("prompt_tokens", usage.get("input_tokens")), "prompt_tokens"),
+        token_count(
+            usage.get("completion_tokens", usage.get("output_tokens")), "completion_tokens"
+        ),
     )
+
+
+def check_results(body: dict[str, Any], operation: Operation, chunk: bool) -> None:
+    """MalformedAnswer unless ``body`` holds its results as the client's SDK reads them.
+
+    A stream chunk may leave its results out (usage and filter chunks do).
+    """
+    name = RESULTS[operation]
+    results = body.get(name)
+    if results is None and chunk:
+        return
+    if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+        raise MalformedAnswer(f'provider sent "{name}" that is not a list of objects')
+    if operation is Operation.CHAT:
+        key = "delta" if chunk else "message"
+        for choice in results:
+            value = choice.get(key)
+            if not isinstance(value, dict) and (value is not None or not chunk):
+                raise MalformedAnswer(f'provider sent a choice whose "{key}" is not an object')
 
 
 class OpenAIAdapter(Adapter):
@@ -73,23 +112,28 @@ class OpenAIAdapter(Adapter):
         try:
             parsed = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            raise UpstreamProtocol("provider answered with invalid JSON") from exc
+            raise MalformedAnswer("provider answered with invalid JSON") from exc
         if not isinstance(parsed, dict):
-            raise UpstreamProtocol("provider answered with JSON that is not an object")
+            raise MalformedAnswer("provider answered with JSON that is not an object")
+        check_results(parsed, call.operation, chunk=False)
         return raw, usage_of(parsed)
 
     def stream_translator(self, call: Call, model: str) -> StreamTranslator:
-        return OpenAIStream(call.client_wants_usage)
+        return OpenAIStream(call.client_wants_usage, call.operation)
 
 
 class OpenAIStream(StreamTranslator):
-    def __init__(self, client_wants_usage: bool) -> None:
+    def __init__(self, client_wants_usage: bool, operation: Operation = Operation.CHAT) -> None:
         self.usage = Usage()
         self.done = False
         self._forward_usage = client_wants_usage
         # Events relayed so far: a Responses stream numbers its events from 0, so this is the
         # sequence_number of an error event the sidecar appends (see frontends.responses).
         self.relayed = 0
+        # Responses API events carry no list of results; chunks of the others do.
+        self._operation = (
+            operation if operation in (Operation.CHAT, Operation.COMPLETIONS) else None
+        )
 
     def feed(self, event: str | None, data: bytes) -> Iterable[bytes]:
         if data == DONE:
@@ -98,17 +142,20 @@ class OpenAIStream(StreamTranslator):
         try:
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
-            raise UpstreamProtocol("provider sent an invalid stream chunk") from exc
+            raise MalformedAnswer("provider sent an invalid stream chunk") from exc
         if not isinstance(chunk, dict):
-            raise UpstreamProtocol("provider sent a stream chunk that is not an object")
+            raise MalformedAnswer("provider sent a stream chunk that is not an object")
         kind = chunk.get("type")
         if chunk.get("error") or event == "error" or kind in ("error", "response.failed"):
             raise UpstreamProtocol("provider sent an error event in the stream")
+        if self._operation is not None:
+            check_results(chunk, self._operation, chunk=True)
         if kind in RESPONSE_END:
-            self.done = True
             response = chunk.get("response")
-            if isinstance(response, dict):
-                self.usage = usage_of(response)
+            if not isinstance(response, dict):
+                raise MalformedAnswer(f"provider sent {kind} without a response object")
+            self.usage = usage_of(response)
+            self.done = True
         elif chunk.get("usage"):
             self.usage = usage_of(chunk)
             if not chunk.get("choices") and not self._forward_usage:

@@ -27,7 +27,7 @@ from uuid import uuid4
 import orjson
 
 from aiguillage.sidecar.adapters.base import Usage
-from aiguillage.sidecar.errors import UpstreamProtocol, UpstreamStatus
+from aiguillage.sidecar.errors import MalformedAnswer, UpstreamStatus
 from aiguillage.sidecar.responses import error_body
 
 # Event name a stream decoder yields once the provider's stream ended cleanly (never a
@@ -82,13 +82,13 @@ def is_openai_error(parsed: Any) -> bool:
 
 
 def load_object(raw: bytes, what: str) -> dict[str, Any]:
-    """``raw`` parsed as a JSON object, or UpstreamProtocol naming ``what`` was broken."""
+    """``raw`` parsed as a JSON object, or MalformedAnswer naming ``what`` was broken."""
     try:
         parsed = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise UpstreamProtocol(f"provider sent invalid JSON ({what})") from exc
+        raise MalformedAnswer(f"provider sent invalid JSON ({what})") from exc
     if not isinstance(parsed, dict):
-        raise UpstreamProtocol(f"provider sent JSON that is not an object ({what})")
+        raise MalformedAnswer(f"provider sent JSON that is not an object ({what})")
     return parsed
 
 
@@ -463,6 +463,8 @@ def embeddings_body(
     data = []
     for i, vector in enumerate(vectors):
         values: Any = list(vector)
+        if not all(type(v) is float or type(v) is int for v in values):
+            raise MalformedAnswer(f"provider sent embedding {i} with values that are not numbers")
         if as_base64:
             values = base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
         data.append({"object": "embedding", "index": i, "embedding": values})

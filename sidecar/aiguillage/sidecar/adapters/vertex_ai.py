@@ -25,7 +25,13 @@ from urllib.parse import quote, urlsplit
 
 import orjson
 
-from aiguillage.sidecar.adapters.base import Call, UpstreamRequest, Usage
+from aiguillage.sidecar.adapters.base import (
+    Call,
+    UpstreamRequest,
+    Usage,
+    token_count,
+    usage_object,
+)
 from aiguillage.sidecar.adapters.google_genai import GoogleGenAIAdapter
 from aiguillage.sidecar.adapters.openai_chat import (
     dimensions,
@@ -35,7 +41,7 @@ from aiguillage.sidecar.adapters.openai_chat import (
 )
 from aiguillage.sidecar.adapters.options import VertexAIOptions, parse_options
 from aiguillage.sidecar.config import Provider
-from aiguillage.sidecar.errors import UpstreamProtocol
+from aiguillage.sidecar.errors import MalformedAnswer
 
 
 class VertexAIAdapter(GoogleGenAIAdapter):
@@ -79,17 +85,16 @@ class VertexAIAdapter(GoogleGenAIAdapter):
         body = load_object(raw, "predict answer")
         predictions = body.get("predictions")
         if not isinstance(predictions, list):
-            raise UpstreamProtocol("provider answered without predictions")
+            raise MalformedAnswer("provider answered without predictions")
         vectors = []
         tokens = 0
         for item in predictions:
             embeddings = item.get("embeddings") if isinstance(item, dict) else None
-            values = embeddings.get("values") if isinstance(embeddings, dict) else None
-            if not isinstance(values, list):
-                raise UpstreamProtocol("provider answered a prediction without values")
-            vectors.append(values)
-            stats = embeddings.get("statistics") if isinstance(embeddings, dict) else None
-            if isinstance(stats, dict):
-                tokens += int(stats.get("token_count") or 0)
+            if not isinstance(embeddings, dict) or not isinstance(embeddings.get("values"), list):
+                raise MalformedAnswer("provider answered a prediction without values")
+            vectors.append(embeddings["values"])
+            stats = usage_object(embeddings.get("statistics"), "statistics")
+            if stats is not None:
+                tokens += token_count(stats.get("token_count"), "token_count")
         usage = Usage(tokens, 0)
         return embeddings_body(call.body, model, vectors, usage), usage

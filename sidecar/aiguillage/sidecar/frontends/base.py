@@ -164,6 +164,9 @@ class Translated(Adapter):
         self.operations = frozenset({canonical.frontend.operation})
         self.stream_format = inner.stream_format
 
+    def secrets(self) -> list[str]:
+        return self.inner.secrets()
+
     def build(self, call: Call, model: str) -> UpstreamRequest:
         return self.inner.build(self._canonical.get(), model)
 
