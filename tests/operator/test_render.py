@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from aiguillage.operator.errors import ManifestError
 from aiguillage.operator.inventory import Inventory, Secret, parse_provider, parse_route
 from aiguillage.operator.render import render_namespace
 
@@ -123,6 +124,31 @@ def test_durations_and_pricing_compile_to_numbers() -> None:
     assert compiled.timeouts.connect == 0.25
     assert compiled.targets[0].pricing is not None
     assert str(compiled.targets[0].pricing.output_per_million) == "2"
+
+
+def test_answer_size_limits_compile_into_the_route_with_safe_defaults() -> None:
+    inv = inventory(
+        provider("eu", "FR", "FR"),
+        routes=[
+            route("chat", "chat", "eu", limits={"maxResponseBytes": 65536}),
+            route("other", "other", "eu"),
+        ],
+    )
+    routes = render_namespace(inv, "apps").config.routes
+    assert routes["chat"].limits.max_response_bytes == 65536
+    assert routes["chat"].limits.max_event_bytes == 8 * 1024 * 1024
+    assert routes["other"].limits.max_response_bytes == 32 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("size", "bound"),
+    [(0, "greater than or equal to 1024"), (2 * 1024**3, "less than or equal to 1073741824")],
+)
+def test_answer_size_limits_out_of_bounds_are_refused(size: int, bound: str) -> None:
+    with pytest.raises(
+        ManifestError, match=rf"spec\.limits\.maxResponseBytes: Input should be {bound}"
+    ):
+        parse_route(route("chat", "chat", "eu", limits={"maxResponseBytes": size}), "apps")
 
 
 def test_hash_changes_with_content_only() -> None:

@@ -114,6 +114,10 @@ class Timeouts(_Model):
 
 
 MIB = 1024 * 1024
+# Bounds of the limits below (also those of the AIRoute fields they are compiled from).
+SMALLEST_LIMIT = 1024
+LARGEST_RESPONSE_LIMIT = 1024 * MIB
+LARGEST_EVENT_LIMIT = 256 * MIB
 
 
 class Limits(_Model):
@@ -124,8 +128,8 @@ class Limits(_Model):
     provider cannot make the sidecar hold gigabytes, however its body is compressed.
     """
 
-    max_response_bytes: int = Field(default=32 * MIB, ge=1024, le=1024 * MIB)
-    max_event_bytes: int = Field(default=8 * MIB, ge=1024, le=256 * MIB)
+    max_response_bytes: int = Field(default=32 * MIB, ge=SMALLEST_LIMIT, le=LARGEST_RESPONSE_LIMIT)
+    max_event_bytes: int = Field(default=8 * MIB, ge=SMALLEST_LIMIT, le=LARGEST_EVENT_LIMIT)
 
 
 class CircuitBreaker(_Model):

@@ -49,7 +49,16 @@ from .answers import (
     reply_words,
     text_answer,
 )
-from .faults import FAULT_KINDS, MID_STREAM_KINDS, ApiError, Fault, FaultKind, FaultPlan
+from .faults import (
+    CREDENTIAL_HEADERS,
+    FAULT_KINDS,
+    HOSTILE_ANSWER_KINDS,
+    MID_STREAM_KINDS,
+    ApiError,
+    Fault,
+    FaultKind,
+    FaultPlan,
+)
 from .recording import RecordedRequest, record
 
 __all__ = [
@@ -95,6 +104,16 @@ class Call:
     @property
     def recorded_body(self) -> Any:
         return None if self.body is _INVALID_JSON else self.body
+
+
+def _echo_credentials(request: web.Request) -> str:
+    """What a careless provider says about a rejected key: the key itself."""
+    sent = [
+        f"{name}: {value}"
+        for name in CREDENTIAL_HEADERS
+        for value in request.headers.getall(name, ())
+    ]
+    return "Incorrect credentials provided: " + ("; ".join(sent) or "none")
 
 
 def _format_seconds(value: float) -> str:
@@ -441,6 +460,14 @@ class Simulator:
                 if fault is not None:
                     if fault.kind == "status":
                         raise ApiError.from_fault(fault, 500)
+                    if fault.kind == "echo_credentials":
+                        raise ApiError(fault.status or 400, _echo_credentials(request))
+                    if fault.kind in HOSTILE_ANSWER_KINDS:
+                        assert self._stopping is not None  # set while serving
+                        headers = self.response_headers(call)
+                        return await streaming.write_hostile(
+                            request, fault, headers, self._stopping
+                        )
                     if fault.kind == "drop":
                         if request.transport is not None:
                             request.transport.close()

@@ -12,6 +12,9 @@ the answer with a garbled or an error frame; ``stall_mid_stream`` holds the conn
 silent (through the ``hold`` callback, which returns when the client goes away or the simulator
 stops); ``reset_mid_stream`` flushes what was written, then aborts the transport. A client that
 goes away mid-answer is not an error.
+
+:func:`write_hostile` writes the answers of the hostile fault kinds (``redirect``, ``raw``,
+``flood``), which replace the provider's answer altogether.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -27,7 +31,7 @@ from aiohttp import web
 
 from .faults import Fault
 
-__all__ = ["Hold", "break_connection", "write_frames", "write_json_with_fault"]
+__all__ = ["Hold", "break_connection", "write_frames", "write_hostile", "write_json_with_fault"]
 
 Hold = Callable[[web.Request], Awaitable[None]]
 """Waits, silent, until the client of the request goes away or the simulator stops."""
@@ -124,6 +128,65 @@ async def break_connection(request: web.Request, fault: Fault, hold: Hold) -> No
     transport = request.transport
     if transport is not None:
         transport.abort()
+
+
+FLOOD_BLOCK = 1024 * 1024
+
+
+async def write_hostile(
+    request: web.Request, fault: Fault, headers: Mapping[str, str], stopping: asyncio.Event
+) -> web.StreamResponse:
+    """The answer of a ``redirect``, ``raw`` or ``flood`` fault (see :mod:`.faults`)."""
+    if fault.kind == "redirect":
+        assert fault.location is not None  # checked by Fault
+        return web.Response(
+            status=fault.status or 307, headers={**headers, "Location": fault.location}
+        )
+    if fault.kind == "raw":
+        body = fault.body or b""
+        resp = web.StreamResponse(status=fault.status or 200, headers=dict(fault.headers))
+        resp.content_length = len(body)
+        await resp.prepare(request)
+        with contextlib.suppress(ConnectionError):
+            await resp.write(body)
+            await resp.write_eof()
+        return resp
+    return await _flood(request, fault, headers, stopping)
+
+
+async def _flood(
+    request: web.Request, fault: Fault, headers: Mapping[str, str], stopping: asyncio.Event
+) -> web.StreamResponse:
+    resp = web.StreamResponse(status=200, headers=headers)
+    resp.content_type = fault.content_type
+    gzip = zlib.compressobj(6, zlib.DEFLATED, 31) if fault.encoding == "gzip" else None
+    if gzip is not None:
+        resp.headers["Content-Encoding"] = "gzip"
+    await resp.prepare(request)
+    block = fault.fill * max(1, FLOOD_BLOCK // len(fault.fill))
+    remaining = fault.size
+
+    def gone() -> bool:
+        transport = request.transport
+        return stopping.is_set() or transport is None or transport.is_closing()
+
+    async def send(piece: bytes, last: bool = False) -> None:
+        if gzip is not None:
+            piece = gzip.compress(piece) + gzip.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+        await resp.write(piece)
+
+    with contextlib.suppress(ConnectionError):
+        if fault.body:
+            await send(fault.body)
+        while (remaining is None or remaining > 0) and not gone():
+            piece = block if remaining is None or remaining >= len(block) else block[:remaining]
+            if remaining is not None:
+                remaining -= len(piece)
+            await send(piece)
+        if not gone():
+            await send(b"", last=True)
+            await resp.write_eof()
+    return resp
 
 
 def sse(obj: Any) -> bytes:

@@ -15,7 +15,13 @@ from aiguillage.operator.api.common import (
     k8s,
 )
 from aiguillage.operator.api.durations import PATTERN as DURATION
-from aiguillage.sidecar.config import Strategy
+from aiguillage.sidecar.config import (
+    LARGEST_EVENT_LIMIT,
+    LARGEST_RESPONSE_LIMIT,
+    SMALLEST_LIMIT,
+    Limits,
+    Strategy,
+)
 
 Duration = Annotated[
     str, Matching(DURATION, "must be a duration such as 250ms, 5s, 2m or 1h30m", 32)
@@ -85,6 +91,20 @@ class CircuitBreakerPolicy(ApiModel):
     """How long the circuit stays open before one probe request is let through."""
 
 
+class RouteLimits(ApiModel):
+    """How much of a provider's answer the sidecar reads, in bytes once decompressed."""
+
+    max_response_bytes: int = Field(
+        default=Limits().max_response_bytes, ge=SMALLEST_LIMIT, le=LARGEST_RESPONSE_LIMIT
+    )
+    """Largest whole (not streamed) answer; a larger one fails the attempt, which fails over."""
+    max_event_bytes: int = Field(
+        default=Limits().max_event_bytes, ge=SMALLEST_LIMIT, le=LARGEST_EVENT_LIMIT
+    )
+    """Largest line or event of a streamed answer; a larger one fails the attempt (or ends
+    the stream with an error event once the client has received part of it)."""
+
+
 class AIRouteSpec(ApiModel):
     """A model name apps can request, and the provider models that serve it."""
 
@@ -116,6 +136,8 @@ class AIRouteSpec(ApiModel):
     """Deadlines for each request."""
     circuit_breaker: CircuitBreakerPolicy = CircuitBreakerPolicy()
     """Per-target circuit breaker."""
+    limits: RouteLimits = RouteLimits()
+    """Size limits on providers' answers."""
 
 
 class AIRouteStatus(ObjectStatus):
