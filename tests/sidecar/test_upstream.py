@@ -3,18 +3,36 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from email.utils import formatdate
 
 import aiohttp
 import pytest
 from aiohttp import web
 
+from aiguillage.devtools.simulators import Fault
 from aiguillage.devtools.simulators.openai import OpenAISimulator
 from aiguillage.sidecar import upstream
-from aiguillage.sidecar.adapters.base import UpstreamRequest
-from aiguillage.sidecar.config import Limits, Timeouts
-from aiguillage.sidecar.errors import ConnectFailed, TimedOut, UpstreamProtocol, UpstreamStatus
+from aiguillage.sidecar.adapters.base import (
+    Call,
+    Operation,
+    StreamTranslator,
+    UpstreamRequest,
+    Usage,
+)
+from aiguillage.sidecar.adapters.openai import OpenAIAdapter
+from aiguillage.sidecar.config import Limits, Provider, Timeouts
+from aiguillage.sidecar.errors import (
+    ConnectFailed,
+    MalformedAnswer,
+    Redirected,
+    ResponseTooLarge,
+    TimedOut,
+    UnexpectedContent,
+    UnexpectedStatus,
+    UpstreamProtocol,
+    UpstreamStatus,
+)
 from tests.sidecar.conftest import EU_KEY, closed_port
 
 QUICK = Timeouts(connect=2, first_token=5, stream_idle=5, total=10)
@@ -222,4 +240,260 @@ async def test_sse_stream_stall_is_timed_out(
     with pytest.raises(TimedOut):
         [e async for e in upstream.sse_events(resp, Limits())]
     assert time.monotonic() - started < 2
+    resp.close()
+
+
+# -- redirects, statuses, cookies ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+async def test_a_redirect_is_refused_never_followed(
+    status: int, session: aiohttp.ClientSession, eu: OpenAISimulator, us: OpenAISimulator
+) -> None:
+    elsewhere = us.url + "/v1/chat/completions?token=secret"
+    eu.set_faults([{"kind": "redirect", "status": status, "location": elsewhere}])
+    with pytest.raises(Redirected) as caught:
+        await upstream.send(session, chat_request(eu), QUICK)
+
+    err = caught.value
+    assert (err.outcome, err.status) == ("redirect_refused", status)
+    assert str(err) == f"provider answered HTTP {status} redirecting to {us.url} (not followed)"
+    assert (err.retryable, err.failover) == (False, True)
+    assert us.requests == []
+
+
+async def test_a_relative_redirect_is_refused_too(
+    session: aiohttp.ClientSession, eu: OpenAISimulator
+) -> None:
+    eu.set_faults([{"kind": "redirect", "location": "/v2/chat/completions"}])
+    with pytest.raises(Redirected, match=f"redirecting to {eu.url} "):
+        await upstream.send(session, chat_request(eu), QUICK)
+    assert len(eu.requests) == 1
+
+
+@pytest.mark.parametrize("status", [101, 600, 999])
+async def test_a_status_no_api_answers_is_unexpected(
+    status: int, session: aiohttp.ClientSession, eu: OpenAISimulator
+) -> None:
+    eu.set_faults([Fault.raw(b"{}", status=status, headers={"content-type": "application/json"})])
+    with pytest.raises(UnexpectedStatus) as caught:
+        await upstream.send(session, chat_request(eu), QUICK)
+    assert (caught.value.outcome, caught.value.status) == ("unexpected_status", status)
+    assert not caught.value.retryable
+
+
+async def test_a_huge_error_body_keeps_the_status_without_the_body(
+    session: aiohttp.ClientSession, eu: OpenAISimulator
+) -> None:
+    eu.set_faults([{"kind": "raw", "status": 400, "body": "x" * (upstream.ERROR_BODY_LIMIT + 1)}])
+    with pytest.raises(UpstreamStatus) as caught:
+        await upstream.send(session, chat_request(eu), QUICK)
+    assert (caught.value.status, caught.value.body) == (400, b"")
+
+
+async def test_cookies_a_provider_sets_are_never_sent_back(
+    session: aiohttp.ClientSession, eu: OpenAISimulator
+) -> None:
+    cookie = "session=for-client-a; Path=/; Max-Age=3600"
+    eu.set_faults(
+        [Fault.raw(b"{}", headers={"content-type": "application/json", "set-cookie": cookie})]
+    )
+    # By name, not IP address: aiohttp's default jar would keep cookies for a name.
+    req = chat_request(eu)
+    req = UpstreamRequest(req.url.replace("127.0.0.1", "localhost"), req.headers, req.body)
+    first = await upstream.send(session, req, QUICK)
+    first.release()
+    second = await upstream.send(session, req, QUICK)
+    second.release()
+
+    assert "cookie" not in eu.requests[1].headers
+    assert len(session.cookie_jar) == 0
+
+
+# -- whole answers: content type, emptiness, size ------------------------------------------------
+
+ADAPTER = OpenAIAdapter(Provider(api="openai", endpoint="http://x/v1"), None)
+CALL = Call(Operation.CHAT, {"model": "m", "messages": []}, False)
+SMALL = Limits(max_response_bytes=64 * 1024, max_event_bytes=4 * 1024)
+ANSWER = b'{"choices": [{"message": {"content": "hi"}}], "usage": {"prompt_tokens": 1}}'
+
+
+async def answer_of(
+    session: aiohttp.ClientSession, sim: OpenAISimulator, fault: Fault, limits: Limits = SMALL
+) -> tuple[bytes, Usage]:
+    sim.set_faults([fault])
+    resp = await upstream.send(session, chat_request(sim), QUICK)
+    return await upstream.read_answer(resp, ADAPTER, CALL, limits)
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/json; charset=utf-8", "text/json", None]
+)
+async def test_json_answers_are_read(
+    content_type: str | None, session: aiohttp.ClientSession, eu: OpenAISimulator
+) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    body, usage = await answer_of(session, eu, Fault.raw(ANSWER, headers=headers))
+    assert body == ANSWER
+    assert usage.input_tokens == 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        (
+            Fault.raw(b"<html>login</html>", headers={"content-type": "text/html"}),
+            "provider answered 200 with text/html, not JSON",
+        ),
+        (
+            Fault.raw(b"", headers={"content-type": "application/json"}),
+            "provider answered 200 with an empty body",
+        ),
+        (Fault.raw(b"", status=204), "provider answered 204 with an empty body"),
+    ],
+    ids=["html", "empty", "204"],
+)
+async def test_an_answer_that_is_not_json_or_empty_is_unexpected_content(
+    fault: Fault, message: str, session: aiohttp.ClientSession, eu: OpenAISimulator
+) -> None:
+    with pytest.raises(UnexpectedContent) as caught:
+        await answer_of(session, eu, fault)
+    assert str(caught.value) == message
+    assert (caught.value.outcome, caught.value.retryable) == ("unexpected_content", False)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault.raw(b"[" + b"0," * 40_000 + b"0]", headers={"content-type": "application/json"}),
+        Fault("flood"),  # endless
+        Fault("flood", encoding="gzip"),  # endless, and tiny on the wire
+        Fault("flood", size=10 * 1024 * 1024, encoding="gzip"),
+    ],
+    ids=["announced", "endless", "endless-gzip", "gzip-bomb"],
+)
+async def test_an_answer_past_the_limit_is_too_large(
+    fault: Fault, session: aiohttp.ClientSession, eu: OpenAISimulator
+) -> None:
+    with pytest.raises(ResponseTooLarge) as caught:
+        await answer_of(session, eu, fault)
+    assert caught.value.outcome == "response_too_large"
+    assert "65536" in str(caught.value)
+
+
+async def test_an_answer_at_the_limit_passes(
+    session: aiohttp.ClientSession, eu: OpenAISimulator
+) -> None:
+    padded = ANSWER[:-1] + b', "pad": "' + b"x" * (SMALL.max_response_bytes - len(ANSWER) - 11)
+    padded += b'"}'
+    assert len(padded) == SMALL.max_response_bytes
+    gzip = Fault("flood", size=0, body=padded, encoding="gzip")
+    for fault in (Fault.raw(padded), gzip):
+        body, _ = await answer_of(session, eu, fault)
+        assert body == padded
+
+
+class Exploding(OpenAIAdapter):
+    """An adapter with a bug on some provider data."""
+
+    def read_response(self, call: Call, raw: bytes) -> tuple[bytes, Usage]:
+        raise KeyError("a completion that must not be logged")
+
+
+async def test_whatever_an_adapter_raises_is_a_malformed_answer_named_by_type(
+    session: aiohttp.ClientSession, eu: OpenAISimulator
+) -> None:
+    eu.set_faults([Fault.raw(ANSWER)])
+    resp = await upstream.send(session, chat_request(eu), QUICK)
+    adapter = Exploding(Provider(api="openai", endpoint="http://x/v1"), None)
+    with pytest.raises(MalformedAnswer) as caught:
+        await upstream.read_answer(resp, adapter, CALL, SMALL)
+    assert str(caught.value) == "provider's answer could not be read (KeyError)"
+    assert caught.value.outcome == "protocol_error"
+
+
+# -- SSE lines and events ------------------------------------------------------------------------
+
+
+def parsed(pieces: list[bytes], cap: int = 64) -> list[tuple[str | None, bytes]]:
+    parser = upstream.SSEParser(cap)
+    out = [e for piece in pieces for e in parser.feed(piece)]
+    return out + parser.end()
+
+
+def test_sse_parser_joins_lines_split_anywhere() -> None:
+    stream = b"event: a\r\ndata: 1\r\ndata: 2\r\n\r\n: c\ndata: " + b"x" * 40 + b"\n\ndata: end"
+    expected = [("a", b"1\n2"), (None, b"x" * 40), (None, b"end")]
+    for size in (1, 2, 3, 7, len(stream)):
+        assert parsed([stream[i : i + size] for i in range(0, len(stream), size)]) == expected
+
+
+@pytest.mark.parametrize(
+    ("pieces", "error", "message"),
+    [
+        ([b"data: " + b"x" * 65], ResponseTooLarge, "SSE line over 64 bytes"),
+        ([b"data: " + b"x" * 30, b"x" * 40, b"\n\n"], ResponseTooLarge, "SSE line over 64 bytes"),
+        ([b": " + b"x" * 70 + b"\n"], ResponseTooLarge, "SSE line over 64 bytes"),
+        ([b"data: " + b"x" * 40 + b"\n"] * 2, ResponseTooLarge, "SSE event over 64 bytes"),
+        ([b"event: \xff\xfe\ndata: {}\n\n"], MalformedAnswer, "event name that is not UTF-8"),
+    ],
+    ids=["line", "line-in-pieces", "comment", "event", "name"],
+)
+def test_sse_parser_refuses_what_is_too_long_or_not_utf8(
+    pieces: list[bytes], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        parsed(pieces)
+
+
+async def test_a_600_kib_event_passes_with_the_default_limits(
+    session: aiohttp.ClientSession, serve_bytes: Serve
+) -> None:
+    big = b'{"type": "response.completed", "text": "' + b"y" * 600 * 1024 + b'"}'
+    url = await serve_bytes(b"event: response.completed\ndata: " + big + b"\n\n")
+    assert await events_of(session, url) == [("response.completed", big)]
+
+
+async def test_a_compressed_stream_counts_its_decoded_size(
+    session: aiohttp.ClientSession, eu: OpenAISimulator
+) -> None:
+    eu.set_faults(
+        [Fault("flood", body=b"data: ", content_type="text/event-stream", encoding="gzip")]
+    )
+    resp = await upstream.send(session, chat_request(eu), QUICK)
+    try:
+        with pytest.raises(ResponseTooLarge, match="SSE line over 4096 bytes"):
+            [e async for e in upstream.sse_events(resp, SMALL)]
+    finally:
+        resp.close()
+
+
+class Broken(StreamTranslator):
+    def __init__(self) -> None:
+        self.usage, self.done = Usage(), False
+
+    def feed(self, event: str | None, data: bytes) -> Iterable[bytes]:
+        return [data.decode("ascii")]  # type: ignore[list-item]  # a bug: bytes expected
+
+
+async def test_a_stream_of_the_wrong_content_type_is_unexpected_content(
+    session: aiohttp.ClientSession, eu: OpenAISimulator
+) -> None:
+    eu.set_faults([Fault.raw(ANSWER, headers={"content-type": "application/json"})])
+    resp = await upstream.send(session, chat_request(eu), QUICK)
+    chunks = upstream.translate(resp, "sse", Broken(), SMALL)
+    with pytest.raises(UnexpectedContent, match="stream request 200 with application/json, not"):
+        await anext(chunks)
+    resp.close()
+
+
+async def test_whatever_a_translator_raises_is_a_malformed_answer(
+    session: aiohttp.ClientSession, eu: OpenAISimulator
+) -> None:
+    body = b"data: \xc3\xa9\n\n"
+    eu.set_faults([Fault.raw(body, headers={"content-type": "text/event-stream"})])
+    resp = await upstream.send(session, chat_request(eu), QUICK)
+    chunks = upstream.translate(resp, "sse", Broken(), SMALL)
+    with pytest.raises(MalformedAnswer, match=r"could not be read \(UnicodeDecodeError\)"):
+        await anext(chunks)
     resp.close()

@@ -296,6 +296,8 @@ class SSEParser:
         return out
 
     def _line(self, line: bytes, out: list[tuple[str | None, bytes]]) -> None:
+        if len(line) > self._cap:
+            raise ResponseTooLarge(f"provider sent an SSE line over {self._cap} bytes")
         if line.endswith(b"\r"):
             line = line[:-1]
         if not line:

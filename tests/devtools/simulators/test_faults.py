@@ -209,3 +209,117 @@ def test_fault_validation() -> None:
     fault = Fault.from_dict({"kind": "stall_mid_stream", "after_chunks": 2})
     assert fault.to_dict() == {"kind": "stall_mid_stream", "after_chunks": 2}
     assert Fault.from_dict(fault.to_dict()) == fault
+
+
+# -- hostile answers -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+async def test_redirect(
+    status: int, openai_sim: OpenAISimulator, http: aiohttp.ClientSession
+) -> None:
+    openai_sim.set_faults([{"kind": "redirect", "status": status, "location": "http://x.test/v1"}])
+    async with http.post(
+        openai_sim.url + "/v1/chat/completions", json={}, allow_redirects=False
+    ) as resp:
+        assert resp.status == status
+        assert resp.headers["Location"] == "http://x.test/v1"
+    openai_sim.set_faults([{"kind": "redirect", "location": "/elsewhere"}])
+    async with http.post(
+        openai_sim.url + "/any/path", json={}, allow_redirects=False
+    ) as resp:  # no credentials, any path: the fault answers first
+        assert resp.status == 307
+
+
+async def test_raw_serves_exactly_the_bytes(
+    openai_sim: OpenAISimulator, http: aiohttp.ClientSession
+) -> None:
+    body = b'{"choices": "\xff\xfe not utf-8'
+    openai_sim.set_faults(
+        [Fault.raw(body, status=299, headers={"content-type": "text/html", "x-a": "b"})]
+    )
+    async with http.post(openai_sim.url + "/v1/chat/completions", json={}) as resp:
+        assert resp.status == 299
+        assert resp.headers["content-type"] == "text/html"
+        assert resp.headers["x-a"] == "b"
+        assert await resp.read() == body
+    openai_sim.set_faults([Fault.raw(b"{}")])
+    async with http.post(openai_sim.url + "/v1/chat/completions", json={}) as resp:
+        assert resp.status == 200
+        assert "content-type" not in resp.headers  # none unless given
+    openai_sim.set_faults([{"kind": "raw", "status": 101, "body": ""}])
+    async with http.post(openai_sim.url + "/v1/chat/completions", json={}) as resp:
+        assert resp.status == 101
+
+
+async def test_flood_of_a_given_size_plain_and_gzip(
+    openai_sim: OpenAISimulator, http: aiohttp.ClientSession
+) -> None:
+    size = 3 * 1024 * 1024 + 5
+    for encoding in ("identity", "gzip"):
+        openai_sim.set_faults(
+            [{"kind": "flood", "size": size, "body": "[", "fill": "0,", "encoding": encoding}]
+        )
+        async with http.post(openai_sim.url + "/v1/chat/completions", json={}) as resp:
+            assert resp.headers.get("content-encoding") == ("gzip" if encoding == "gzip" else None)
+            wire = resp.content.total_compressed_bytes if encoding == "gzip" else None
+            body = await resp.read()
+            wire = resp.content.total_compressed_bytes if encoding == "gzip" else None
+        assert len(body) == 1 + size
+        assert body.startswith(b"[0,0,0,")
+        if wire is not None:
+            assert wire < size // 100  # a decompression bomb: tiny on the wire
+
+
+async def test_endless_flood_stops_when_the_client_goes_away(
+    openai_sim: OpenAISimulator, http: aiohttp.ClientSession
+) -> None:
+    openai_sim.set_faults([{"kind": "flood", "encoding": "gzip"}])
+    async with http.post(openai_sim.url + "/v1/chat/completions", json={}) as resp:
+        received = 0
+        async for chunk in resp.content.iter_any():
+            received += len(chunk)
+            if received > 64 * 1024 * 1024:
+                break
+    assert received > 64 * 1024 * 1024
+    # the simulator is free again: the next request gets its normal answer
+    answer = await client(openai_sim).chat.completions.create(model="m", messages=MESSAGES)
+    assert answer.choices[0].message.content
+
+
+async def test_echo_credentials(openai_sim: OpenAISimulator) -> None:
+    openai_sim.set_faults([{"kind": "echo_credentials"}])
+    with pytest.raises(openai.BadRequestError) as err:
+        await client(openai_sim).chat.completions.create(model="m", messages=MESSAGES)
+    assert err.value.message.endswith(
+        f"Incorrect credentials provided: authorization: Bearer {OPENAI_KEY}"
+    )
+
+
+def test_hostile_fault_validation_and_json_form() -> None:
+    with pytest.raises(ValueError, match="needs a 'location'"):
+        Fault.from_dict({"kind": "redirect"})
+    with pytest.raises(ValueError, match="301, 302, 303, 307 or 308"):
+        Fault.from_dict({"kind": "redirect", "location": "/x", "status": 304})
+    with pytest.raises(ValueError, match="needs a 'body'"):
+        Fault.from_dict({"kind": "raw"})
+    with pytest.raises(ValueError, match="between 100 and 999"):
+        Fault.from_dict({"kind": "raw", "body": "", "status": 1000})
+    with pytest.raises(ValueError, match="'body' or 'body_base64', not both"):
+        Fault.from_dict({"kind": "raw", "body": "", "body_base64": ""})
+    with pytest.raises(ValueError, match="must be base64"):
+        Fault.from_dict({"kind": "raw", "body_base64": "!!"})
+    with pytest.raises(ValueError, match="identity or gzip"):
+        Fault.from_dict({"kind": "flood", "encoding": "br"})
+    with pytest.raises(ValueError, match="map header names to strings"):
+        Fault.from_dict({"kind": "raw", "body": "", "headers": {"a": 1}})
+    raw = Fault.raw(b"\xff", status=600, headers={"content-type": "text/plain"})
+    assert raw.to_dict() == {
+        "kind": "raw",
+        "status": 600,
+        "headers": {"content-type": "text/plain"},
+        "body_base64": "/w==",
+    }
+    flood = Fault.from_dict({"kind": "flood", "size": 10, "fill": "x", "encoding": "gzip"})
+    for fault in (raw, flood):
+        assert Fault.from_dict(fault.to_dict()) == fault

@@ -38,7 +38,8 @@ checked, any path serves them):
                       307 or 308 (default 307), empty body.
 ``raw``               exactly ``body`` (bytes; ``body`` text or ``body_base64`` in JSON), with
                       ``status`` (default 200; any of 100-999) and exactly ``headers`` (a
-                      mapping; ``Content-Length`` is added, no content type unless given).
+                      mapping; only ``Content-Length`` and ``Connection: close`` are added, so
+                      there is no content type unless given), then the connection is closed.
 ``flood``             a body of ``size`` bytes once decoded (default: endless, until the client
                       goes away or the simulator stops): ``body`` first, then ``fill`` (default
                       ``a``) repeated, as ``content_type`` (default ``application/json``),

@@ -23,7 +23,8 @@ import asyncio
 import contextlib
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from http import HTTPStatus
 from typing import Any
 
 import orjson
@@ -143,15 +144,29 @@ async def write_hostile(
             status=fault.status or 307, headers={**headers, "Location": fault.location}
         )
     if fault.kind == "raw":
-        body = fault.body or b""
-        resp = web.StreamResponse(status=fault.status or 200, headers=dict(fault.headers))
-        resp.content_length = len(body)
-        await resp.prepare(request)
-        with contextlib.suppress(ConnectionError):
-            await resp.write(body)
-            await resp.write_eof()
-        return resp
+        write_raw(request, fault.status or 200, fault.headers, fault.body or b"")
+        return web.Response(status=204)  # never sent: the connection is closed
     return await _flood(request, fault, headers, stopping)
+
+
+def write_raw(
+    request: web.Request, status: int, headers: Iterable[tuple[str, str]], body: bytes
+) -> None:
+    """Exactly this answer on the wire (aiohttp would add a content type), then close.
+
+    Only ``Content-Length`` and ``Connection: close`` are added to ``headers``.
+    """
+    transport = request.transport
+    if transport is None:
+        return
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = "Unknown"
+    lines = [f"HTTP/1.1 {status} {reason}", *(f"{k}: {v}" for k, v in headers)]
+    lines += [f"Content-Length: {len(body)}", "Connection: close", "", ""]
+    transport.write("\r\n".join(lines).encode("latin-1") + body)
+    transport.close()
 
 
 async def _flood(
@@ -183,6 +198,9 @@ async def _flood(
             if remaining is not None:
                 remaining -= len(piece)
             await send(piece)
+            # A compressed block is small enough for the socket to take at once, so the
+            # write does not suspend: let the rest of the loop (maybe the client) run.
+            await asyncio.sleep(0)
         if not gone():
             await send(b"", last=True)
             await resp.write_eof()
