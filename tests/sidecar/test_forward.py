@@ -6,6 +6,8 @@ gets through the openai SDK and that the audit record lists every attempt truthf
 
 from __future__ import annotations
 
+import base64
+import json
 import random
 import time
 from dataclasses import dataclass, field
@@ -15,6 +17,7 @@ from typing import Any
 import openai
 import pytest
 
+from aiguillage.devtools.simulators import Fault
 from aiguillage.devtools.simulators.openai import OpenAISimulator
 from aiguillage.sidecar.adapters.base import Usage
 from aiguillage.sidecar.config import Pricing, Provider, Retry, Route, Target, Timeouts
@@ -98,6 +101,18 @@ def fault_sidecar(
 
 
 # -- faults before the first byte: failover ------------------------------------------------------
+
+
+JSON = {"content-type": "application/json"}
+HTML = {"content-type": "text/html"}
+SSE = {"content-type": "text/event-stream"}
+ANSWER = (
+    '{"choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}],'
+    ' "usage": {"prompt_tokens": PROMPT, "completion_tokens": 1}}'
+)
+NON_UTF8_EVENT = base64.b64encode(
+    b'event: \xff\xfe\ndata: {"choices": [{"index": 0, "delta": {"content": "hi"}}]}\n\n'
+).decode()
 
 
 @dataclass(frozen=True)
@@ -191,6 +206,74 @@ FAILOVERS = {
         [("mistral-eu", "http_error", 503), ("mistral-eu", "ok", None)],
         retry=2,
     ),
+    # A provider that does not speak its API: failover at once, never a retry (it would
+    # answer the same), and never a redirect followed.
+    "redirect-not-followed": Failover(
+        [{"kind": "redirect", "status": 308, "location": "http://127.0.0.1:9/v1/x"}],
+        False,
+        [("mistral-eu", "redirect_refused", 308), ("openai-us", "ok", None)],
+        retry=3,
+    ),
+    "redirect-not-followed-stream": Failover(
+        [{"kind": "redirect", "status": 302, "location": "/elsewhere"}],
+        True,
+        [("mistral-eu", "redirect_refused", 302), ("openai-us", "ok", None)],
+        retry=3,
+    ),
+    "status-101": Failover(
+        [{"kind": "raw", "status": 101, "body": ""}],
+        True,
+        [("mistral-eu", "unexpected_status", 101), ("openai-us", "ok", None)],
+        retry=3,
+    ),
+    "html-200": Failover(
+        [{"kind": "raw", "body": "<html>captive portal</html>", "headers": HTML}],
+        False,
+        [("mistral-eu", "unexpected_content", None), ("openai-us", "ok", None)],
+        retry=3,
+    ),
+    "empty-200": Failover(
+        [{"kind": "raw", "body": "", "headers": JSON}],
+        False,
+        [("mistral-eu", "unexpected_content", None), ("openai-us", "ok", None)],
+    ),
+    "json-200-to-a-stream": Failover(
+        [{"kind": "raw", "body": '{"choices": []}', "headers": JSON}],
+        True,
+        [("mistral-eu", "unexpected_content", None), ("openai-us", "ok", None)],
+    ),
+    "endless-body": Failover(
+        [{"kind": "flood"}],
+        False,
+        [("mistral-eu", "response_too_large", None), ("openai-us", "ok", None)],
+    ),
+    "gzip-bomb": Failover(
+        [{"kind": "flood", "encoding": "gzip", "size": 4 * 1024**3}],
+        False,
+        [("mistral-eu", "response_too_large", None), ("openai-us", "ok", None)],
+        retry=3,
+    ),
+    "endless-sse-line": Failover(
+        [{"kind": "flood", "body": "data: ", "content_type": "text/event-stream"}],
+        True,
+        [("mistral-eu", "response_too_large", None), ("openai-us", "ok", None)],
+    ),
+    "negative-usage": Failover(
+        [{"kind": "raw", "body": ANSWER.replace("PROMPT", "-5"), "headers": JSON}],
+        False,
+        [("mistral-eu", "protocol_error", None), ("openai-us", "ok", None)],
+        retry=3,
+    ),
+    "absurd-usage": Failover(
+        [{"kind": "raw", "body": ANSWER.replace("PROMPT", "1e300"), "headers": JSON}],
+        False,
+        [("mistral-eu", "protocol_error", None), ("openai-us", "ok", None)],
+    ),
+    "non-utf8-event-name": Failover(
+        [{"kind": "raw", "body_base64": NON_UTF8_EVENT, "headers": SSE}],
+        True,
+        [("mistral-eu", "protocol_error", None), ("openai-us", "ok", None)],
+    ),
 }
 
 
@@ -262,6 +345,44 @@ def test_stream_broken_after_first_byte_ends_with_an_error(
     assert record["attempts"][0]["detail"]
     assert us.requests == []  # no failover once the client has bytes
     assert sc.metric("aiguillage_requests_total", route="chat", outcome="stream_error") == 1
+
+
+def chunk(delta: dict[str, Any], **extra: Any) -> bytes:
+    body = {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta}], **extra}
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+TWO_CHUNKS = chunk({"role": "assistant", "content": "Hello from"}) + chunk(
+    {"content": " mistral-eu! This"}
+)
+HOSTILE_MID_STREAM = {
+    "sse-line-too-long": b"data: " + b"x" * (8 * 1024 * 1024 + 1) + b"\n\n",
+    "absurd-usage": chunk({}, usage={"prompt_tokens": 3, "completion_tokens": 10**12}),
+    "bool-usage": chunk({}, usage={"prompt_tokens": True, "completion_tokens": 2}),
+    "choices-not-a-list": b'data: {"choices": 5}\n\n',
+    "delta-not-an-object": b'data: {"choices": [{"index": 0, "delta": "x"}]}\n\n',
+    "non-utf8-event-name": b"event: \xff\n" + chunk({"content": "!"}),
+}
+
+
+@pytest.mark.parametrize("after", HOSTILE_MID_STREAM.values(), ids=HOSTILE_MID_STREAM.keys())
+def test_hostile_data_after_the_first_byte_ends_the_stream_with_an_error(
+    after: bytes, start_sidecar: StartSidecar, eu: OpenAISimulator, us: OpenAISimulator
+) -> None:
+    sc = fault_sidecar(start_sidecar, eu, us)
+    body = TWO_CHUNKS + after + b"data: [DONE]\n\n"
+    eu.set_faults([Fault.raw(body, headers={"content-type": "text/event-stream"})])
+
+    out = call(sc, stream=True, stream_options={"include_usage": True})
+
+    assert out.text == "Hello from mistral-eu! This"
+    assert out.error is not None
+    assert "provider stream failed" in out.error.message
+    record = sc.audit_for(out.headers["x-request-id"])
+    assert (record["outcome"], record["status"]) == ("stream_error", 200)
+    assert attempts_of(record) == [("mistral-eu", "stream_error", None)]
+    assert record["usage"] == {"inputTokens": 0, "outputTokens": 0}  # never the absurd numbers
+    assert us.requests == []
 
 
 def test_total_deadline_during_a_stream_ends_it_with_an_error(

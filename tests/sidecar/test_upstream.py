@@ -446,6 +446,15 @@ def test_sse_parser_refuses_what_is_too_long_or_not_utf8(
         parsed(pieces)
 
 
+def test_sse_parser_returns_the_events_before_an_error_first() -> None:
+    parser = upstream.SSEParser(64)
+    assert parser.feed(b"data: 1\n\nevent: \xff\ndata: 2\n\n") == [(None, b"1")]
+    with pytest.raises(MalformedAnswer):
+        parser.feed(b"data: 3\n\n")
+    with pytest.raises(MalformedAnswer):
+        parser.end()
+
+
 async def test_a_600_kib_event_passes_with_the_default_limits(
     session: aiohttp.ClientSession, serve_bytes: Serve
 ) -> None:

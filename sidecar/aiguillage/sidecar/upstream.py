@@ -248,11 +248,13 @@ class SSEParser:
 
     Lines end with LF or CRLF; multi-line data is joined by \\n. A line or an event's data
     past ``cap`` bytes raises ResponseTooLarge, an event name that is not UTF-8
-    MalformedAnswer. A line cut across pieces is kept as a list of pieces (joined once its
-    end arrives), so a long line costs linear time.
+    MalformedAnswer. Events completed before such an error are returned first, and the
+    error raised at the next call: what the provider sent reaches the client in its order,
+    however the network cut it. A line cut across pieces is kept as a list of pieces
+    (joined once its end arrives), so a long line costs linear time.
     """
 
-    __slots__ = ("_cap", "_data", "_event", "_pending", "_pending_size", "_size")
+    __slots__ = ("_cap", "_data", "_event", "_failed", "_pending", "_pending_size", "_size")
 
     def __init__(self, cap: int) -> None:
         self._cap = cap
@@ -261,9 +263,12 @@ class SSEParser:
         self._size = 0
         self._pending: list[bytes] = []
         self._pending_size = 0
+        self._failed: MalformedAnswer | None = None
 
     def feed(self, chunk: bytes) -> list[tuple[str | None, bytes]]:
         """The events completed by ``chunk``."""
+        if self._failed is not None:
+            raise self._failed
         if chunk.find(b"\n") < 0:
             self._pending.append(chunk)
             self._pending_size += len(chunk)
@@ -276,9 +281,15 @@ class SSEParser:
             self._pending, self._pending_size = [], 0
         out: list[tuple[str | None, bytes]] = []
         start = 0
-        while (end := chunk.find(b"\n", start)) >= 0:
-            self._line(chunk[start:end], out)
-            start = end + 1
+        try:
+            while (end := chunk.find(b"\n", start)) >= 0:
+                self._line(chunk[start:end], out)
+                start = end + 1
+        except MalformedAnswer as exc:
+            if not out:
+                raise
+            self._failed = exc
+            return out
         if start < len(chunk):
             rest = chunk[start:]
             if len(rest) > self._cap:
@@ -288,6 +299,8 @@ class SSEParser:
 
     def end(self) -> list[tuple[str | None, bytes]]:
         """The last event, when the stream stops without a blank line after it."""
+        if self._failed is not None:
+            raise self._failed
         out: list[tuple[str | None, bytes]] = []
         if self._pending:
             self._line(b"".join(self._pending), out)
