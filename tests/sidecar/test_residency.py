@@ -36,6 +36,7 @@ from aiguillage.sidecar.residency import (
     describe,
     expand,
 )
+from tests.sidecar._providers import ROWS, located
 from tests.sidecar.conftest import (
     MESSAGES,
     RunningSidecar,
@@ -536,3 +537,51 @@ def install(lt: LoopThread, sc: RunningSidecar, sims: list[OpenAISimulator], s: 
         sim.clear()
         sim.set_faults(faults)
     assert orjson.loads((sc.config_dir / "config.json").read_bytes())["hash"] == config.hash
+
+
+# -- hostile providers ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("status", "stream"), [(307, False), (308, True)], ids=["plain", "stream"])
+@pytest.mark.parametrize("api", sorted(ROWS))
+def test_a_redirect_never_takes_the_request_to_another_origin(
+    api: str, status: int, stream: bool, lt: LoopThread, start_sidecar: StartSidecar
+) -> None:
+    row = ROWS[api]
+    compliant, outsider = row.simulator(), OpenAISimulator("outsider-us")
+    lt.run(compliant.start())
+    lt.run(outsider.start())
+    try:
+        config = SidecarConfig(
+            namespace="t",
+            providers={"p": located(row, compliant.url)},
+            routes={
+                "chat": route(
+                    "chat", Target(provider="p", model=row.model), residency=Residency(locations=EU)
+                )
+            },
+        )
+        sc = start_sidecar(config, {"p": row.credential})
+        to = outsider.url + "/v1/chat/completions"
+        compliant.set_faults([{"kind": "redirect", "status": status, "location": to}])
+
+        resp = sc.raw(
+            "POST",
+            "/v1/chat/completions",
+            json={"model": "chat", "messages": MESSAGES, "stream": stream},
+        )
+
+        assert outsider.requests == []  # neither the prompt nor the key left the residency
+        assert len(compliant.requests) == 1
+        assert resp.status == 502
+        (attempt,) = resp.json()["error"]["attempts"]
+        assert (attempt["outcome"], attempt["status"]) == ("redirect_refused", status)
+        assert attempt["detail"] == (
+            f"provider answered HTTP {status} redirecting to {outsider.url} (not followed)"
+        )
+        record = sc.audit_for(resp.headers["x-request-id"])
+        assert (record["outcome"], record["status"]) == ("all_targets_failed", 502)
+        assert record["attempts"] == [attempt]
+    finally:
+        lt.run(compliant.stop())
+        lt.run(outsider.stop())

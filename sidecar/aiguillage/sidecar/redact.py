@@ -5,8 +5,8 @@ sk-..."), and such errors leave the sidecar: relayed to the client as they are (
 the request), summarised in the 502 that ends a failed request, in a stream's error event
 and in the audit record. Each of these goes through a :class:`Redactor` first, which
 replaces every secret of the config's adapters (:meth:`~.adapters.base.Adapter.secrets`)
-with ``[REDACTED]``: as sent (which covers ``Bearer <key>``), JSON-escaped (a ``/`` as
-``\\/``...) and percent-encoded. Secrets shorter than :data:`MIN_SECRET` characters are
+with ``[REDACTED]``: as sent (which covers ``Bearer <key>``), JSON-escaped (with or without
+``/`` as ``\\/``) and percent-encoded. Secrets shorter than :data:`MIN_SECRET` characters are
 left alone: they would match ordinary words, and no provider issues keys that short.
 """
 
@@ -33,9 +33,8 @@ class Redactor:
         for secret in secrets:
             if len(secret) < MIN_SECRET:
                 continue
-            forms.add(secret)
-            forms.add(orjson.dumps(secret).decode()[1:-1])
-            forms.add(quote(secret, safe=""))
+            escaped = orjson.dumps(secret).decode()[1:-1]
+            forms.update((secret, escaped, escaped.replace("/", "\\/"), quote(secret, safe="")))
         # Longest first, so that a secret containing another is replaced whole.
         self._text = sorted(forms, key=len, reverse=True)
         self._bytes = [form.encode() for form in self._text]

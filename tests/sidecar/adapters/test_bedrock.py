@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import struct
+import zlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +38,12 @@ from aiguillage.sidecar.adapters.bedrock import (
 )
 from aiguillage.sidecar.adapters.openai_chat import END_OF_STREAM, UnsupportedRequest
 from aiguillage.sidecar.config import Limits, Provider, Target
-from aiguillage.sidecar.errors import ConfigError, UpstreamProtocol
+from aiguillage.sidecar.errors import (
+    ConfigError,
+    MalformedAnswer,
+    ResponseTooLarge,
+    UpstreamProtocol,
+)
 from tests.sidecar.adapters._sidecar import route, running_sidecar
 
 AKID, SECRET, REGION = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "eu-central-1"
@@ -457,10 +464,11 @@ class _Response:
 
 
 async def decode(
-    data: bytes, size: int = 7, limits: Limits = Limits()
+    data: bytes, size: int = 7, limits: Limits | None = None
 ) -> list[tuple[str | None, bytes]]:
     response = _Response(data, size)
-    return [item async for item in event_stream(response, limits)]  # type: ignore[arg-type]
+    events = event_stream(response, limits or Limits())  # type: ignore[arg-type]
+    return [item async for item in events]
 
 
 async def test_decoder_yields_events_across_arbitrary_splits_then_the_end() -> None:
@@ -499,6 +507,48 @@ async def test_decoder_yields_events_across_arbitrary_splits_then_the_end() -> N
 async def test_decoder_raises_on_exceptions_and_broken_frames(data: bytes, message: str) -> None:
     with pytest.raises(UpstreamProtocol, match=message):
         await decode(data)
+
+
+def raw_frame(raw_headers: bytes, payload: bytes) -> bytes:
+    """A frame with headers exactly as given (framing and CRCs right)."""
+    total = 12 + len(raw_headers) + len(payload) + 4
+    prelude = struct.pack(">II", total, len(raw_headers))
+    prelude += struct.pack(">I", zlib.crc32(prelude))
+    message = prelude + raw_headers + payload
+    return message + struct.pack(">I", zlib.crc32(message))
+
+
+def string_header(name: bytes, value: bytes) -> bytes:
+    return bytes([len(name)]) + name + b"\x07" + struct.pack(">H", len(value)) + value
+
+
+async def test_a_header_that_is_not_utf8_is_a_malformed_answer() -> None:
+    headers = string_header(b":message-type", b"event") + string_header(b":event-type", b"\xff")
+    data = TOOL_STREAM[0] + raw_frame(headers, b"{}")
+    with pytest.raises(MalformedAnswer, match="event-stream header that is not UTF-8"):
+        await decode(data, size=len(data))
+
+
+async def test_a_frame_past_the_event_limit_is_too_large() -> None:
+    small = Limits(max_event_bytes=1024)
+    big = frame("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "x" * 200_000}})
+    assert [e for e, _ in await decode(big, size=4096)] == ["contentBlockDelta", END_OF_STREAM]
+    with pytest.raises(ResponseTooLarge, match="event-stream frame over"):
+        await decode(big, size=4096, limits=small)
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [{"inputTokens": -1}, {"outputTokens": "12"}, {"inputTokens": 1.5}, {"outputTokens": 10**10}],
+)
+def test_usage_that_is_not_a_token_count_is_a_malformed_answer(usage: dict[str, Any]) -> None:
+    raw = orjson.dumps({"output": {"message": {"content": []}}, "usage": usage})
+    with pytest.raises(MalformedAnswer, match="usage"):
+        read_converse_response(raw, "m")
+    translator = ConverseStream("chat", client_wants_usage=True)
+    with pytest.raises(MalformedAnswer, match="usage"):
+        translator.feed("metadata", orjson.dumps({"usage": usage}))
+    assert (translator.usage.input_tokens, translator.usage.output_tokens) == (0, 0)
 
 
 async def test_stream_translation_with_tool_use_and_usage() -> None:

@@ -11,7 +11,7 @@ from aiguillage.sidecar.adapters import UnsupportedApi, adapter_for
 from aiguillage.sidecar.adapters.base import Call, Operation
 from aiguillage.sidecar.adapters.openai import OpenAIAdapter, OpenAIStream
 from aiguillage.sidecar.config import Provider
-from aiguillage.sidecar.errors import UpstreamProtocol
+from aiguillage.sidecar.errors import MalformedAnswer, UpstreamProtocol
 
 PROVIDER = Provider(api="openai", endpoint="https://api.mistral.ai/v1/", location="FR")
 
@@ -120,6 +120,46 @@ def test_read_response_without_usage() -> None:
 def test_read_response_rejects_what_is_not_a_json_object(raw: bytes) -> None:
     with pytest.raises(UpstreamProtocol):
         adapter().read_response(chat(), raw, "m")
+
+
+@pytest.mark.parametrize(
+    ("operation", "body", "message"),
+    [
+        (Operation.CHAT, {}, '"choices" that is not a list of objects'),
+        (Operation.CHAT, {"choices": {"0": {}}}, '"choices" that is not a list of objects'),
+        (Operation.CHAT, {"choices": ["hi"]}, '"choices" that is not a list of objects'),
+        (Operation.CHAT, {"choices": [{"message": "hi"}]}, 'choice whose "message" is not'),
+        (Operation.CHAT, {"choices": [{"index": 0}]}, 'choice whose "message" is not'),
+        (Operation.COMPLETIONS, {"choices": None}, '"choices" that is not a list'),
+        (Operation.EMBEDDINGS, {"data": "x"}, '"data" that is not a list of objects'),
+        (Operation.RESPONSES, {"output": 1}, '"output" that is not a list of objects'),
+    ],
+)
+def test_read_response_refuses_results_the_client_could_not_read(
+    operation: Operation, body: dict[str, Any], message: str
+) -> None:
+    call = Call(operation, {"model": "x"}, False)
+    with pytest.raises(MalformedAnswer, match=message):
+        adapter().read_response(call, orjson.dumps(body))
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [{"choices": 5}, {"choices": [{"index": 0, "delta": "x"}]}, {"choices": [7]}],
+)
+def test_stream_chunks_the_client_could_not_read_are_malformed(chunk: dict[str, Any]) -> None:
+    with pytest.raises(MalformedAnswer):
+        OpenAIStream(False).feed(None, orjson.dumps(chunk))
+
+
+def test_stream_chunks_without_results_or_delta_pass() -> None:
+    # Azure's prompt filter results, a usage chunk, a content filter chunk without delta.
+    for chunk in (
+        {"choices": [], "prompt_filter_results": []},
+        {"usage": {"prompt_tokens": 1, "completion_tokens": 2}},
+        {"choices": [{"index": 0, "finish_reason": None, "content_filter_results": {}}]},
+    ):
+        OpenAIStream(True).feed(None, orjson.dumps(chunk))
 
 
 # -- streams -------------------------------------------------------------------------------------

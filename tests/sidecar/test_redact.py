@@ -1,0 +1,149 @@
+"""Credentials scrubbed out of what providers echo (``redact.py``), for every adapter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+import pytest
+
+from aiguillage.devtools.harness import LoopThread
+from aiguillage.devtools.simulators.base import Simulator
+from aiguillage.sidecar.adapters import adapter_for
+from aiguillage.sidecar.config import Provider, SidecarConfig, Target
+from aiguillage.sidecar.redact import REDACTED, Redactor, redactor_for
+from tests.sidecar._providers import ROWS, located
+from tests.sidecar.conftest import MESSAGES, Raw, RunningSidecar, StartSidecar, route
+
+KEY = "sk-live/abc+def"
+
+
+@pytest.mark.parametrize(
+    ("text", "scrubbed"),
+    [
+        (f"Incorrect API key provided: {KEY}.", f"Incorrect API key provided: {REDACTED}."),
+        (f"Authorization: Bearer {KEY}", f"Authorization: Bearer {REDACTED}"),
+        ('{"key": "sk-live\\/abc+def"}', f'{{"key": "{REDACTED}"}}'),  # JSON-escaped
+        ("?key=sk-live%2Fabc%2Bdef&x=1", f"?key={REDACTED}&x=1"),  # percent-encoded
+        (f"{KEY}{KEY}-suffix", f"{REDACTED}{REDACTED}-suffix"),
+        ("nothing secret here", "nothing secret here"),
+    ],
+)
+def test_secrets_are_replaced_in_text_and_bytes(text: str, scrubbed: str) -> None:
+    redactor = Redactor([KEY, "short"])
+    assert redactor.text(text) == scrubbed
+    assert redactor.bytes(text.encode()) == scrubbed.encode()
+
+
+def test_short_secrets_are_left_alone_and_longer_ones_win() -> None:
+    redactor = Redactor(["x", "sk-abcdefgh", "sk-abcdefgh-ijkl"])
+    assert redactor.text("x sk-abcdefgh-ijkl sk-abcdefgh") == f"x {REDACTED} {REDACTED}"
+
+
+def test_the_redactor_of_a_config_knows_every_adapter_secret() -> None:
+    bedrock = Provider(api="bedrock", endpoint="http://b", options={"region": "eu-west-3"})
+    aws = '{"accessKeyId": "AKIDEXAMPLE1", "secretAccessKey": "s3cr3t/key+value"}'
+    adapters = {
+        "b": adapter_for("bedrock")(bedrock, aws),
+        "o": adapter_for("openai")(Provider(api="openai", endpoint="http://o"), "sk-openai-1"),
+    }
+    redactor = redactor_for(["b", "o", "missing"], adapters)
+    text = "AKIDEXAMPLE1 s3cr3t/key+value sk-openai-1"
+    assert redactor.text(text) == " ".join([REDACTED] * 3)
+
+
+# -- through a sidecar, for every adapter --------------------------------------------------------
+
+
+def secrets_of(api: str) -> list[str]:
+    row = ROWS[api]
+    if api != "bedrock":
+        return [row.credential]
+    return list(orjson.loads(row.credential).values())
+
+
+@contextmanager
+def serving(
+    api: str, lt: LoopThread, start_sidecar: StartSidecar
+) -> Iterator[tuple[RunningSidecar, Simulator]]:
+    """A sidecar whose route ``chat`` has one target, on the simulator of ``api``."""
+    row = ROWS[api]
+    sim = row.simulator()
+    lt.run(sim.start())
+    config = SidecarConfig(
+        namespace="t",
+        providers={"p": located(row, sim.url)},
+        routes={"chat": route("chat", Target(provider="p", model=row.model))},
+    )
+    try:
+        yield start_sidecar(config, {"p": row.credential}), sim
+    finally:
+        lt.run(sim.stop())
+
+
+def assert_scrubbed(api: str, *texts: Any) -> None:
+    for text in texts:
+        blob = text if isinstance(text, bytes) else orjson.dumps(text)
+        for secret in secrets_of(api):
+            assert secret.encode() not in blob
+
+
+def ask(sc: RunningSidecar, stream: bool) -> Raw:
+    body = {"model": "chat", "messages": MESSAGES, "stream": stream}
+    return sc.raw("POST", "/v1/chat/completions", json=body)
+
+
+@pytest.mark.parametrize("api", sorted(ROWS))
+def test_a_relayed_error_echoing_the_key_is_scrubbed(
+    api: str, lt: LoopThread, start_sidecar: StartSidecar
+) -> None:
+    with serving(api, lt, start_sidecar) as (sc, sim):
+        sim.set_faults([{"kind": "echo_credentials", "status": 400}])
+        resp = ask(sc, stream=False)
+
+        assert resp.status == 400
+        message = resp.json()["error"]["message"]
+        assert message.startswith("Incorrect credentials provided: ")
+        assert REDACTED in message
+        assert_scrubbed(api, resp.body, sc.audit_for(resp.headers["x-request-id"]))
+
+
+# Adapters whose stream errors quote the provider (its error type or message) in the detail.
+QUOTING = ["anthropic", "bedrock", "gemini", "vertex-ai"]
+
+
+@pytest.mark.parametrize("api", QUOTING)
+def test_attempt_details_echoing_the_key_are_scrubbed(
+    api: str, lt: LoopThread, start_sidecar: StartSidecar
+) -> None:
+    echo = "bad key " + " ".join(secrets_of(api))
+    with serving(api, lt, start_sidecar) as (sc, sim):
+        sim.set_faults([{"kind": "in_stream_error", "message": echo, "error_type": echo}])
+        resp = ask(sc, stream=True)
+
+        assert resp.status == 502
+        record = sc.audit_for(resp.headers["x-request-id"])
+        assert REDACTED in record["attempts"][0]["detail"]
+        assert resp.json()["error"]["attempts"] == record["attempts"]
+        assert_scrubbed(api, resp.body, record)
+
+
+@pytest.mark.parametrize("api", QUOTING)
+def test_a_stream_error_echoing_the_key_is_scrubbed(
+    api: str, lt: LoopThread, start_sidecar: StartSidecar
+) -> None:
+    echo = "bad key " + " ".join(secrets_of(api))
+    with serving(api, lt, start_sidecar) as (sc, sim):
+        fault = {"kind": "in_stream_error", "after_chunks": 2, "message": echo, "error_type": echo}
+        sim.set_faults([fault])
+        resp = ask(sc, stream=True)
+
+        assert resp.status == 200
+        last = resp.body.strip().split(b"\n\n")[-1]
+        assert b"provider stream failed" in last
+        assert REDACTED.encode() in last
+        record = sc.audit_for(resp.headers["x-request-id"])
+        assert record["outcome"] == "stream_error"
+        assert_scrubbed(api, resp.body, record)
