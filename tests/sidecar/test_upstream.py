@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from email.utils import formatdate
+from pathlib import Path
 
 import aiohttp
+import orjson
 import pytest
 from aiohttp import web
 
+from aiguillage.devtools import processes
+from aiguillage.devtools.harness import LoopThread
 from aiguillage.devtools.simulators import Fault
 from aiguillage.devtools.simulators.openai import OpenAISimulator
 from aiguillage.sidecar import upstream
@@ -33,7 +39,17 @@ from aiguillage.sidecar.errors import (
     UpstreamProtocol,
     UpstreamStatus,
 )
-from tests.sidecar.conftest import EU_KEY, closed_port
+from tests.sidecar.conftest import (
+    CREDENTIALS,
+    EU_KEY,
+    closed_port,
+    eu_target,
+    two_provider_config,
+    us_target,
+    wait_for,
+    write_files,
+)
+from tests.sidecar.conftest import route as conftest_route
 
 QUICK = Timeouts(connect=2, first_token=5, stream_idle=5, total=10)
 # one deadline short at a time, for the tests of that deadline
@@ -506,3 +522,74 @@ async def test_whatever_a_translator_raises_is_a_malformed_answer(
     with pytest.raises(MalformedAnswer, match=r"could not be read \(UnicodeDecodeError\)"):
         await anext(chunks)
     resp.close()
+
+
+# -- memory, measured on a sidecar process -------------------------------------------------------
+
+RSS_BOUND_MB = 100
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident set (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM in /proc status")
+
+
+def test_peak_memory_stays_flat_under_a_gzip_bomb_and_endless_bodies(
+    lt: LoopThread, tmp_path: Path, eu: OpenAISimulator, us: OpenAISimulator
+) -> None:
+    config = two_provider_config(eu, us, conftest_route("chat", eu_target(0), us_target(1)))
+    write_files(tmp_path / "config", tmp_path / "credentials", config, CREDENTIALS)
+    port = closed_port()
+    argv = processes.aiguillage(
+        "sidecar", "--config-dir", str(tmp_path / "config"), "--listen", f"127.0.0.1:{port}"
+    )
+    env = {**os.environ, "AIGUILLAGE_AUDIT_LOG": str(tmp_path / "audit.jsonl")}
+    child = processes.Child("sidecar", argv, env, tmp_path / "sidecar.log").start()
+    base = f"http://127.0.0.1:{port}"
+
+    def ask(stream: bool) -> tuple[int, str]:
+        body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}], "stream": stream}
+        req = urllib.request.Request(
+            base + "/v1/chat/completions",
+            data=orjson.dumps(body),
+            headers={"content-type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            resp.read()
+            return resp.status, resp.headers.get("x-aiguillage-provider", "")
+
+    try:
+        wait_for(lambda: _ready(base), 30, "the sidecar process to be ready")
+        assert ask(stream=False) == (200, "mistral-eu")  # warm: imports, connections, buffers
+        before = peak_rss_mb(child.proc.pid)  # type: ignore[union-attr]
+        for fault, stream in [
+            (Fault("flood", encoding="gzip", size=4 * 1024**3), False),  # ~4 MiB on the wire
+            (Fault("flood"), False),  # endless
+            (
+                Fault("flood", body=b"data: ", content_type="text/event-stream", encoding="gzip"),
+                True,
+            ),
+        ]:
+            eu.set_faults([fault])
+            assert ask(stream) == (200, "openai-us")  # the bomb failed the attempt: failover
+        growth = peak_rss_mb(child.proc.pid) - before  # type: ignore[union-attr]
+    finally:
+        child.stop()
+    outcomes = [
+        [a["outcome"] for a in orjson.loads(line)["attempts"]]
+        for line in (tmp_path / "audit.jsonl").read_bytes().splitlines()
+    ]
+    assert outcomes[1:] == [["response_too_large", "ok"]] * 3
+    print(f"sidecar peak RSS {before:.1f} MB before, +{growth:.1f} MB after the bombs")
+    assert growth < RSS_BOUND_MB, f"peak RSS grew by {growth:.1f} MB"
+
+
+def _ready(base: str) -> bool:
+    try:
+        with urllib.request.urlopen(base + "/readyz", timeout=2) as resp:
+            return resp.status == 200  # type: ignore[no-any-return]
+    except OSError:
+        return False
