@@ -1,7 +1,9 @@
 """Residency: the rules (``residency.py``) and their enforcement on every request.
 
-The property test at the end is the main guarantee: whatever the route, the headers and the faults,
-no request ever reaches a provider outside (route rule ∩ header rule).
+The property test is the main guarantee: whatever the route, the headers and the faults (hostile
+providers included: redirects, garbage, oversized answers), no request ever reaches a provider
+outside (route rule ∩ header rule), nor any host a provider points to, and the audit record says
+exactly what the client got and which providers were asked.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from aiguillage.devtools.harness import LoopThread
 from aiguillage.devtools.simulators.openai import OpenAISimulator
 from aiguillage.sidecar.config import (
     CircuitBreaker,
+    Limits,
     Provider,
     Residency,
     Retry,
@@ -39,6 +42,7 @@ from aiguillage.sidecar.residency import (
 from tests.sidecar._providers import ROWS, located
 from tests.sidecar.conftest import (
     MESSAGES,
+    Raw,
     RunningSidecar,
     StartSidecar,
     eu_target,
@@ -369,7 +373,19 @@ FAULTS: list[dict[str, Any]] = [
     {"kind": "invalid_json"},
     {"kind": "slow_first_byte", "delay": 1.0},
     {"kind": "reset_mid_stream", "after_chunks": 1},
+    # Hostile providers: redirects to a host outside every rule (OUTSIDER) or to another
+    # provider of the pool (P0..P3, compliant or not), garbage, oversized answers.
+    {"kind": "redirect", "status": 307, "location": "OUTSIDER"},
+    {"kind": "redirect", "status": 308, "location": "P0"},
+    {"kind": "redirect", "status": 302, "location": "P3"},
+    {"kind": "raw", "body": "<html>sign in</html>", "headers": {"content-type": "text/html"}},
+    {"kind": "raw", "body": '{"choices": 7}', "headers": {"content-type": "application/json"}},
+    {"kind": "raw", "body": "data: {]\n\n", "headers": {"content-type": "text/event-stream"}},
+    {"kind": "flood", "size": 1024 * 1024, "encoding": "gzip"},
+    {"kind": "flood", "size": 1024 * 1024, "body": "data: ", "content_type": "text/event-stream"},
 ]
+# Small enough that the floods above are oversized.
+LIMITS = Limits(max_response_bytes=64 * 1024, max_event_bytes=16 * 1024)
 
 
 def allowed(*rules: list[str] | None) -> set[str] | None:
@@ -433,17 +449,18 @@ def test_no_request_ever_reaches_a_non_compliant_provider(
     lt: LoopThread, start_sidecar: StartSidecar
 ) -> None:
     sims = [OpenAISimulator(f"p{i}") for i in range(N_PROVIDERS)]
-    for sim in sims:
+    outsider = OpenAISimulator("outsider")  # in no config: no request may ever reach it
+    for sim in [*sims, outsider]:
         lt.run(sim.start())
     sc = start_sidecar(None, {}, poll_seconds=3600)
     counter = iter(range(1_000_000))
     try:
 
-        @settings(max_examples=100, deadline=None)
+        @settings(max_examples=200, deadline=None)
         @given(scenarios)
         def check(s: Scenario) -> None:
             marker = f"example-{next(counter)}"
-            install(lt, sc, sims, s)
+            install(lt, sc, sims, s, outsider.url)
             headers = {}
             if s.header_locations:
                 headers["x-aiguillage-residency"] = ",".join(s.header_locations)
@@ -467,15 +484,22 @@ def test_no_request_ever_reaches_a_non_compliant_provider(
                 complies(loc, locations) and complies(jur, jurisdictions)
                 for loc, jur in s.providers
             ]
-            reached = [
-                any(r.body and r.body["messages"][0]["content"] == marker for r in sim.requests)
+            received = [
+                sum(
+                    1
+                    for r in sim.requests
+                    if isinstance(r.body, dict) and r.body["messages"][0]["content"] == marker
+                )
                 for sim in sims
             ]
+            reached = [n > 0 for n in received]
+            assert outsider.requests == []
             for i, sim_reached in enumerate(reached):
                 assert not (sim_reached and not compliant[i]), (
                     f"p{i} at {s.providers[i]} got a request outside "
                     f"locations={locations} jurisdictions={jurisdictions}"
                 )
+            check_truthful(sc, resp, s.stream, received)
             if not any(compliant[p] for p, _ in s.targets):
                 assert resp.status == 503, resp.body
                 assert resp.json()["error"]["code"] == "no_compliant_target"
@@ -489,11 +513,37 @@ def test_no_request_ever_reaches_a_non_compliant_provider(
 
         check()
     finally:
-        for sim in sims:
+        for sim in [*sims, outsider]:
             lt.run(sim.stop())
 
 
-def install(lt: LoopThread, sc: RunningSidecar, sims: list[OpenAISimulator], s: Scenario) -> None:
+def check_truthful(sc: RunningSidecar, resp: Raw, stream: bool, received: list[int]) -> None:
+    """The audit record says what the client got, and lists exactly the requests made."""
+    record = sc.audit_for(resp.headers["x-request-id"])
+    assert record["status"] == resp.status
+    contacted = [a for a in record["attempts"] if not a["outcome"].startswith("skipped")]
+    for i, count in enumerate(received):
+        assert count == sum(1 for a in contacted if a["provider"] == f"p{i}"), record
+    if resp.status != 200:
+        assert record["outcome"] != "ok"
+        return
+    if not stream:
+        assert record["outcome"] == "ok"
+        assert contacted[-1]["outcome"] == "ok"
+        return
+    ended_well = resp.body.endswith(b"data: [DONE]\n\n")
+    assert record["outcome"] == ("ok" if ended_well else "stream_error"), record
+    if not ended_well:
+        assert b"provider stream failed" in resp.body.rstrip().rsplit(b"\n\n", 1)[-1]
+
+
+def install(
+    lt: LoopThread,
+    sc: RunningSidecar,
+    sims: list[OpenAISimulator],
+    s: Scenario,
+    outsider: str,
+) -> None:
     """Serve the scenario's config right now (a direct swap, no polling) and arm the faults."""
     providers = {
         f"p{i}": Provider(api="openai", endpoint=sim.url + "/v1", location=loc, jurisdiction=jur)
@@ -523,6 +573,7 @@ def install(lt: LoopThread, sc: RunningSidecar, sims: list[OpenAISimulator], s: 
                 retry=Retry(attempts=s.retries, backoff_base=0.001, backoff_max=0.002),
                 timeouts=Timeouts(connect=0.5, first_token=0.15, stream_idle=0.15, total=3),
                 circuit_breaker=CircuitBreaker(consecutive_failures=1000),
+                limits=LIMITS,
             )
         },
     ).sealed()
@@ -533,9 +584,17 @@ def install(lt: LoopThread, sc: RunningSidecar, sims: list[OpenAISimulator], s: 
         sc.runtime.health = HealthBoard()
 
     lt.run(swap())
+    places = {"OUTSIDER": outsider, **{f"P{i}": sim.url for i, sim in enumerate(sims)}}
     for sim, faults in zip(sims, s.faults, strict=True):
         sim.clear()
-        sim.set_faults(faults)
+        sim.set_faults(
+            [
+                {**f, "location": places[f["location"]] + "/v1/chat/completions"}
+                if f["kind"] == "redirect"
+                else f
+                for f in faults
+            ]
+        )
     assert orjson.loads((sc.config_dir / "config.json").read_bytes())["hash"] == config.hash
 
 
