@@ -170,6 +170,8 @@ async def forward(
                     # Scrubbed before translation too: it may cut the body mid-key.
                     raw = redactor.bytes(err.body)
                     err.body = redactor.bytes(adapter.error_body(call, err.status or 400, raw))
+                    # Adapters answer the client's error shape, JSON whatever the provider sent.
+                    err.content_type = "application/json"
                     state.release()
                     raise RelayedClientError(err) from err
                 state.failed(loop.time(), cb)

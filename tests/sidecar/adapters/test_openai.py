@@ -254,3 +254,31 @@ def test_responses_stream_keeps_event_names_and_ends_on_completed() -> None:
 def test_responses_stream_errors_raise(event: str, data: bytes) -> None:
     with pytest.raises(UpstreamProtocol):
         list(OpenAIStream(client_wants_usage=False).feed(event, data))
+
+
+@pytest.mark.parametrize(
+    ("body", "message", "code"),
+    [
+        (b'{"error": {"message": "m", "type": "t", "code": "c"}}', "m", "c"),  # as it is
+        (
+            b'{"object": "error", "message": "bad model", "type": "x", "code": 404}',
+            "bad model",
+            None,
+        ),
+        (b"<html>502 Bad Gateway</html>", "<html>502 Bad Gateway</html>", None),
+        (b"", "provider answered HTTP 404", None),
+        (b'{"error": "model not found"}', '{"error": "model not found"}', None),
+        (b'{"error": {"message": 5, "type": "t"}}', '{"error": {"message": 5, "type": "t"}}', None),
+    ],
+)
+def test_relayed_errors_are_openai_errors(body: bytes, message: str, code: str | None) -> None:
+    relayed = orjson.loads(adapter().error_body(chat(), 404, body))
+    assert relayed["error"]["message"] == message
+    assert relayed["error"]["code"] == code
+    assert isinstance(relayed["error"]["type"], str)
+
+
+def test_nothing_follows_done() -> None:
+    stream = OpenAIStream(False)
+    assert list(stream.feed(None, b"[DONE]")) == [b"data: [DONE]\n\n"]
+    assert list(stream.feed(None, CONTENT)) == []

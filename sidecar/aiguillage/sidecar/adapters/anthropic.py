@@ -353,6 +353,8 @@ class ChunkStream(StreamTranslator):
         self._json = JsonTextStream(mode) if mode is not None else None
 
     def feed(self, event: str | None, data: bytes) -> Iterable[bytes]:
+        if self.done:
+            return ()  # nothing may follow the [DONE] the client was already sent
         payload = load_object(data, f"{event or 'stream'} event")
         kind = event or payload.get("type")
         if kind == "error":
@@ -455,6 +457,8 @@ class EventRelay(StreamTranslator):
         self._held: list[bytes] | None = []
 
     def feed(self, event: str | None, data: bytes) -> Iterable[bytes]:
+        if self.done:
+            return ()  # nothing may follow the message_stop the client was already sent
         payload = load_object(data, f"{event or 'stream'} event")
         kind = event or payload.get("type")
         if kind == "error":

@@ -32,6 +32,7 @@ from aiguillage.sidecar.adapters.base import (
     token_count,
     usage_object,
 )
+from aiguillage.sidecar.adapters.openai_chat import as_openai_error
 from aiguillage.sidecar.errors import MalformedAnswer, UpstreamProtocol
 
 PATHS = {
@@ -121,6 +122,9 @@ class OpenAIAdapter(Adapter):
     def stream_translator(self, call: Call, model: str) -> StreamTranslator:
         return OpenAIStream(call.client_wants_usage, call.operation)
 
+    def error_body(self, call: Call, status: int, body: bytes) -> bytes:
+        return as_openai_error(status, body)
+
 
 class OpenAIStream(StreamTranslator):
     def __init__(self, client_wants_usage: bool, operation: Operation = Operation.CHAT) -> None:
@@ -136,6 +140,8 @@ class OpenAIStream(StreamTranslator):
         )
 
     def feed(self, event: str | None, data: bytes) -> Iterable[bytes]:
+        if self.done:
+            return ()  # nothing may follow the end the client was already sent
         if data == DONE:
             self.done = True
             return (b"data: [DONE]\n\n",)

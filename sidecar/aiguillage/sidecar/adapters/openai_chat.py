@@ -77,8 +77,35 @@ def openai_error(status: int, message: str, code: str | None) -> bytes:
 
 
 def is_openai_error(parsed: Any) -> bool:
+    """Whether ``parsed`` is an OpenAI error body an SDK reads: an ``error`` object with a
+    string ``message`` and a ``type``, a string or null (as Azure's content filter sends)."""
     error = parsed.get("error") if isinstance(parsed, dict) else None
-    return isinstance(error, dict) and "type" in error
+    return (
+        isinstance(error, dict)
+        and isinstance(error.get("message"), str)
+        and "type" in error
+        and isinstance(error["type"], str | None)
+    )
+
+
+def as_openai_error(status: int, body: bytes) -> bytes:
+    """``body`` when it is an OpenAI error, else an OpenAI error carrying its message.
+
+    OpenAI-compatible servers do not all nest their errors (vLLM and Mistral answer
+    ``{"object": "error", "message", "type", "code"}``), and a proxy in between may answer
+    HTML; the client's SDK reads an OpenAI error either way.
+    """
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        parsed = None
+    if is_openai_error(parsed):
+        return body
+    message = parsed.get("message") if isinstance(parsed, dict) else None
+    if not isinstance(message, str):
+        message = body.decode(errors="replace").strip()[:500] or f"provider answered HTTP {status}"
+    code = parsed.get("code") if isinstance(parsed, dict) else None
+    return openai_error(status, message, code if isinstance(code, str) else None)
 
 
 def load_object(raw: bytes, what: str) -> dict[str, Any]:
