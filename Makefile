@@ -55,6 +55,10 @@ lint: $(STAMP) ## ruff, ruff format, mypy --strict, import-linter, CRD drift
 test-unit: $(STAMP) ## unit and sidecar integration tests (no cluster)
 	$(BIN)/pytest -m 'not e2e' -q
 
+.PHONY: test-fuzz
+test-fuzz: $(STAMP) ## only the fuzz tier, deeper (AIGUILLAGE_FUZZ_EXAMPLES, default 1000; test-unit runs 150)
+	AIGUILLAGE_FUZZ_EXAMPLES="$${AIGUILLAGE_FUZZ_EXAMPLES:-1000}" $(BIN)/pytest -m fuzz -q
+
 .PHONY: test-e2e
 test-e2e: $(STAMP) k8s ## end-to-end tests on a real kube-apiserver
 	AIGUILLAGE_K8S_BIN="$$(cat $(K8S_BIN_FILE))" $(BIN)/pytest -m e2e -q

@@ -438,8 +438,12 @@ def parsed(pieces: list[bytes], cap: int = 64) -> list[tuple[str | None, bytes]]
 
 
 def test_sse_parser_joins_lines_split_anywhere() -> None:
-    stream = b"event: a\r\ndata: 1\r\ndata: 2\r\n\r\n: c\ndata: " + b"x" * 40 + b"\n\ndata: end"
-    expected = [("a", b"1\n2"), (None, b"x" * 40), (None, b"end")]
+    stream = (
+        b"event: a\r\ndata: 1\r\ndata: 2\r\n\r\n: c\ndata: "
+        + b"x" * 40
+        + b"\n\ndata: {\rdata: }\r\rdata: end"
+    )
+    expected = [("a", b"1\n2"), (None, b"x" * 40), (None, b"{\n}"), (None, b"end")]
     for size in (1, 2, 3, 7, len(stream)):
         assert parsed([stream[i : i + size] for i in range(0, len(stream), size)]) == expected
 

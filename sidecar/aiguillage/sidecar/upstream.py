@@ -246,8 +246,9 @@ class StreamFormat:
 class SSEParser:
     """Splits server-sent events out of a byte stream fed in arbitrary pieces.
 
-    Lines end with LF or CRLF; multi-line data is joined by \\n. A line or an event's data
-    past ``cap`` bytes raises ResponseTooLarge, an event name that is not UTF-8
+    Lines end with LF, CRLF or a lone CR, as the SSE spec says (so no event name or data
+    line holds a CR a relay would pass on); multi-line data is joined by \\n. A line or an
+    event's data past ``cap`` bytes raises ResponseTooLarge, an event name that is not UTF-8
     MalformedAnswer. Events completed before such an error are returned first, and the
     error raised at the next call: what the provider sent reaches the client in its order,
     however the network cut it. A line cut across pieces is kept as a list of pieces
@@ -269,7 +270,7 @@ class SSEParser:
         """The events completed by ``chunk``."""
         if self._failed is not None:
             raise self._failed
-        if chunk.find(b"\n") < 0:
+        if chunk.find(b"\n") < 0 and chunk.find(b"\r") < 0:
             self._pending.append(chunk)
             self._pending_size += len(chunk)
             if self._pending_size > self._cap:
@@ -279,6 +280,11 @@ class SSEParser:
             self._pending.append(chunk)
             chunk = b"".join(self._pending)
             self._pending, self._pending_size = [], 0
+        held = b""
+        if chunk.find(b"\r") >= 0:
+            if chunk.endswith(b"\r"):  # maybe the first half of a CRLF: wait for the next piece
+                chunk, held = chunk[:-1], b"\r"
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         out: list[tuple[str | None, bytes]] = []
         start = 0
         try:
@@ -290,8 +296,8 @@ class SSEParser:
                 raise
             self._failed = exc
             return out
-        if start < len(chunk):
-            rest = chunk[start:]
+        if start < len(chunk) or held:
+            rest = chunk[start:] + held
             if len(rest) > self._cap:
                 raise ResponseTooLarge(f"provider sent an SSE line over {self._cap} bytes")
             self._pending, self._pending_size = [rest], len(rest)
@@ -303,16 +309,16 @@ class SSEParser:
             raise self._failed
         out: list[tuple[str | None, bytes]] = []
         if self._pending:
-            self._line(b"".join(self._pending), out)
+            rest = b"".join(self._pending).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
             self._pending = []
+            for line in rest.split(b"\n"):
+                self._line(line, out)
         self._line(b"", out)
         return out
 
     def _line(self, line: bytes, out: list[tuple[str | None, bytes]]) -> None:
         if len(line) > self._cap:
             raise ResponseTooLarge(f"provider sent an SSE line over {self._cap} bytes")
-        if line.endswith(b"\r"):
-            line = line[:-1]
         if not line:
             if self._data:
                 out.append((self._event, b"\n".join(self._data)))

@@ -145,7 +145,13 @@ def test_read_response_refuses_results_the_client_could_not_read(
 
 @pytest.mark.parametrize(
     "chunk",
-    [{"choices": 5}, {"choices": [{"index": 0, "delta": "x"}]}, {"choices": [7]}],
+    [
+        {"choices": 5},
+        {"choices": None},
+        {"choices": [{"index": 0, "delta": "x"}]},
+        {"choices": [{"index": 0, "delta": None}]},
+        {"choices": [7]},
+    ],
 )
 def test_stream_chunks_the_client_could_not_read_are_malformed(chunk: dict[str, Any]) -> None:
     with pytest.raises(MalformedAnswer):

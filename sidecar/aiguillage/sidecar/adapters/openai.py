@@ -71,19 +71,19 @@ def usage_of(body: dict[str, Any]) -> Usage:
 def check_results(body: dict[str, Any], operation: Operation, chunk: bool) -> None:
     """MalformedAnswer unless ``body`` holds its results as the client's SDK reads them.
 
-    A stream chunk may leave its results out (usage and filter chunks do).
+    A stream chunk may leave its results out (some usage chunks do), and a choice of a
+    chunk its ``delta`` (Azure's content filter chunks do); null is not leaving out.
     """
     name = RESULTS[operation]
-    results = body.get(name)
-    if results is None and chunk:
+    if chunk and name not in body:
         return
+    results = body.get(name)
     if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
         raise MalformedAnswer(f'provider sent "{name}" that is not a list of objects')
     if operation is Operation.CHAT:
         key = "delta" if chunk else "message"
         for choice in results:
-            value = choice.get(key)
-            if not isinstance(value, dict) and (value is not None or not chunk):
+            if not isinstance(choice.get(key), dict) and (key in choice or not chunk):
                 raise MalformedAnswer(f'provider sent a choice whose "{key}" is not an object')
 
 
@@ -168,4 +168,6 @@ class OpenAIStream(StreamTranslator):
                 return ()
         name = b"event: " + event.encode() + b"\n" if event else b""
         self.relayed += 1
+        if b"\n" in data:  # keep the SSE framing of a multi-line data field
+            data = data.replace(b"\n", b"\ndata: ")
         return (name + b"data: " + data + b"\n\n",)
