@@ -17,9 +17,9 @@ which an OpenAI client asks through a one-target route. Whatever the bytes, the 
 
 and the audit record is truthful: its status is the client's, ``ok`` only for a complete
 answer, ``stream_error`` for a stream that ended with an error event, usage within bounds.
-Nothing is logged at ERROR (no unhandled exception in the sidecar). Marked ``fuzz``; run by
-``make test-unit`` (about a minute for the six adapters, 150 examples each per mode) and,
-deeper, by ``make test-fuzz``.
+Nothing is logged at ERROR (no unhandled exception in the sidecar). Marked ``fuzz``: run by
+``make test-fuzz`` (part of ``make test``), about a minute for the six adapters with 150
+examples per adapter and mode; ``AIGUILLAGE_FUZZ_EXAMPLES=1000 make test-fuzz`` goes deeper.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ pytestmark = pytest.mark.fuzz
 APIS = sorted(ROWS)
 # Adapters whose answers the sidecar writes itself (the others pass the provider's through).
 TRANSLATED = {"anthropic", "bedrock", "gemini", "vertex-ai"}
-# Per adapter and mode; raise it for a deeper run (make test-fuzz).
+# Per adapter and mode; raise it for a deeper run.
 EXAMPLES = int(os.environ.get("AIGUILLAGE_FUZZ_EXAMPLES", "150"))
 TIMEOUTS = Timeouts(connect=2, first_token=5, stream_idle=5, total=10)
 ASK = [{"role": "user", "content": "What is the weather in Paris?"}]
