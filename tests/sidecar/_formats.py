@@ -39,11 +39,11 @@ ROWS = {
         "gpt-4o-mini",
     ),
     "azure-openai": Row(
-        lambda: AzureOpenAISimulator("sim-azure", api_key="k-azure"),
+        lambda: AzureOpenAISimulator("sim-azure", api_key="k-azure-key"),
         lambda url: Provider(
             api="azure-openai", endpoint=url, credential="p", options={"apiVersion": "2024-10-21"}
         ),
-        "k-azure",
+        "k-azure-key",
         "gpt-4o-mini-deployment",
     ),
     "anthropic": Row(
@@ -80,3 +80,8 @@ ROWS = {
         "eu.anthropic.claude-sonnet-4-5-20250929-v1:0",
     ),
 }
+
+
+def located(row: Row, url: str, location: str = "FR", jurisdiction: str = "FR") -> Provider:
+    """The row's provider at ``url``, declared in ``location`` under ``jurisdiction``."""
+    return row.provider(url).model_copy(update={"location": location, "jurisdiction": jurisdiction})

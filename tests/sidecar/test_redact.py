@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import orjson
 import pytest
 
-from aiguillage.devtools.harness import LoopThread
 from aiguillage.devtools.simulators.base import Simulator
 from aiguillage.sidecar.adapters import adapter_for
-from aiguillage.sidecar.config import Provider, SidecarConfig, Target
+from aiguillage.sidecar.config import Provider
 from aiguillage.sidecar.redact import REDACTED, Redactor, redactor_for
-from tests.sidecar._providers import ROWS, located
-from tests.sidecar.conftest import MESSAGES, Raw, RunningSidecar, StartSidecar, route
+from tests.sidecar._formats import ROWS
+from tests.sidecar.conftest import MESSAGES, Raw, RunningSidecar
 
 KEY = "sk-live/abc+def"
 
@@ -64,25 +61,6 @@ def secrets_of(api: str) -> list[str]:
     return list(orjson.loads(row.credential).values())
 
 
-@contextmanager
-def serving(
-    api: str, lt: LoopThread, start_sidecar: StartSidecar
-) -> Iterator[tuple[RunningSidecar, Simulator]]:
-    """A sidecar whose route ``chat`` has one target, on the simulator of ``api``."""
-    row = ROWS[api]
-    sim = row.simulator()
-    lt.run(sim.start())
-    config = SidecarConfig(
-        namespace="t",
-        providers={"p": located(row, sim.url)},
-        routes={"chat": route("chat", Target(provider="p", model=row.model))},
-    )
-    try:
-        yield start_sidecar(config, {"p": row.credential}), sim
-    finally:
-        lt.run(sim.stop())
-
-
 def assert_scrubbed(api: str, *texts: Any) -> None:
     for text in texts:
         blob = text if isinstance(text, bytes) else orjson.dumps(text)
@@ -95,55 +73,59 @@ def ask(sc: RunningSidecar, stream: bool) -> Raw:
     return sc.raw("POST", "/v1/chat/completions", json=body)
 
 
-@pytest.mark.parametrize("api", sorted(ROWS))
 def test_a_relayed_error_echoing_the_key_is_scrubbed(
-    api: str, lt: LoopThread, start_sidecar: StartSidecar
+    served: tuple[RunningSidecar, Simulator], request: pytest.FixtureRequest
 ) -> None:
-    with serving(api, lt, start_sidecar) as (sc, sim):
-        sim.set_faults([{"kind": "echo_credentials", "status": 400}])
-        resp = ask(sc, stream=False)
+    sc, sim = served
+    sim.set_faults([{"kind": "echo_credentials", "status": 400}])
+    resp = ask(sc, stream=False)
 
-        assert resp.status == 400
-        message = resp.json()["error"]["message"]
-        assert message.startswith("Incorrect credentials provided: ")
-        assert REDACTED in message
-        assert_scrubbed(api, resp.body, sc.audit_for(resp.headers["x-request-id"]))
+    assert resp.status == 400
+    message = resp.json()["error"]["message"]
+    assert message.startswith("Incorrect credentials provided: ")
+    assert REDACTED in message
+    assert_scrubbed(api_of(request), resp.body, sc.audit_for(resp.headers["x-request-id"]))
 
 
 # Adapters whose stream errors quote the provider (its error type or message) in the detail.
 QUOTING = ["anthropic", "bedrock", "gemini", "vertex-ai"]
 
 
-@pytest.mark.parametrize("api", QUOTING)
+@pytest.mark.parametrize("served", QUOTING, indirect=True)
 def test_attempt_details_echoing_the_key_are_scrubbed(
-    api: str, lt: LoopThread, start_sidecar: StartSidecar
+    served: tuple[RunningSidecar, Simulator], request: pytest.FixtureRequest
 ) -> None:
-    echo = "bad key " + " ".join(secrets_of(api))
-    with serving(api, lt, start_sidecar) as (sc, sim):
-        sim.set_faults([{"kind": "in_stream_error", "message": echo, "error_type": echo}])
-        resp = ask(sc, stream=True)
+    sc, sim = served
+    echo = "bad key " + " ".join(secrets_of(api_of(request)))
+    sim.set_faults([{"kind": "in_stream_error", "message": echo, "error_type": echo}])
+    resp = ask(sc, stream=True)
 
-        assert resp.status == 502
-        record = sc.audit_for(resp.headers["x-request-id"])
-        assert REDACTED in record["attempts"][0]["detail"]
-        assert resp.json()["error"]["attempts"] == record["attempts"]
-        assert_scrubbed(api, resp.body, record)
+    assert resp.status == 502
+    record = sc.audit_for(resp.headers["x-request-id"])
+    assert REDACTED in record["attempts"][0]["detail"]
+    assert resp.json()["error"]["attempts"] == record["attempts"]
+    assert_scrubbed(api_of(request), resp.body, record)
 
 
-@pytest.mark.parametrize("api", QUOTING)
+@pytest.mark.parametrize("served", QUOTING, indirect=True)
 def test_a_stream_error_echoing_the_key_is_scrubbed(
-    api: str, lt: LoopThread, start_sidecar: StartSidecar
+    served: tuple[RunningSidecar, Simulator], request: pytest.FixtureRequest
 ) -> None:
-    echo = "bad key " + " ".join(secrets_of(api))
-    with serving(api, lt, start_sidecar) as (sc, sim):
-        fault = {"kind": "in_stream_error", "after_chunks": 2, "message": echo, "error_type": echo}
-        sim.set_faults([fault])
-        resp = ask(sc, stream=True)
+    sc, sim = served
+    echo = "bad key " + " ".join(secrets_of(api_of(request)))
+    fault = {"kind": "in_stream_error", "after_chunks": 2, "message": echo, "error_type": echo}
+    sim.set_faults([fault])
+    resp = ask(sc, stream=True)
 
-        assert resp.status == 200
-        last = resp.body.strip().split(b"\n\n")[-1]
-        assert b"provider stream failed" in last
-        assert REDACTED.encode() in last
-        record = sc.audit_for(resp.headers["x-request-id"])
-        assert record["outcome"] == "stream_error"
-        assert_scrubbed(api, resp.body, record)
+    assert resp.status == 200
+    last = resp.body.strip().split(b"\n\n")[-1]
+    assert b"provider stream failed" in last
+    assert REDACTED.encode() in last
+    record = sc.audit_for(resp.headers["x-request-id"])
+    assert record["outcome"] == "stream_error"
+    assert_scrubbed(api_of(request), resp.body, record)
+
+
+def api_of(request: pytest.FixtureRequest) -> str:
+    """The provider format the ``served`` fixture was given for this test."""
+    return str(request.node.callspec.params["served"])

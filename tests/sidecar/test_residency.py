@@ -39,7 +39,7 @@ from aiguillage.sidecar.residency import (
     describe,
     expand,
 )
-from tests.sidecar._providers import ROWS, located
+from tests.sidecar._formats import ROWS, located
 from tests.sidecar.conftest import (
     MESSAGES,
     Raw,

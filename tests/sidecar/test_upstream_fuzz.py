@@ -49,7 +49,7 @@ from aiguillage.sidecar import upstream
 from aiguillage.sidecar.adapters.base import MAX_TOKENS, Adapter, Call, Operation
 from aiguillage.sidecar.config import SidecarConfig, Target, Timeouts
 from aiguillage.sidecar.main import Sidecar
-from tests.sidecar._providers import ROWS, located
+from tests.sidecar._formats import ROWS, located
 from tests.sidecar.conftest import Raw, RunningSidecar, route, write_files
 
 pytestmark = pytest.mark.fuzz
