@@ -339,7 +339,7 @@ async def answer_of(
 ) -> tuple[bytes, Usage]:
     sim.set_faults([fault])
     resp = await upstream.send(session, chat_request(sim), QUICK)
-    return await upstream.read_answer(resp, ADAPTER, CALL, limits)
+    return await upstream.read_answer(resp, ADAPTER, CALL, "m", limits)
 
 
 @pytest.mark.parametrize(
@@ -412,7 +412,7 @@ async def test_an_answer_at_the_limit_passes(
 class Exploding(OpenAIAdapter):
     """An adapter with a bug on some provider data."""
 
-    def read_response(self, call: Call, raw: bytes) -> tuple[bytes, Usage]:
+    def read_response(self, call: Call, raw: bytes, model: str) -> tuple[bytes, Usage]:
         raise KeyError("a completion that must not be logged")
 
 
@@ -423,7 +423,7 @@ async def test_whatever_an_adapter_raises_is_a_malformed_answer_named_by_type(
     resp = await upstream.send(session, chat_request(eu), QUICK)
     adapter = Exploding(Provider(api="openai", endpoint="http://x/v1"), None)
     with pytest.raises(MalformedAnswer) as caught:
-        await upstream.read_answer(resp, adapter, CALL, SMALL)
+        await upstream.read_answer(resp, adapter, CALL, "m", SMALL)
     assert str(caught.value) == "provider's answer could not be read (KeyError)"
     assert caught.value.outcome == "protocol_error"
 

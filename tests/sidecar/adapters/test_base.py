@@ -72,7 +72,7 @@ def test_every_adapter_refuses_a_bad_count(value: Any) -> None:
     prediction = {"embeddings": {"values": [0.5], "statistics": {"token_count": value}}}
     call = Call(Operation.EMBEDDINGS, {"model": "e", "input": "x"}, False)
     with pytest.raises(MalformedAnswer):
-        vertex.read_response(call, orjson.dumps({"predictions": [prediction]}))
+        vertex.read_response(call, orjson.dumps({"predictions": [prediction]}), "e")
 
 
 @pytest.mark.parametrize("usage", ["12", 5, [1]])

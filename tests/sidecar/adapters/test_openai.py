@@ -140,7 +140,7 @@ def test_read_response_refuses_results_the_client_could_not_read(
 ) -> None:
     call = Call(operation, {"model": "x"}, False)
     with pytest.raises(MalformedAnswer, match=message):
-        adapter().read_response(call, orjson.dumps(body))
+        adapter().read_response(call, orjson.dumps(body), "m")
 
 
 @pytest.mark.parametrize(
