@@ -91,39 +91,43 @@ def test_a_relayed_error_echoing_the_key_is_scrubbed(
 QUOTING = ["anthropic", "bedrock", "gemini", "vertex-ai"]
 
 
+def echoing_stream_error(
+    served: tuple[RunningSidecar, Simulator], request: pytest.FixtureRequest, after_chunks: int
+) -> tuple[str, Raw, dict[str, Any]]:
+    """(format, response, audit record) of a stream whose provider's in-stream error, after
+    ``after_chunks`` chunks, quotes the key in its type and message."""
+    (sc, sim), api = served, api_of(request)
+    echo = "bad key " + " ".join(secrets_of(api))
+    fault = {"kind": "in_stream_error", "after_chunks": after_chunks}
+    sim.set_faults([{**fault, "message": echo, "error_type": echo}])
+    resp = ask(sc, stream=True)
+    return api, resp, sc.audit_for(resp.headers["x-request-id"])
+
+
 @pytest.mark.parametrize("served", QUOTING, indirect=True)
 def test_attempt_details_echoing_the_key_are_scrubbed(
     served: tuple[RunningSidecar, Simulator], request: pytest.FixtureRequest
 ) -> None:
-    sc, sim = served
-    echo = "bad key " + " ".join(secrets_of(api_of(request)))
-    sim.set_faults([{"kind": "in_stream_error", "message": echo, "error_type": echo}])
-    resp = ask(sc, stream=True)
+    api, resp, record = echoing_stream_error(served, request, after_chunks=0)
 
     assert resp.status == 502
-    record = sc.audit_for(resp.headers["x-request-id"])
     assert REDACTED in record["attempts"][0]["detail"]
     assert resp.json()["error"]["attempts"] == record["attempts"]
-    assert_scrubbed(api_of(request), resp.body, record)
+    assert_scrubbed(api, resp.body, record)
 
 
 @pytest.mark.parametrize("served", QUOTING, indirect=True)
 def test_a_stream_error_echoing_the_key_is_scrubbed(
     served: tuple[RunningSidecar, Simulator], request: pytest.FixtureRequest
 ) -> None:
-    sc, sim = served
-    echo = "bad key " + " ".join(secrets_of(api_of(request)))
-    fault = {"kind": "in_stream_error", "after_chunks": 2, "message": echo, "error_type": echo}
-    sim.set_faults([fault])
-    resp = ask(sc, stream=True)
+    api, resp, record = echoing_stream_error(served, request, after_chunks=2)
 
     assert resp.status == 200
     last = resp.body.strip().split(b"\n\n")[-1]
     assert b"provider stream failed" in last
     assert REDACTED.encode() in last
-    record = sc.audit_for(resp.headers["x-request-id"])
     assert record["outcome"] == "stream_error"
-    assert_scrubbed(api_of(request), resp.body, record)
+    assert_scrubbed(api, resp.body, record)
 
 
 def api_of(request: pytest.FixtureRequest) -> str:

@@ -67,11 +67,10 @@ from aiguillage.sidecar.adapters.openai_chat import (
     ToolResult,
     Turn,
     UnsupportedRequest,
+    as_openai_error,
     completion,
-    is_openai_error,
     load_object,
     new_id,
-    openai_error,
     parse_chat,
     tool_call_json,
 )
@@ -421,19 +420,8 @@ upstream.STREAM_FORMATS[EVENT_STREAM] = upstream.StreamFormat(
 
 
 def error_to_openai(status: int, body: bytes) -> bytes:
-    """Bedrock's ``{"message": ...}`` error body as an OpenAI error body."""
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        parsed = None
-    if is_openai_error(parsed):
-        return body
-    message = None
-    if isinstance(parsed, dict):
-        message = parsed.get("message") or parsed.get("Message")
-    if not isinstance(message, str):
-        message = body.decode(errors="replace").strip()[:500] or f"provider answered HTTP {status}"
-    return openai_error(status, message, None)
+    """Bedrock's ``{"message": ...}`` (or ``"Message"``) error body as an OpenAI error body."""
+    return as_openai_error(status, body, ("message", "Message"))
 
 
 # -- the adapter -----------------------------------------------------------------------------

@@ -88,12 +88,14 @@ def is_openai_error(parsed: Any) -> bool:
     )
 
 
-def as_openai_error(status: int, body: bytes) -> bytes:
+def as_openai_error(status: int, body: bytes, keys: tuple[str, ...] = ("message",)) -> bytes:
     """``body`` when it is an OpenAI error, else an OpenAI error carrying its message.
 
-    OpenAI-compatible servers do not all nest their errors (vLLM and Mistral answer
-    ``{"object": "error", "message", "type", "code"}``), and a proxy in between may answer
-    HTML; the client's SDK reads an OpenAI error either way.
+    The message is the first string among the top-level ``keys`` of a JSON body, else the
+    body's text. OpenAI-compatible servers do not all nest their errors (vLLM and Mistral
+    answer ``{"object": "error", "message", "type", "code"}``), Bedrock answers
+    ``{"message"}`` or ``{"Message"}``, and a proxy in between may answer HTML; the client's
+    SDK reads an OpenAI error either way.
     """
     try:
         parsed = orjson.loads(body)
@@ -101,8 +103,9 @@ def as_openai_error(status: int, body: bytes) -> bytes:
         parsed = None
     if is_openai_error(parsed):
         return body
-    message = parsed.get("message") if isinstance(parsed, dict) else None
-    if not isinstance(message, str):
+    found = (parsed.get(k) for k in keys) if isinstance(parsed, dict) else ()
+    message = next((m for m in found if isinstance(m, str) and m), None)
+    if message is None:
         message = body.decode(errors="replace").strip()[:500] or f"provider answered HTTP {status}"
     code = parsed.get("code") if isinstance(parsed, dict) else None
     return openai_error(status, message, code if isinstance(code, str) else None)
