@@ -42,8 +42,10 @@ from aiguillage.sidecar.errors import (
 from tests.sidecar.conftest import (
     CREDENTIALS,
     EU_KEY,
+    StartSidecar,
     closed_port,
     eu_target,
+    provider_for,
     two_provider_config,
     us_target,
     wait_for,
@@ -597,3 +599,31 @@ def _ready(base: str) -> bool:
             return resp.status == 200  # type: ignore[no-any-return]
     except OSError:
         return False
+
+
+def test_a_cookie_set_for_one_client_never_reaches_the_provider_with_another(
+    start_sidecar: StartSidecar, eu: OpenAISimulator, us: OpenAISimulator
+) -> None:
+    # The provider by host name: aiohttp's default jar keeps no cookie for an IP address.
+    by_name = provider_for(
+        None,
+        location="FR",
+        jurisdiction="FR",
+        credential="mistral-eu",
+        endpoint=eu.url.replace("127.0.0.1", "localhost") + "/v1",
+    )
+    sc = start_sidecar(
+        two_provider_config(eu, us, conftest_route("chat", eu_target(0)), **{"mistral-eu": by_name})
+    )
+    answer = b'{"choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}]}'
+    cookie = "session=client-a; Path=/; Max-Age=3600"
+    headers = {"content-type": "application/json", "set-cookie": cookie}
+    eu.set_faults([Fault.raw(answer, headers=headers)])
+    body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
+
+    first = sc.raw("POST", "/v1/chat/completions", json=body, headers={"x-client": "a"})
+    second = sc.raw("POST", "/v1/chat/completions", json=body, headers={"x-client": "b"})
+
+    assert (first.status, second.status) == (200, 200)
+    assert "set-cookie" not in first.headers  # not relayed to the client either
+    assert [r.headers.get("cookie") for r in eu.requests] == [None, None]
