@@ -130,14 +130,14 @@ def test_answer_size_limits_compile_into_the_route_with_safe_defaults() -> None:
     inv = inventory(
         provider("eu", "FR", "FR"),
         routes=[
-            route("chat", "chat", "eu", limits={"maxResponseBytes": 65536}),
+            route("chat", "chat", "eu", sizeLimits={"maxResponseBytes": 65536}),
             route("other", "other", "eu"),
         ],
     )
     routes = render_namespace(inv, "apps").config.routes
-    assert routes["chat"].limits.max_response_bytes == 65536
-    assert routes["chat"].limits.max_event_bytes == 8 * 1024 * 1024
-    assert routes["other"].limits.max_response_bytes == 32 * 1024 * 1024
+    assert routes["chat"].size_limits.max_response_bytes == 65536
+    assert routes["chat"].size_limits.max_event_bytes == 8 * 1024 * 1024
+    assert routes["other"].size_limits.max_response_bytes == 32 * 1024 * 1024
 
 
 @pytest.mark.parametrize(
@@ -146,9 +146,9 @@ def test_answer_size_limits_compile_into_the_route_with_safe_defaults() -> None:
 )
 def test_answer_size_limits_out_of_bounds_are_refused(size: int, bound: str) -> None:
     with pytest.raises(
-        ManifestError, match=rf"spec\.limits\.maxResponseBytes: Input should be {bound}"
+        ManifestError, match=rf"spec\.sizeLimits\.maxResponseBytes: Input should be {bound}"
     ):
-        parse_route(route("chat", "chat", "eu", limits={"maxResponseBytes": size}), "apps")
+        parse_route(route("chat", "chat", "eu", sizeLimits={"maxResponseBytes": size}), "apps")
 
 
 def test_hash_changes_with_content_only() -> None:

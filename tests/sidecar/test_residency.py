@@ -20,12 +20,12 @@ from aiguillage.devtools.harness import LoopThread
 from aiguillage.devtools.simulators.openai import OpenAISimulator
 from aiguillage.sidecar.config import (
     CircuitBreaker,
-    Limits,
     Provider,
     Residency,
     Retry,
     Route,
     SidecarConfig,
+    SizeLimits,
     Target,
     Timeouts,
 )
@@ -385,7 +385,7 @@ FAULTS: list[dict[str, Any]] = [
     {"kind": "flood", "size": 1024 * 1024, "body": "data: ", "content_type": "text/event-stream"},
 ]
 # Small enough that the floods above are oversized.
-LIMITS = Limits(max_response_bytes=64 * 1024, max_event_bytes=16 * 1024)
+LIMITS = SizeLimits(max_response_bytes=64 * 1024, max_event_bytes=16 * 1024)
 
 
 def allowed(*rules: list[str] | None) -> set[str] | None:
@@ -573,7 +573,7 @@ def install(
                 retry=Retry(attempts=s.retries, backoff_base=0.001, backoff_max=0.002),
                 timeouts=Timeouts(connect=0.5, first_token=0.15, stream_idle=0.15, total=3),
                 circuit_breaker=CircuitBreaker(consecutive_failures=1000),
-                limits=LIMITS,
+                size_limits=LIMITS,
             )
         },
     ).sealed()

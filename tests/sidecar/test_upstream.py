@@ -27,7 +27,7 @@ from aiguillage.sidecar.adapters.base import (
     Usage,
 )
 from aiguillage.sidecar.adapters.openai import OpenAIAdapter
-from aiguillage.sidecar.config import Limits, Provider, Timeouts
+from aiguillage.sidecar.config import Provider, SizeLimits, Timeouts
 from aiguillage.sidecar.errors import (
     ConnectFailed,
     MalformedAnswer,
@@ -164,7 +164,7 @@ async def test_cut_body_is_a_protocol_error(
         session, chat_request(eu, body=CHAT.replace(b"true", b"false")), QUICK
     )
     with pytest.raises(UpstreamProtocol):
-        await upstream.read_body(resp, Limits().max_response_bytes)
+        await upstream.read_body(resp, SizeLimits().max_response_bytes)
     resp.close()
 
 
@@ -174,7 +174,7 @@ async def test_stalled_body_times_out(session: aiohttp.ClientSession, eu: OpenAI
         session, chat_request(eu, body=CHAT.replace(b"true", b"false")), IDLE
     )
     with pytest.raises(TimedOut):
-        await upstream.read_body(resp, Limits().max_response_bytes)
+        await upstream.read_body(resp, SizeLimits().max_response_bytes)
     resp.close()
 
 
@@ -213,7 +213,7 @@ async def serve_bytes() -> AsyncIterator[Serve]:
 async def events_of(session: aiohttp.ClientSession, url: str) -> list[tuple[str | None, bytes]]:
     resp = await upstream.send(session, UpstreamRequest(url, {}, b""), QUICK)
     try:
-        return [e async for e in upstream.sse_events(resp, Limits())]
+        return [e async for e in upstream.sse_events(resp, SizeLimits())]
     finally:
         resp.close()
 
@@ -245,7 +245,7 @@ async def test_sse_stream_cut_is_a_protocol_error(
     eu.set_faults([{"kind": "reset_mid_stream", "after_chunks": 1}])
     resp = await upstream.send(session, chat_request(eu), QUICK)
     with pytest.raises(UpstreamProtocol):
-        [e async for e in upstream.sse_events(resp, Limits())]
+        [e async for e in upstream.sse_events(resp, SizeLimits())]
     resp.close()
 
 
@@ -256,7 +256,7 @@ async def test_sse_stream_stall_is_timed_out(
     resp = await upstream.send(session, chat_request(eu), IDLE)
     started = time.monotonic()
     with pytest.raises(TimedOut):
-        [e async for e in upstream.sse_events(resp, Limits())]
+        [e async for e in upstream.sse_events(resp, SizeLimits())]
     assert time.monotonic() - started < 2
     resp.close()
 
@@ -332,12 +332,12 @@ async def test_cookies_a_provider_sets_are_never_sent_back(
 
 ADAPTER = OpenAIAdapter(Provider(api="openai", endpoint="http://x/v1"), None)
 CALL = Call(Operation.CHAT, {"model": "m", "messages": []}, False)
-SMALL = Limits(max_response_bytes=64 * 1024, max_event_bytes=4 * 1024)
+SMALL = SizeLimits(max_response_bytes=64 * 1024, max_event_bytes=4 * 1024)
 ANSWER = b'{"choices": [{"message": {"content": "hi"}}], "usage": {"prompt_tokens": 1}}'
 
 
 async def answer_of(
-    session: aiohttp.ClientSession, sim: OpenAISimulator, fault: Fault, limits: Limits = SMALL
+    session: aiohttp.ClientSession, sim: OpenAISimulator, fault: Fault, limits: SizeLimits = SMALL
 ) -> tuple[bytes, Usage]:
     sim.set_faults([fault])
     resp = await upstream.send(session, chat_request(sim), QUICK)

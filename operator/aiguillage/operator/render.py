@@ -359,9 +359,9 @@ def _compile_route(route: Route, rule: ResidencyRule, targets: tuple[cfg.Target,
             consecutive_failures=spec.circuit_breaker.consecutive_failures,
             cooldown=parse_duration(spec.circuit_breaker.cooldown),
         ),
-        limits=cfg.Limits(
-            max_response_bytes=spec.limits.max_response_bytes,
-            max_event_bytes=spec.limits.max_event_bytes,
+        size_limits=cfg.SizeLimits(
+            max_response_bytes=spec.size_limits.max_response_bytes,
+            max_event_bytes=spec.size_limits.max_event_bytes,
         ),
     )
 

@@ -120,7 +120,7 @@ LARGEST_RESPONSE_LIMIT = 1024 * MIB
 LARGEST_EVENT_LIMIT = 256 * MIB
 
 
-class Limits(_Model):
+class SizeLimits(_Model):
     """How much of a provider's answer the sidecar reads, in bytes once decompressed.
 
     A whole answer larger than ``max_response_bytes``, or one line or event of a stream
@@ -150,7 +150,7 @@ class Route(_Model):
     circuit_breaker: CircuitBreaker = CircuitBreaker()
     # Personal data to look for and what to do with it per target; None: nothing is scanned.
     data_protection: DataProtectionRules | None = None
-    limits: Limits = Limits()
+    size_limits: SizeLimits = SizeLimits()
 
     @cached_property
     def protection(self) -> DataProtectionEngine | None:

@@ -101,7 +101,7 @@ class UnexpectedContent(MalformedAnswer):
 
 
 class ResponseTooLarge(MalformedAnswer):
-    """A body, line or event larger than the route allows (``limits`` in the config)."""
+    """A body, line or event larger than the route allows (``size_limits`` in the config)."""
 
     outcome = "response_too_large"
 

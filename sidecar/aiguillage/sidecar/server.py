@@ -141,7 +141,7 @@ class Exchange:
         req = adapter.build(self.call, target.model)
         resp = await upstream.send(self.rt.session, req, self.route.timeouts)
         body, usage = await upstream.read_answer(
-            resp, adapter, self.call, target.model, self.route.limits
+            resp, adapter, self.call, target.model, self.route.size_limits
         )
         return Answer(body, usage)
 
@@ -154,7 +154,7 @@ class Exchange:
         first_token_by = loop.time() + self.route.timeouts.first_token
         resp = await upstream.send(self.rt.session, req, self.route.timeouts)
         translator = self.translator = adapter.stream_translator(self.call, target.model)
-        chunks = upstream.translate(resp, adapter.stream_format, translator, self.route.limits)
+        chunks = upstream.translate(resp, adapter.stream_format, translator, self.route.size_limits)
         try:
             # Until the first byte reaches the client, any failure may fail over.
             first: list[bytes] = []

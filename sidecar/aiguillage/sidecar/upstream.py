@@ -15,13 +15,13 @@ What a provider (or anything between it and the sidecar) can send, and what beco
   ``Set-Cookie`` is never stored, so it is never replayed on another client's request.
 - **Bodies** are read incrementally and their *decoded* size counted (aiohttp inflates a
   compressed body in bounded steps as it is read), so a gzip bomb or an endless body costs at
-  most the route's ``limits.maxResponseBytes`` of memory before the attempt fails
+  most the route's ``sizeLimits.maxResponseBytes`` of memory before the attempt fails
   (``response_too_large``); a declared ``Content-Length`` over the limit fails at once. A
   whole answer must be JSON (``application/json``, ``text/json`` or ``*+json``; a missing
   content type is left to the adapter's parser) and not empty (``unexpected_content``).
 - **Streams** must have their format's content type (``text/event-stream`` for SSE). SSE
   lines are split here rather than by aiohttp's ``readline``, which raises ``ValueError`` past
-  its buffer's high-water mark: lines and events up to ``limits.maxEventBytes`` pass (a
+  its buffer's high-water mark: lines and events up to ``sizeLimits.maxEventBytes`` pass (a
   600 KiB Responses ``response.completed`` is ordinary), a longer one fails the attempt.
   Event names must be UTF-8.
 - **Adapter failures**: :func:`read_answer` and :func:`translate` run the adapter's
@@ -47,7 +47,7 @@ import aiohttp
 import yarl
 
 from aiguillage.sidecar.adapters.base import Adapter, Call, StreamTranslator, UpstreamRequest, Usage
-from aiguillage.sidecar.config import Limits, Timeouts
+from aiguillage.sidecar.config import SizeLimits, Timeouts
 from aiguillage.sidecar.errors import (
     AttemptError,
     ConnectFailed,
@@ -200,7 +200,7 @@ def _media_type(resp: aiohttp.ClientResponse) -> str | None:
 
 
 async def read_answer(
-    resp: aiohttp.ClientResponse, adapter: Adapter, call: Call, model: str, limits: Limits
+    resp: aiohttp.ClientResponse, adapter: Adapter, call: Call, model: str, limits: SizeLimits
 ) -> tuple[bytes, Usage]:
     """The client's answer and its usage from a whole (non-streamed) 2xx response of the
     provider's ``model``.
@@ -232,7 +232,7 @@ def _unreadable(exc: Exception) -> MalformedAnswer:
 # -- streams -------------------------------------------------------------------------------------
 
 Events = AsyncGenerator[tuple[str | None, bytes], None]
-Decoder = Callable[[aiohttp.ClientResponse, Limits], Events]
+Decoder = Callable[[aiohttp.ClientResponse, SizeLimits], Events]
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,7 +337,7 @@ class SSEParser:
         # comments (":") and unknown fields are ignored, as the SSE spec says
 
 
-async def sse_events(resp: aiohttp.ClientResponse, limits: Limits) -> Events:
+async def sse_events(resp: aiohttp.ClientResponse, limits: SizeLimits) -> Events:
     """Server-sent events of ``resp`` as (event name, data) pairs (see :class:`SSEParser`)."""
     parser = SSEParser(limits.max_event_bytes)
     try:
@@ -365,7 +365,7 @@ async def translate(
     resp: aiohttp.ClientResponse,
     stream_format: str,
     translator: StreamTranslator,
-    limits: Limits,
+    limits: SizeLimits,
 ) -> AsyncGenerator[list[bytes] | tuple[bytes, ...], None]:
     """The client's stream: for each provider event, the client's chunks (maybe none).
 

@@ -37,7 +37,7 @@ from aiguillage.sidecar.adapters.bedrock import (
     read_converse_response,
 )
 from aiguillage.sidecar.adapters.openai_chat import END_OF_STREAM, UnsupportedRequest
-from aiguillage.sidecar.config import Limits, Provider, Target
+from aiguillage.sidecar.config import Provider, SizeLimits, Target
 from aiguillage.sidecar.errors import (
     ConfigError,
     MalformedAnswer,
@@ -464,10 +464,10 @@ class _Response:
 
 
 async def decode(
-    data: bytes, size: int = 7, limits: Limits | None = None
+    data: bytes, size: int = 7, limits: SizeLimits | None = None
 ) -> list[tuple[str | None, bytes]]:
     response = _Response(data, size)
-    events = event_stream(response, limits or Limits())  # type: ignore[arg-type]
+    events = event_stream(response, limits or SizeLimits())  # type: ignore[arg-type]
     return [item async for item in events]
 
 
@@ -530,7 +530,7 @@ async def test_a_header_that_is_not_utf8_is_a_malformed_answer() -> None:
 
 
 async def test_a_frame_past_the_event_limit_is_too_large() -> None:
-    small = Limits(max_event_bytes=1024)
+    small = SizeLimits(max_event_bytes=1024)
     big = frame("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "x" * 200_000}})
     assert [e for e, _ in await decode(big, size=4096)] == ["contentBlockDelta", END_OF_STREAM]
     with pytest.raises(ResponseTooLarge, match="event-stream frame over"):

@@ -19,7 +19,7 @@ from aiguillage.sidecar.config import (
     LARGEST_EVENT_LIMIT,
     LARGEST_RESPONSE_LIMIT,
     SMALLEST_LIMIT,
-    Limits,
+    SizeLimits,
     Strategy,
 )
 
@@ -91,15 +91,15 @@ class CircuitBreakerPolicy(ApiModel):
     """How long the circuit stays open before one probe request is let through."""
 
 
-class RouteLimits(ApiModel):
+class RouteSizeLimits(ApiModel):
     """How much of a provider's answer the sidecar reads, in bytes once decompressed."""
 
     max_response_bytes: int = Field(
-        default=Limits().max_response_bytes, ge=SMALLEST_LIMIT, le=LARGEST_RESPONSE_LIMIT
+        default=SizeLimits().max_response_bytes, ge=SMALLEST_LIMIT, le=LARGEST_RESPONSE_LIMIT
     )
     """Largest whole (not streamed) answer; a larger one fails the attempt, which fails over."""
     max_event_bytes: int = Field(
-        default=Limits().max_event_bytes, ge=SMALLEST_LIMIT, le=LARGEST_EVENT_LIMIT
+        default=SizeLimits().max_event_bytes, ge=SMALLEST_LIMIT, le=LARGEST_EVENT_LIMIT
     )
     """Largest line or event of a streamed answer; a larger one fails the attempt (or ends
     the stream with an error event once the client has received part of it)."""
@@ -136,7 +136,7 @@ class AIRouteSpec(ApiModel):
     """Deadlines for each request."""
     circuit_breaker: CircuitBreakerPolicy = CircuitBreakerPolicy()
     """Per-target circuit breaker."""
-    limits: RouteLimits = RouteLimits()
+    size_limits: RouteSizeLimits = RouteSizeLimits()
     """Size limits on providers' answers."""
 
 

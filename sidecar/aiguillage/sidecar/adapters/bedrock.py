@@ -75,7 +75,7 @@ from aiguillage.sidecar.adapters.openai_chat import (
     tool_call_json,
 )
 from aiguillage.sidecar.adapters.options import BedrockOptions, parse_options
-from aiguillage.sidecar.config import Limits, Provider
+from aiguillage.sidecar.config import Provider, SizeLimits
 from aiguillage.sidecar.credentials import credential_problem
 from aiguillage.sidecar.errors import (
     ConfigError,
@@ -360,12 +360,12 @@ _EVENTS = {
 
 
 async def event_stream(
-    resp: aiohttp.ClientResponse, limits: Limits
+    resp: aiohttp.ClientResponse, limits: SizeLimits
 ) -> AsyncGenerator[tuple[str | None, bytes], None]:
     """``(event type, JSON payload)`` of each event-stream frame, then END_OF_STREAM.
 
     Exception and error frames raise UpstreamProtocol; bad frames (CRC, lengths, headers
-    that are not UTF-8) raise MalformedAnswer, and a frame past ``limits.max_event_bytes``
+    that are not UTF-8) raise MalformedAnswer, and a frame past ``size_limits.max_event_bytes``
     (payload and headers) ResponseTooLarge; a stream that stops mid-frame is cut
     (UpstreamProtocol). aiohttp errors map as in upstream.sse_events.
     """

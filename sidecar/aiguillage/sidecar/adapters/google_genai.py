@@ -60,7 +60,7 @@ from aiguillage.sidecar.adapters.openai_chat import (
     parse_chat,
     tool_call_json,
 )
-from aiguillage.sidecar.config import Limits
+from aiguillage.sidecar.config import SizeLimits
 from aiguillage.sidecar.errors import MalformedAnswer, UpstreamProtocol
 
 SSE_WITH_END = "sse-with-end"
@@ -80,7 +80,7 @@ FINISH_REASONS = {
 
 
 async def sse_then_end(
-    resp: aiohttp.ClientResponse, limits: Limits
+    resp: aiohttp.ClientResponse, limits: SizeLimits
 ) -> AsyncGenerator[tuple[str | None, bytes], None]:
     """SSE events, then ``(END_OF_STREAM, b"")`` once the provider closed the stream cleanly."""
     async with contextlib.aclosing(upstream.sse_events(resp, limits)) as events:
