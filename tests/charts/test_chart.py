@@ -41,6 +41,7 @@ def test_default_render_has_operator_webhook_and_crds() -> None:
             "ClusterRoleBinding",
             "CustomResourceDefinition",
             "CustomResourceDefinition",
+            "CustomResourceDefinition",
             "Deployment",
             "Secret",
             "Service",

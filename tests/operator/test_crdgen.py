@@ -42,7 +42,14 @@ def test_printer_columns_and_short_names() -> None:
     cols = [
         c["name"] for c in by_kind["AIRoute"]["spec"]["versions"][0]["additionalPrinterColumns"]
     ]
-    assert cols == ["Model", "Strategy", "Targets", "Residency", "Ready", "Age"]
+    assert cols == ["Model", "Strategy", "Targets", "Residency", "Spend", "Ready", "Age", "Policies"]
     assert by_kind["AIProvider"]["spec"]["names"]["shortNames"] == ["aip"]
+    policy = by_kind["AIPolicy"]["spec"]
+    assert policy["names"]["shortNames"] == ["aipol"]
+    assert policy["scope"] == "Cluster"
+    assert policy["names"]["categories"] == ["aiguillage"]
+    shown = [c["name"] for c in policy["versions"][0]["additionalPrinterColumns"]
+             if "priority" not in c]  # fmt: skip
+    assert shown == ["Selector", "Mode", "Residency", "Limits", "Namespaces", "Ready", "Age"]
     assert by_kind["AIProvider"]["spec"]["scope"] == "Cluster"
     assert by_kind["AIRoute"]["spec"]["names"]["categories"] == ["aiguillage"]

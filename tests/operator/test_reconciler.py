@@ -40,6 +40,9 @@ class FakeKube:
     async def list_secrets(self, namespace: str) -> list[dict[str, Any]]:
         return []
 
+    async def list_namespaces(self) -> list[dict[str, Any]]:
+        return []
+
     async def read_config_map(self, namespace: str, name: str) -> dict[str, str] | None:
         await self._call("read_config_map")
         return self.config_maps.get(namespace)

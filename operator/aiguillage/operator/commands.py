@@ -10,6 +10,7 @@ from aiguillage.operator.errors import Problem
 from aiguillage.operator.inventory import Inventory
 from aiguillage.operator.manifests import load
 from aiguillage.operator.names import is_dns_subdomain
+from aiguillage.operator.policies import STORE_CREDENTIAL
 from aiguillage.operator.providers import admission_problems
 from aiguillage.operator.render import Rendered, render_namespace
 from aiguillage.sidecar.config import CONFIG_FILE
@@ -46,7 +47,9 @@ def render(
     else:
         rendered = render_namespace(inv, ns)
         problems += route_problems(rendered)
-    problems += provider_problems(inv)
+        for warning in policy_warnings(inv, rendered):
+            print(f"warning: {warning}", file=sys.stderr)
+    problems += provider_problems(inv) + policy_problems(inv)
     if problems:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -73,10 +76,44 @@ def route_problems(rendered: Rendered) -> list[Problem]:
             problems.append(Problem("", obj, "", report.conflict))
         if report.too_large:
             problems.append(Problem("", obj, "", report.too_large))
+        if report.policy_conflict:
+            problems.append(Problem("", obj, "", report.policy_conflict))
         for issue in report.issues:
             field, _, reason = issue.message.partition(": ")
             problems.append(Problem("", obj, field, reason))
     return problems
+
+
+def policy_problems(inv: Inventory) -> list[Problem]:
+    """What the admission webhook would refuse in the policies read (what the sidecar could
+    not apply), one problem per field."""
+    problems = []
+    for name, policy in sorted(inv.policies.items()):
+        where = inv.sources.get(("AIPolicy", "", name), "")
+        for message in policy.problems:
+            field, _, reason = message.partition(": ")
+            problems.append(Problem(where, policy.source, field, reason))
+    return problems
+
+
+def policy_warnings(inv: Inventory, rendered: Rendered) -> list[str]:
+    """What Audit-mode policies would forbid (served all the same), and policies matched
+    against a namespace whose labels the files do not give."""
+    out = []
+    if inv.policies and rendered.namespace not in inv.namespaces:
+        out.append(
+            f"Namespace {rendered.namespace} is not in the given files: AIPolicies are "
+            "matched against a namespace without labels"
+        )
+    if rendered.store is not None and rendered.store.problem:
+        out.append(f"{rendered.store.policy.source}: {rendered.store.problem}")
+    for report in rendered.reports.values():
+        for index, finding in report.findings:
+            out.append(
+                f"AIRoute {report.route.key}: spec.targets[{index}]: {finding.reason} "
+                "(Audit mode: served, recorded)"
+            )
+    return out
 
 
 def provider_problems(inv: Inventory) -> list[Problem]:
@@ -114,7 +151,7 @@ def _inside(folder: Path, name: str) -> Path:
     """``folder/name``, refusing any name that is not one plain file name inside it."""
     path = folder / name
     if (
-        not is_dns_subdomain(name)
+        not (is_dns_subdomain(name) or name == STORE_CREDENTIAL)
         or path.parent != folder
         or not path.resolve().is_relative_to(folder.resolve())
     ):

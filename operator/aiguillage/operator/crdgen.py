@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel
 
 from aiguillage.operator.api.common import GROUP, VERSION
+from aiguillage.operator.api.policy import AIPolicySpec, AIPolicyStatus
 from aiguillage.operator.api.provider import AIProviderSpec, AIProviderStatus
 from aiguillage.operator.api.route import AIRouteSpec, AIRouteStatus
 
@@ -37,7 +38,7 @@ class Kind:
     spec: type[BaseModel]
     status: type[BaseModel]
     description: str
-    columns: tuple[dict[str, str], ...]
+    columns: tuple[dict[str, str | int], ...]
 
 
 KINDS = (
@@ -65,9 +66,36 @@ KINDS = (
             {"name": "Targets", "type": "string", "jsonPath": ".status.targets",
              "description": "targets served / declared"},
             {"name": "Residency", "type": "string", "jsonPath": ".spec.residency.locations"},
+            {"name": "Spend", "type": "string", "jsonPath": ".status.spend.summary",
+             "description": "month-to-date spend in EUR, and the share of the route budget"},
             {"name": "Ready", "type": "string",
              "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"},
             {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+            {"name": "Policies", "type": "string", "jsonPath": ".status.policies",
+             "priority": 1},
+        ),
+    ),
+    Kind(
+        "AIPolicy", "aipolicies", ("aipol",), "Cluster", AIPolicySpec, AIPolicyStatus,
+        "Rules the platform team imposes on every AIRoute of the namespaces it selects: "
+        "residency, providers, rate limits and budgets, data protection. Several combine so "
+        "that the most restrictive wins; routes can tighten them, never loosen them.",
+        (
+            {"name": "Selector", "type": "string", "jsonPath": ".status.selector",
+             "description": "namespace selector (* = every namespace)"},
+            {"name": "Mode", "type": "string", "jsonPath": ".spec.mode"},
+            {"name": "Residency", "type": "string", "jsonPath": ".status.residency"},
+            {"name": "Limits", "type": "string", "jsonPath": ".status.limits"},
+            {"name": "Namespaces", "type": "integer", "jsonPath": ".status.selectedNamespaces"},
+            {"name": "Ready", "type": "string",
+             "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"},
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+            {"name": "Providers", "type": "string", "jsonPath": ".status.providers",
+             "priority": 1},
+            {"name": "Data-Protection", "type": "string", "jsonPath": ".status.dataProtection",
+             "priority": 1},
+            {"name": "Routes", "type": "integer", "jsonPath": ".status.matchedRoutes",
+             "priority": 1},
         ),
     ),
 )  # fmt: skip

@@ -1,4 +1,6 @@
-"""``aiguillage explain``: the order a route's targets are tried in, and every exclusion.
+"""``aiguillage explain``: the order a route's targets are tried in, every exclusion, and
+what the AIPolicies selecting its namespace impose (which policy excludes which target,
+limits and budgets, data-protection rules, the shared store).
 
 Uses the same render as the operator, so what it prints is what sidecars get.
 Offline and deterministic, for GitOps pull-request checks.
@@ -10,7 +12,8 @@ from decimal import Decimal
 from itertools import groupby
 
 from aiguillage.operator.inventory import Inventory
-from aiguillage.operator.render import render_namespace
+from aiguillage.operator.policies import describe_data_protection, describe_limits
+from aiguillage.operator.render import Rendered, render_namespace
 from aiguillage.sidecar.config import Route, Strategy, Target
 from aiguillage.sidecar.residency import describe
 
@@ -81,6 +84,7 @@ def explain_route(inv: Inventory, namespace: str, model: str) -> tuple[str, bool
             rule.append(f"jurisdictions {describe(res.jurisdictions)}")
         lines.append(f"  strategy: {route.strategy.value}")
         lines.append(f"  residency: {', '.join(rule) or 'unrestricted'}")
+        lines += _policy_lines(rendered, route)
         lines.append("  tried in this order:")
         for n, (t, note) in enumerate(_order(route), 1):
             p = rendered.config.providers[t.provider]
@@ -88,10 +92,39 @@ def explain_route(inv: Inventory, namespace: str, model: str) -> tuple[str, bool
                 f"    {n}. {t.provider}/{t.model} ({note}; location {p.location or '?'}, "
                 f"jurisdiction {p.jurisdiction or '?'})"
             )
+            lines += [
+                f"       audit: AIPolicy {f.policy} (Audit mode) would exclude it: {f.reason}"
+                for f in t.policy_audit
+            ]
     if report.issues:
         lines.append("  excluded (never contacted):")
         for issue in report.issues:
             lines.append(f"    - {issue.message}")
-    if route is None and not report.conflict:
+    if report.policy_conflict:
+        lines.append(f"  not served: {report.policy_conflict}")
+    elif route is None and not report.conflict:
         lines.append("  not served: no usable target")
     return "\n".join(lines), route is not None
+
+
+def _policy_lines(rendered: Rendered, route: Route) -> list[str]:
+    """The policies in force and what they impose on ``route`` (with its own rules)."""
+    policies = rendered.force.policies
+    if not policies:
+        names = "none select the namespace"
+    else:
+        names = ", ".join(f"{p.name} ({p.spec.mode.value})" for p in policies)
+    lines = [f"  policies: {names}"]
+    if route.limits:
+        lines.append(f"  limits: {describe_limits(route.limits, with_policy=True)}")
+    if route.data_protection is not None:
+        lines.append(f"  data protection: {describe_data_protection(route.data_protection)}")
+    store = rendered.store
+    if store is not None:
+        lines.append(
+            f"  shared store: {store.config.url} (AIPolicy {store.policy.name}; months in "
+            f"{store.config.time_zone})" + (f"; {store.problem}" if store.problem else "")
+        )
+    elif route.limits:
+        lines.append("  shared store: none, so each sidecar counts its limits on its own")
+    return lines

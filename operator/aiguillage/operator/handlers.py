@@ -88,3 +88,18 @@ async def secret_event(
     event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any
 ) -> None:
     memo["reconciler"].on_secret(body, _deleted(event))
+
+
+@kopf.on.event(GROUP, VERSION, "aipolicies")
+async def policy_event(
+    event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
+    memo["reconciler"].on_policy(body, _deleted(event))
+
+
+@kopf.on.event("", "v1", "namespaces")
+async def namespace_event(
+    event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
+    # Labels decide which AIPolicies select a namespace.
+    memo["reconciler"].on_namespace(body, _deleted(event))

@@ -1,4 +1,5 @@
-"""The objects a render reads: typed snapshots of providers, routes, Secrets, Namespaces.
+"""The objects a render reads: typed snapshots of providers, routes, policies, Secrets and
+Namespaces' labels.
 
 Both the operator (fed by watch events) and ``aiguillage render`` (fed by manifest
 files) fill an :class:`Inventory`; :mod:`aiguillage.operator.render` compiles from it.
@@ -15,11 +16,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from aiguillage.operator.api.policy import AIPolicySpec
 from aiguillage.operator.api.provider import AIProviderSpec
 from aiguillage.operator.api.route import AIRouteSpec
 from aiguillage.operator.errors import ManifestError, Problem
 from aiguillage.operator.names import SECRET_KEY
 from aiguillage.operator.providers import option_problems
+from aiguillage.sidecar import config as cfg
+from aiguillage.sidecar.privacy.rules import DataProtectionRules
 
 DEFAULT_OPERATOR_NAMESPACE = "aiguillage-system"
 _SECRET_KEY = re.compile(SECRET_KEY)
@@ -42,10 +46,38 @@ class Route:
     generation: int
     created: str  # creationTimestamp; the older of two routes claiming one model wins
     spec: AIRouteSpec
+    # The route's own data-protection rules, compiled by the sidecar's model.
+    data_protection: DataProtectionRules | None = None
 
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    generation: int
+    spec: AIPolicySpec
+    # What the sidecar's own models refuse in the spec ("spec.dataProtection...: ..."). An
+    # Enforce-mode policy with problems forbids every target in the namespaces it selects
+    # until it is fixed: a guardrail that cannot be applied as written fails closed.
+    problems: tuple[str, ...] = ()
+    # Its data-protection rules as the sidecar applies them (audit only in Audit mode).
+    data_protection: DataProtectionRules | None = None
+    # Its shared store as the sidecar reads it, less the credential (added by render).
+    shared_store: cfg.SharedStore | None = None
+
+    @property
+    def source(self) -> str:
+        return f"AIPolicy {self.name}"
+
+    @property
+    def enforced(self) -> bool:
+        return self.spec.mode is cfg.PolicyMode.ENFORCE
+
+    def selects(self, labels: Mapping[str, str]) -> bool:
+        return self.spec.namespace_selector.matches(labels)
 
 
 @dataclass(frozen=True)
@@ -60,6 +92,7 @@ class Inventory:
     operator_namespace: str = DEFAULT_OPERATOR_NAMESPACE
     providers: dict[str, Provider] = field(default_factory=dict)
     routes: dict[tuple[str, str], Route] = field(default_factory=dict)
+    policies: dict[str, Policy] = field(default_factory=dict)
     secrets: dict[tuple[str, str], Secret] = field(default_factory=dict)
     namespaces: dict[str, Mapping[str, str]] = field(default_factory=dict)
     # (kind, namespace, name) -> where it was read ("file.yaml#2"); filled by render only.
@@ -74,6 +107,14 @@ class Inventory:
 
     def credential_secret(self, name: str) -> Secret | None:
         return self.secrets.get((self.operator_namespace, name))
+
+    def policies_for(self, namespace: str) -> list[Policy]:
+        """The policies selecting ``namespace`` (by its labels; none known = no labels),
+        by name."""
+        labels = self.namespaces.get(namespace, {})
+        return sorted(
+            (p for p in self.policies.values() if p.selects(labels)), key=lambda p: p.name
+        )
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:
@@ -110,18 +151,62 @@ def parse_provider(body: Mapping[str, Any], where: str = "") -> Provider:
 def parse_route(body: Mapping[str, Any], namespace: str, where: str = "") -> Route:
     meta = _meta(body)
     name = str(meta.get("name", ""))
+    obj = f"AIRoute {namespace}/{name}"
     try:
         spec = AIRouteSpec.model_validate(body.get("spec") or {})
     except ValidationError as exc:
-        obj = f"AIRoute {namespace}/{name}"
         raise ManifestError(validation_problems(exc, where, obj, "spec")) from exc
+    rules = None
+    if spec.data_protection is not None:
+        try:
+            rules = spec.data_protection.compile(f"AIRoute {namespace}/{name}")
+        except ValueError as exc:
+            field, _, reason = str(exc).partition(": ")
+            at = f"spec.dataProtection.{field}" if reason else "spec.dataProtection"
+            raise ManifestError([Problem(where, obj, at, reason or field)]) from exc
     return Route(
         namespace,
         name,
         int(meta.get("generation") or 0),
         str(meta.get("creationTimestamp") or ""),
         spec,
+        rules,
     )
+
+
+def parse_policy(body: Mapping[str, Any], where: str = "") -> Policy:
+    """An AIPolicy; raises ManifestError when its spec does not fit the schema. What only
+    the sidecar's models can check is kept in ``Policy.problems`` (see :class:`Policy`)."""
+    meta = _meta(body)
+    name = str(meta.get("name", ""))
+    try:
+        spec = AIPolicySpec.model_validate(body.get("spec") or {})
+    except ValidationError as exc:
+        raise ManifestError(validation_problems(exc, where, f"AIPolicy {name}", "spec")) from exc
+    problems: list[str] = []
+    source = f"AIPolicy {name}"
+    rules = None
+    if spec.data_protection is not None:
+        try:
+            rules = spec.data_protection.compile(
+                source, audit_only=spec.mode is cfg.PolicyMode.AUDIT
+            )
+        except ValueError as exc:
+            problems.append(f"spec.dataProtection.{exc}")
+    store = None
+    if spec.shared_store is not None:
+        want = spec.shared_store
+        try:
+            store = cfg.SharedStore(
+                url=want.url, key_prefix=want.key_prefix, time_zone=want.time_zone
+            )
+        except ValidationError as exc:
+            problems += [
+                f"spec.sharedStore.{field_path(tuple(e['loc']))}: "
+                + str(e["msg"]).removeprefix("Value error, ")
+                for e in exc.errors()
+            ]
+    return Policy(name, int(meta.get("generation") or 0), spec, tuple(problems), rules, store)
 
 
 def parse_secret(body: Mapping[str, Any], namespace: str, where: str = "") -> Secret:

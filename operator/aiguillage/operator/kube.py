@@ -39,6 +39,14 @@ class Kube:
         )
         return list(result.get("items", []))
 
+    async def list_namespaces(self) -> list[dict[str, Any]]:
+        """Every Namespace, as {"metadata": {"name", "labels"}} (all a policy matches on)."""
+        result: Any = await asyncio.to_thread(self.core.list_namespace)
+        return [
+            {"metadata": {"name": ns.metadata.name, "labels": dict(ns.metadata.labels or {})}}
+            for ns in result.items
+        ]
+
     async def list_secrets(self, namespace: str) -> list[dict[str, Any]]:
         result = await asyncio.to_thread(self.core.list_namespaced_secret, namespace)
         sanitize: Any = self.api.sanitize_for_serialization

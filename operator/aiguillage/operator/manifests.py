@@ -20,13 +20,25 @@ from typing import Any
 
 from aiguillage.operator.api.common import API_VERSION
 from aiguillage.operator.errors import ManifestError, Problem
-from aiguillage.operator.inventory import Inventory, parse_provider, parse_route, parse_secret
+from aiguillage.operator.inventory import (
+    Inventory,
+    parse_policy,
+    parse_provider,
+    parse_route,
+    parse_secret,
+)
 from aiguillage.operator.names import name_problem
 from aiguillage.operator.yamlfiles import UnreadableFile, load_documents, read_text
 
 SUFFIXES = (".yaml", ".yml", ".json")
 # Kinds read, with the apiVersion each must have.
-KINDS = {"AIProvider": API_VERSION, "AIRoute": API_VERSION, "Secret": "v1", "Namespace": "v1"}
+KINDS = {
+    "AIProvider": API_VERSION,
+    "AIRoute": API_VERSION,
+    "AIPolicy": API_VERSION,
+    "Secret": "v1",
+    "Namespace": "v1",
+}
 
 
 def _files(paths: Iterable[Path]) -> Iterator[Path]:
@@ -121,6 +133,8 @@ def _add(doc: Any, where: str, default_namespace: str | None, inv: Inventory) ->
             inv.providers[name] = parse_provider(doc, where)
         elif kind == "AIRoute":
             inv.routes[(namespace, name)] = parse_route(doc, namespace, where)
+        elif kind == "AIPolicy":
+            inv.policies[name] = parse_policy(doc, where)
         elif kind == "Secret":
             inv.secrets[(namespace, name)] = parse_secret(doc, namespace, where)
         else:

@@ -2,7 +2,9 @@
 
 Watch events only update the in-memory :class:`Inventory` and say which
 namespaces a change affects; the worker re-renders exactly those from the whole
-inventory, so the output never depends on the order events arrived in. Output
+inventory, so the output never depends on the order events arrived in. An AIPolicy
+change affects the namespaces it selected before and selects now; a Namespace's label
+change affects that namespace. Output
 is written only when it differs from what the namespace already has, and a
 namespace's outputs are deleted only once a complete listing (taken at start-up,
 before anything is rendered) shows it has no routes left.
@@ -24,14 +26,24 @@ from aiguillage.operator.errors import ManifestError
 from aiguillage.operator.inventory import (
     DEFAULT_OPERATOR_NAMESPACE,
     Inventory,
+    Policy,
+    parse_policy,
     parse_provider,
     parse_route,
     parse_secret,
 )
+from aiguillage.operator.policies import describe_data_protection, describe_limits
+from aiguillage.operator.policy_status import policy_status
 from aiguillage.operator.providers import conditions as provider_conditions
-from aiguillage.operator.render import Condition, Rendered, render_namespace
-from aiguillage.operator.status import merge_conditions, ready_flip, same_status
-from aiguillage.sidecar.config import CONFIG_FILE
+from aiguillage.operator.render import (
+    POLICY_COMPLIANT,
+    READY,
+    Condition,
+    Rendered,
+    render_namespace,
+)
+from aiguillage.operator.status import flip, merge_conditions, same_status
+from aiguillage.sidecar.config import CONFIG_FILE, SidecarConfig
 
 CONFIG_MAP = "aiguillage-config"
 SECRET = "aiguillage-credentials"
@@ -76,8 +88,11 @@ class Reconciler:
     inv: Inventory = field(default_factory=lambda: Inventory(operator_namespace()))
     routes: dict[tuple[str, str], ObjectState] = field(default_factory=dict)
     providers: dict[str, ObjectState] = field(default_factory=dict)
+    policies: dict[str, ObjectState] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)
     written: dict[str, str] = field(default_factory=dict)  # namespace -> digest of outputs
+    # namespace -> the config last rendered for it (what the spend refresher reads).
+    configs: dict[str, SidecarConfig] = field(default_factory=dict)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     primed: bool = False
     renders: int = 0
@@ -135,6 +150,52 @@ class Reconciler:
                 self.inv.routes.pop(key, None)
         self.mark(key[0])
 
+    def _namespaces_selected(self, policy: Policy | None) -> set[str]:
+        """Namespaces with routes (or outputs) ``policy`` selects; all of them when its
+        selector is not known."""
+        candidates = self.inv.route_namespaces() | set(self.written)
+        if policy is None:
+            return candidates
+        return {ns for ns in candidates if policy.selects(self.inv.namespaces.get(ns, {}))}
+
+    def on_policy(self, body: Mapping[str, Any], deleted: bool) -> None:
+        name = body["metadata"]["name"]
+        generation = int(body["metadata"].get("generation") or 0)
+        previous = self.policies.get(name)
+        before = self.inv.policies.get(name)
+        affected = self._namespaces_selected(before) if before or previous else set()
+        if deleted:
+            self.policies.pop(name, None)
+            self.inv.policies.pop(name, None)
+        else:
+            state = ObjectState(_ref(body), generation, dict(body.get("status") or {}))
+            self.policies[name] = state
+            if previous is not None and previous.generation == generation and self.primed:
+                state.invalid = previous.invalid
+                return  # a status-only change
+            try:
+                self.inv.policies[name] = parse_policy(body)
+            except ManifestError as exc:
+                state.invalid = exc
+                self.inv.policies.pop(name, None)
+            affected |= self._namespaces_selected(self.inv.policies.get(name))
+        self.mark(*affected)
+        self.wake.set()
+
+    def on_namespace(self, body: Mapping[str, Any], deleted: bool) -> None:
+        meta = body["metadata"]
+        name = meta["name"]
+        before = self.inv.namespaces.get(name)
+        if deleted:
+            self.inv.namespaces.pop(name, None)
+        else:
+            self.inv.namespaces[name] = dict(meta.get("labels") or {})
+        if before == self.inv.namespaces.get(name):
+            return
+        if self.inv.policies and (name in self.inv.route_namespaces() or name in self.written):
+            self.mark(name)
+        self.wake.set()  # policies' status counts the namespaces they select
+
     def on_secret(self, body: Mapping[str, Any], deleted: bool) -> None:
         meta = body["metadata"]
         if meta.get("namespace") != self.inv.operator_namespace:
@@ -154,6 +215,10 @@ class Reconciler:
         ]  # fmt: skip
         for name in users:
             self.mark(*self._namespaces_using(name))
+        for policy in self.inv.policies.values():
+            store = policy.spec.shared_store
+            if store and store.password_secret_ref and store.password_secret_ref.name == key[1]:
+                self.mark(*self._namespaces_selected(policy))
         self.wake.set()
 
     # ----- start-up -----------------------------------------------------------------------
@@ -163,14 +228,21 @@ class Reconciler:
         rendered (and nothing is deleted because it was not seen yet)."""
         providers = await self.kube.list_cluster("aiproviders")
         routes = await self.kube.list_cluster("airoutes")
+        policies = await self.kube.list_cluster("aipolicies")
+        namespaces = await self.kube.list_namespaces()
         secrets = await self.kube.list_secrets(self.inv.operator_namespace)
         outputs = await k.managed_outputs(self.kube, CONFIG_MAP, SECRET)
         existing = set(outputs)
         for ns, (config_json, secret_data) in outputs.items():
             if config_json is not None and secret_data is not None:
                 self.written[ns] = _digest(config_json, secret_data)
+        for body in namespaces:
+            self.on_namespace(body, deleted=False)
         for body in secrets:
             self.on_secret(body, deleted=False)
+        for body in policies:
+            self.on_policy({"apiVersion": "aiguillage.dev/v1alpha1", "kind": "AIPolicy", **body},
+                           deleted=False)  # fmt: skip
         for body in providers:
             self.on_provider({"apiVersion": "aiguillage.dev/v1alpha1", "kind": "AIProvider",
                               **body}, deleted=False)  # fmt: skip
@@ -180,8 +252,9 @@ class Reconciler:
         self.primed = True
         self.mark(*existing, *self.inv.route_namespaces())
         log.info(
-            "primed: %d providers, %d routes in %d namespaces",
+            "primed: %d providers, %d routes in %d namespaces, %d policies",
             len(self.inv.providers), len(self.inv.routes), len(self.inv.route_namespaces()),
+            len(self.inv.policies),
         )  # fmt: skip
 
     # ----- the worker ---------------------------------------------------------------------
@@ -197,8 +270,9 @@ class Reconciler:
             failed = await self._reconcile_batch(batch)
             try:
                 await self.reconcile_providers()
+                await self.reconcile_policies()
             except Exception:
-                log.exception("updating provider status failed; will retry")
+                log.exception("updating provider or policy status failed; will retry")
                 failed.add("")
             if failed:
                 delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
@@ -235,9 +309,13 @@ class Reconciler:
         if not rendered.reports and not invalid:
             await self.kube.delete_outputs(namespace, CONFIG_MAP, SECRET)
             self.written.pop(namespace, None)
+            self.configs.pop(namespace, None)
             return
         await self._write(rendered)
+        self.configs[namespace] = rendered.config
         updates = []
+        policies = [p.name for p in rendered.force.policies]
+        limits = describe_limits(rendered.force.limits)
         for name, report in rendered.reports.items():
             served = rendered.config.routes.get(report.route.spec.model)
             usable = len(served.targets) if served and served.name == name else 0
@@ -247,6 +325,11 @@ class Reconciler:
                     report.conditions(),
                     rendered.config.hash,
                     f"{usable}/{len(report.route.spec.targets)}",
+                    {
+                        "policies": policies,
+                        "limits": limits,
+                        "dataProtection": describe_data_protection(report.data_protection),
+                    },
                 )
             )
         for key in invalid:
@@ -297,7 +380,12 @@ class Reconciler:
         log.info("namespace %s: wrote config %s", ns, rendered.config.hash[:12])
 
     async def _route_status(
-        self, key: tuple[str, str], conditions: list[Condition], config_hash: str, targets: str
+        self,
+        key: tuple[str, str],
+        conditions: list[Condition],
+        config_hash: str,
+        targets: str,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         state = self.routes.get(key)
         if state is None:
@@ -309,6 +397,7 @@ class Reconciler:
             "conditions": merged,
             "configHash": config_hash,
             "targets": targets,
+            **(extra or {}),
         }
         if same_status(state.status, desired):
             return
@@ -319,16 +408,21 @@ class Reconciler:
     def _event_on_flip(
         self, state: ObjectState, before: list[dict[str, Any]], after: list[dict[str, Any]]
     ) -> None:
-        flipped = ready_flip(before, after)
-        if flipped is None:
-            return
-        ready = next(c for c in after if c["type"] == "Ready")
-        kind = "Normal" if flipped == "True" else "Warning"
-        task = asyncio.create_task(
-            k.post_event(self.kube, state.ref, kind, ready["reason"], ready["message"])
-        )
-        self._event_tasks.add(task)
-        task.add_done_callback(self._event_done)
+        """An Event for each transition of Ready or PolicyCompliant."""
+        for type_ in (POLICY_COMPLIANT, READY):
+            flipped = flip(before, after, type_)
+            if flipped is None:
+                continue
+            new = not any(c.get("type") == type_ for c in before)
+            if type_ == POLICY_COMPLIANT and new and flipped == "True":
+                continue  # a new route complying is no news
+            cond = next(c for c in after if c["type"] == type_)
+            kind = "Normal" if flipped == "True" else "Warning"
+            task = asyncio.create_task(
+                k.post_event(self.kube, state.ref, kind, cond["reason"], cond["message"])
+            )
+            self._event_tasks.add(task)
+            task.add_done_callback(self._event_done)
 
     def _event_done(self, task: asyncio.Task[None]) -> None:
         self._event_tasks.discard(task)
@@ -363,5 +457,30 @@ class Reconciler:
             if same_status(state.status, desired):
                 continue
             await self.kube.patch_status("aiproviders", None, name, desired)
+            state.status = {**state.status, **desired}
+            self._event_on_flip(state, current, merged)
+
+    async def reconcile_policies(self) -> None:
+        # A snapshot: watch handlers may add or remove policies while a patch is awaited.
+        for name, state in list(self.policies.items()):
+            policy = self.inv.policies.get(name)
+            if state.invalid is not None or policy is None:
+                message = "; ".join(
+                    f"{p.field}: {p.reason}"
+                    for p in (state.invalid.problems if state.invalid else [])
+                )
+                conditions = [
+                    Condition("Accepted", False, "InvalidSpec", message),
+                    Condition("Ready", False, "InvalidSpec", message),
+                ]
+                fields: dict[str, Any] = {}
+            else:
+                conditions, fields = policy_status(self.inv, policy)
+            current = state.status.get("conditions") or []
+            merged = merge_conditions(conditions, current, state.generation)
+            desired = {"observedGeneration": state.generation, "conditions": merged, **fields}
+            if same_status(state.status, desired):
+                continue
+            await self.kube.patch_status("aipolicies", None, name, desired)
             state.status = {**state.status, **desired}
             self._event_on_flip(state, current, merged)

@@ -12,10 +12,18 @@ compiled config (so it can never be contacted) and reported; the route is served
 by its remaining targets, or not at all if none remain. Routes that would make the
 namespace's output too large for a ConfigMap are left out newest first (see
 :mod:`aiguillage.operator.sizing`). Every such decision becomes a status condition.
+
+The AIPolicies selecting the namespace (see :mod:`aiguillage.operator.policies`) are
+applied here too: a target an Enforce-mode policy forbids is left out like one outside
+the route's residency (``PolicyCompliant=False``, naming the policy and its rule), one an
+Audit-mode policy would forbid is compiled with the finding, and every route carries the
+policies' limits, their data-protection rules combined with its own, and the namespace's
+shared store.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -23,15 +31,26 @@ from aiguillage.operator import sizing
 from aiguillage.operator.api.durations import parse_duration
 from aiguillage.operator.api.provider import AIProviderSpec
 from aiguillage.operator.inventory import Inventory, Route
+from aiguillage.operator.policies import (
+    STORE_CREDENTIAL,
+    InForce,
+    Store,
+    in_force,
+    residency_wording,
+)
 from aiguillage.operator.providers import credential_finding, location, target_location
 from aiguillage.sidecar import config as cfg
+from aiguillage.sidecar.privacy.rules import DataProtectionRules
 from aiguillage.sidecar.processing import endpoint_evidence, processing_location
 from aiguillage.sidecar.residency import UNRESTRICTED, ResidencyRule, describe
 
 ACCEPTED = "Accepted"
 RESOLVED_REFS = "ResolvedRefs"
 RESIDENCY_COMPLIANT = "ResidencyCompliant"
+POLICY_COMPLIANT = "PolicyCompliant"
 READY = "Ready"
+FORBIDDEN_BY_POLICY = "ForbiddenByPolicy"
+NO_POLICY = InForce(())
 
 
 @dataclass(frozen=True)
@@ -47,9 +66,18 @@ class TargetIssue:
     """Why one target of a route is left out."""
 
     index: int
-    condition: str  # RESOLVED_REFS or RESIDENCY_COMPLIANT
+    condition: str  # RESOLVED_REFS, RESIDENCY_COMPLIANT or POLICY_COMPLIANT
     reason: str
     message: str
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    """What one target's checks found: why it is left out (None: it is used), and what
+    Audit-mode policies say they would have forbidden."""
+
+    issue: TargetIssue | None
+    findings: tuple[cfg.PolicyFinding, ...] = ()
 
 
 @dataclass
@@ -58,7 +86,12 @@ class RouteReport:
     served: bool = False
     conflict: str = ""  # message when another route already claims the model name
     too_large: str = ""  # message when the namespace's output has no room left for it
+    policy_conflict: str = ""  # message when the policies' rules cannot be combined
     issues: list[TargetIssue] = field(default_factory=list)
+    # Audit-mode findings on targets that are served, as (target index, finding).
+    findings: list[tuple[int, cfg.PolicyFinding]] = field(default_factory=list)
+    force: InForce = NO_POLICY  # the policies selecting the route's namespace
+    data_protection: DataProtectionRules | None = None  # in force, combined
 
     def conditions(self) -> list[Condition]:
         def first(kind: str, ok_reason: str, ok_message: str) -> Condition:
@@ -76,9 +109,12 @@ class RouteReport:
         residency = first(
             RESIDENCY_COMPLIANT, "Compliant", "all targets comply with the route's residency"
         )
+        policy = self._policy_condition(first)
         total = len(self.route.spec.targets)
         usable = total - len({i.index for i in self.issues})
-        if self.too_large:
+        if self.policy_conflict:
+            ready = Condition(READY, False, "PolicyConflict", self.policy_conflict)
+        elif self.too_large:
             ready = Condition(READY, False, "ConfigTooLarge", self.too_large)
         elif not self.served:
             ready = Condition(READY, False, "NotServed", _not_served(self, accepted))
@@ -91,7 +127,21 @@ class RouteReport:
             )
         else:
             ready = Condition(READY, True, "Serving", f"serving all {total} targets")
-        return [accepted, refs, residency, ready]
+        return [accepted, refs, residency, policy, ready]
+
+    def _policy_condition(self, first: Callable[[str, str, str], Condition]) -> Condition:
+        if self.policy_conflict:
+            return Condition(POLICY_COMPLIANT, False, "PolicyConflict", self.policy_conflict)
+        names = ", ".join(p.name for p in self.force.policies)
+        ok = f"complies with AIPolicy {names}" if names else "no AIPolicy selects the namespace"
+        enforced = first(POLICY_COMPLIANT, "Compliant", ok)
+        if not enforced.status or not self.findings:
+            return enforced
+        message = "; ".join(
+            f"spec.targets[{i}]: {f.reason} (Audit mode: served, recorded)"
+            for i, f in self.findings
+        )
+        return Condition(POLICY_COMPLIANT, False, "AuditFindings", message)
 
 
 def _not_served(report: RouteReport, accepted: Condition) -> str:
@@ -107,6 +157,8 @@ class Rendered:
     credentials: dict[str, bytes]
     reports: dict[str, RouteReport]  # by route name
     config_json: bytes = b""  # the config file's bytes, as written
+    force: InForce = NO_POLICY  # the policies selecting the namespace
+    store: Store | None = None  # its shared store, if a policy names one
 
 
 def route_rule(route: Route) -> ResidencyRule:
@@ -117,14 +169,15 @@ def route_rule(route: Route) -> ResidencyRule:
 
 
 def check_target(
-    inv: Inventory, route: Route, index: int, rule: ResidencyRule
-) -> TargetIssue | None:
-    """Whether target ``index`` of ``route`` may be used, and if not why."""
+    inv: Inventory, route: Route, index: int, rule: ResidencyRule, force: InForce = NO_POLICY
+) -> TargetCheck:
+    """Whether target ``index`` of ``route`` may be used under the route's residency
+    ``rule`` and the policies in ``force``, and if not why."""
     target = route.spec.targets[index]
     at = f"spec.targets[{index}]"
     provider = inv.providers.get(target.provider)
     if provider is None:
-        return TargetIssue(
+        return _left_out(
             index,
             RESOLVED_REFS,
             "ProviderNotFound",
@@ -133,7 +186,7 @@ def check_target(
     spec = provider.spec
     if spec.model(target.model) is None:
         served = ", ".join(m.name for m in spec.models)
-        return TargetIssue(
+        return _left_out(
             index,
             RESOLVED_REFS,
             "ModelNotFound",
@@ -141,7 +194,7 @@ def check_target(
             f"(it serves: {served})",
         )
     if provider.unusable:
-        return TargetIssue(
+        return _left_out(
             index,
             RESOLVED_REFS,
             "ProviderInvalid",
@@ -149,35 +202,36 @@ def check_target(
         )
     secret = credential_finding(inv, spec)
     if secret:
-        return TargetIssue(
+        return _left_out(
             index,
             RESOLVED_REFS,
             secret.reason,
             f'{at}: provider "{target.provider}": {secret.message}',
         )
     where = target_location(spec, target.model)
-    why = rule.violation(where, spec.residency.jurisdiction)
+    jurisdiction = spec.residency.jurisdiction
+    who = f'provider "{target.provider}"'
+    because = ""
+    if processing_location(spec.api.value, spec.endpoint, spec.options, target.model):
+        who += f' with model "{target.model}"'  # the model id decides, not the provider
+    elif where != spec.residency.location:
+        evidence = endpoint_evidence(spec.api.value, spec.endpoint, spec.options)
+        because = f" ({evidence.source})" if evidence else ""
+    why = rule.violation(where, jurisdiction)
     if why:
-        who = f'provider "{target.provider}"'
-        because = ""
-        if processing_location(spec.api.value, spec.endpoint, spec.options, target.model):
-            who += f' with model "{target.model}"'  # the model id decides, not the provider
-        elif where != spec.residency.location:
-            evidence = endpoint_evidence(spec.api.value, spec.endpoint, spec.options)
-            because = f" ({evidence.source})" if evidence else ""
-        return TargetIssue(
-            index,
-            RESIDENCY_COMPLIANT,
-            "OutsideResidency",
-            f"{at}: {who} {_residency_wording(why, rule)}{because}",
-        )
-    return None
+        message = f"{at}: {who} {residency_wording(why, 'residency')}{because}"
+        return _left_out(index, RESIDENCY_COMPLIANT, "OutsideResidency", message)
+    verdicts = force.verdicts(target.provider, where, jurisdiction, who, because)
+    enforced = [v.reason for v in verdicts if v.policy.enforced]
+    if enforced:
+        message = f"{at}: " + "; ".join(enforced)
+        return _left_out(index, POLICY_COMPLIANT, FORBIDDEN_BY_POLICY, message)
+    return TargetCheck(None, tuple(cfg.PolicyFinding(policy=v.policy.name, reason=v.reason)
+                                   for v in verdicts))  # fmt: skip
 
 
-def _residency_wording(why: str, rule: ResidencyRule) -> str:
-    return why.replace("outside locations", "outside residency.locations").replace(
-        "outside jurisdictions", "outside residency.jurisdictions"
-    )
+def _left_out(index: int, condition: str, reason: str, message: str) -> TargetCheck:
+    return TargetCheck(TargetIssue(index, condition, reason, message))
 
 
 @dataclass
@@ -195,9 +249,11 @@ def render_namespace(inv: Inventory, namespace: str, budget: int = sizing.BUDGET
     reports: dict[str, RouteReport] = {}
     claimed: dict[str, Route] = {}
     served: list[_Served] = []
+    force = in_force(inv, namespace)
+    store = force.shared_store(inv)
 
     for route in inv.routes_in(namespace):
-        report = reports[route.name] = RouteReport(route)
+        report = reports[route.name] = RouteReport(route, force=force)
         owner = claimed.get(route.spec.model)
         if owner is not None:
             report.conflict = (
@@ -205,35 +261,45 @@ def render_namespace(inv: Inventory, namespace: str, budget: int = sizing.BUDGET
             )
             continue
         claimed[route.spec.model] = route
-        compiled = _compile(inv, route, report)
+        compiled = _compile(inv, route, report, force)
         if compiled is not None:
             served.append(compiled)
             report.served = True
 
-    config, credentials, config_json = _assemble(namespace, served)
+    config, credentials, config_json = _assemble(namespace, served, store)
     if sizing.config_size(config_json) > budget or sizing.secret_size(credentials) > budget:
-        served = _fit(namespace, served, budget)
-        config, credentials, config_json = _assemble(namespace, served)
+        served = _fit(namespace, served, budget, store)
+        config, credentials, config_json = _assemble(namespace, served, store)
         while served and sizing.config_size(config_json) > budget:  # estimates fell short
             dropped = served.pop()
             dropped.report.served = False
             dropped.report.too_large = sizing.too_large(
                 "compiled config", sizing.config_size(config_json), budget, namespace
             )
-            config, credentials, config_json = _assemble(namespace, served)
-    return Rendered(namespace, config, credentials, reports, config_json)
+            config, credentials, config_json = _assemble(namespace, served, store)
+    return Rendered(namespace, config, credentials, reports, config_json, force, store)
 
 
-def _compile(inv: Inventory, route: Route, report: RouteReport) -> _Served | None:
+def _compile(inv: Inventory, route: Route, report: RouteReport, force: InForce) -> _Served | None:
     rule = route_rule(route)
+    try:
+        report.data_protection = force.data_protection(route)
+    except ValueError as exc:
+        names = ", ".join(p.name for p in force.policies)
+        report.policy_conflict = (
+            f"the data-protection rules of AIPolicy {names} and of this route cannot be "
+            f"combined: {exc}; the route is not served until they agree"
+        )
+        return None
     targets: list[cfg.Target] = []
     providers: dict[str, cfg.Provider] = {}
     credentials: dict[str, bytes] = {}
     for index, target in enumerate(route.spec.targets):
-        issue = check_target(inv, route, index, rule)
-        if issue:
-            report.issues.append(issue)
+        checked = check_target(inv, route, index, rule, force)
+        if checked.issue:
+            report.issues.append(checked.issue)
             continue
+        report.findings += [(index, f) for f in checked.findings]
         provider = inv.providers[target.provider]
         providers[target.provider] = _compile_provider(provider.spec, target.provider)
         _copy_credential(inv, provider.spec, target.provider, credentials)
@@ -253,29 +319,40 @@ def _compile(inv: Inventory, route: Route, report: RouteReport) -> _Served | Non
                 pricing=_pricing(pricing.pricing.input(), pricing.pricing.output())
                 if pricing and pricing.pricing
                 else None,
+                policy_audit=checked.findings,
             )
         )
     if not targets:
         return None
-    return _Served(report, _compile_route(route, rule, tuple(targets)), providers, credentials)
+    compiled = _compile_route(route, rule.narrow(force.residency), tuple(targets)).model_copy(
+        update={"limits": force.limits, "data_protection": report.data_protection}
+    )
+    return _Served(report, compiled, providers, credentials)
 
 
 def _assemble(
-    namespace: str, served: list[_Served]
+    namespace: str, served: list[_Served], store: Store | None
 ) -> tuple[cfg.SidecarConfig, dict[str, bytes], bytes]:
     providers: dict[str, cfg.Provider] = {}
     credentials: dict[str, bytes] = {}
     for one in served:
         providers.update(one.providers)
         credentials.update(one.credentials)
+    if store is not None and store.credential is not None:
+        credentials[STORE_CREDENTIAL] = store.credential
     routes = {one.report.route.spec.model: one.route for one in served}
-    config = cfg.SidecarConfig(namespace=namespace, providers=providers, routes=routes).sealed()
+    config = cfg.SidecarConfig(
+        namespace=namespace,
+        providers=providers,
+        routes=routes,
+        shared_store=store.config if store is not None else None,
+    ).sealed()
     return config, credentials, config.to_json()
 
 
-def _fit(namespace: str, served: list[_Served], budget: int) -> list[_Served]:
+def _fit(namespace: str, served: list[_Served], budget: int, store: Store | None) -> list[_Served]:
     """The oldest routes that fit in ``budget``; the others are marked as left out."""
-    empty_json = _assemble(namespace, [])[2]
+    empty_json = _assemble(namespace, [], store)[2]
     size, secret = sizing.config_size(empty_json), 0
     providers: set[str] = set()
     kept = []

@@ -46,10 +46,10 @@ def same_status(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     return {k: a.get(k) for k in b} == dict(b)
 
 
-def ready_flip(
-    before: Iterable[Mapping[str, Any]], after: Iterable[Mapping[str, Any]]
+def flip(
+    before: Iterable[Mapping[str, Any]], after: Iterable[Mapping[str, Any]], type_: str = "Ready"
 ) -> str | None:
-    """The new Ready status if it changed, else None."""
-    old = next((c.get("status") for c in before if c.get("type") == "Ready"), None)
-    new = next((c.get("status") for c in after if c.get("type") == "Ready"), None)
+    """The new status of condition ``type_`` if it changed, else None."""
+    old = next((c.get("status") for c in before if c.get("type") == type_), None)
+    new = next((c.get("status") for c in after if c.get("type") == type_), None)
     return new if new != old else None

@@ -1,6 +1,8 @@
 """The validating admission webhook (kopf), refusing AIRoutes that would not be served
-as written, and AIProviders the sidecar could not use or whose declared location their
-endpoint contradicts, with messages naming the field and the reason.
+as written (an Enforce-mode AIPolicy forbidding a target included), AIProviders the
+sidecar could not use or whose declared location their endpoint contradicts, and
+AIPolicies the sidecar could not apply, with messages naming the field and the reason.
+Audit-mode policies refuse nothing: what they would forbid comes back as warnings.
 
 Its failure policy is Ignore: if the operator is down, objects are still admitted
 and the data plane still enforces residency on every attempt, so availability of
@@ -17,11 +19,11 @@ from typing import Any
 
 import kopf
 
-from aiguillage.operator.admission import residency_breaches, route_problems
+from aiguillage.operator.admission import policy_review, residency_breaches, route_review
 from aiguillage.operator.api.common import GROUP, VERSION
 from aiguillage.operator.certs import self_signed
 from aiguillage.operator.errors import ManifestError
-from aiguillage.operator.inventory import parse_provider
+from aiguillage.operator.inventory import Inventory, parse_provider
 from aiguillage.operator.providers import admission_problems
 from aiguillage.operator.reconciler import Reconciler
 
@@ -69,9 +71,23 @@ async def validate_route(
     if reconciler is None:
         warnings.append("aiguillage operator is starting: references not checked yet")
         return
-    problems = route_problems(reconciler.inv, namespace or "", body)
-    if problems:
-        raise kopf.AdmissionError("; ".join(problems), code=422)
+    review = route_review(reconciler.inv, namespace or "", body)
+    if review.problems:
+        raise kopf.AdmissionError("; ".join(review.problems), code=422)
+    warnings.extend(review.warnings)
+
+
+@kopf.on.validate(GROUP, VERSION, "aipolicies", id="aipolicy", ignore_failures=True,
+                  operations=["CREATE", "UPDATE"])  # fmt: skip
+async def validate_policy(body: kopf.Body, memo: kopf.Memo, warnings: list[str], **_: Any) -> None:
+    """Refuse what the sidecar could not apply; warn of the targets it would take out of
+    (Enforce) or record in (Audit) existing routes."""
+    reconciler = _reconciler(memo)
+    inv = reconciler.inv if reconciler is not None else Inventory()
+    review = policy_review(inv, body)
+    if review.problems:
+        raise kopf.AdmissionError("; ".join(review.problems), code=422)
+    warnings.extend(review.warnings)
 
 
 @kopf.on.validate(GROUP, VERSION, "aiproviders", id="aiprovider", ignore_failures=True,

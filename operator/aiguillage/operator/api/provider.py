@@ -6,9 +6,9 @@ import json
 from collections.abc import Mapping
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from aiguillage.operator.api.common import (
     ApiModel,
@@ -145,21 +145,48 @@ class Auth(ApiModel):
         return b""
 
 
-class ModelPricing(ApiModel):
-    """Price per million tokens, as decimal strings (e.g. "0.10")."""
+_EUR_RATE_RULE = {
+    "rule": "self.currency == 'EUR' ? !has(self.eurRate) : has(self.eurRate)",
+    "message": "eurRate (euros for one unit of currency) is required when currency is not "
+    "EUR, and only then",
+}
 
+
+class ModelPricing(ApiModel):
+    """Price per million tokens, as decimal strings (e.g. "0.10"), in euros or in another
+    currency converted at the rate given here; costs are always accounted in euros."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": k8s(**{"x-kubernetes-validations": [_EUR_RATE_RULE]})
+    }
     input_per_million: Price
     """Price of one million input (prompt) tokens."""
     output_per_million: Price
     """Price of one million output (completion) tokens."""
-    currency: Literal["EUR"] = "EUR"
-    """Currency of the prices; costs are accounted in euros."""
+    currency: Annotated[
+        str, Matching(r"^[A-Z]{3}$", "must be an ISO 4217 currency code such as EUR or USD", 3)
+    ] = "EUR"
+    """Currency of the prices (ISO 4217, e.g. EUR, USD, GBP)."""
+    eur_rate: Price | None = None
+    """Euros for one unit of currency (e.g. "0.92" for USD), required when currency is not
+    EUR: prices are converted at this rate when the config is compiled."""
+
+    @model_validator(mode="after")
+    def _rate_with_currency(self) -> ModelPricing:
+        if (self.currency == "EUR") == (self.eur_rate is not None):
+            raise ValueError(_EUR_RATE_RULE["message"])
+        return self
+
+    def _in_eur(self, price: str) -> Decimal:
+        return Decimal(price) * (Decimal(self.eur_rate) if self.eur_rate else Decimal(1))
 
     def input(self) -> Decimal:
-        return Decimal(self.input_per_million)
+        """Price of one million input tokens in euros."""
+        return self._in_eur(self.input_per_million)
 
     def output(self) -> Decimal:
-        return Decimal(self.output_per_million)
+        """Price of one million output tokens in euros."""
+        return self._in_eur(self.output_per_million)
 
 
 class ProviderModel(ApiModel):

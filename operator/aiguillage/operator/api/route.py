@@ -14,6 +14,7 @@ from aiguillage.operator.api.common import (
     ObjectStatus,
     k8s,
 )
+from aiguillage.operator.api.dataprotection import DataProtectionSpec
 from aiguillage.operator.api.durations import PATTERN as DURATION
 from aiguillage.sidecar.config import (
     LARGEST_EVENT_LIMIT,
@@ -138,6 +139,40 @@ class AIRouteSpec(ApiModel):
     """Per-target circuit breaker."""
     size_limits: RouteSizeLimits = RouteSizeLimits()
     """Size limits on providers' answers."""
+    data_protection: DataProtectionSpec | None = None
+    """Personal data to look for and what to do with it, on top of the AIPolicies' rules:
+    the strictest action wins, so a route can tighten them, never loosen them."""
+
+
+class Spend(ApiModel):
+    """Money spent in the current calendar month, against the smallest budget in force."""
+
+    month_to_date_eur: str = ""
+    """Euros spent this month (settled requests, every sidecar)."""
+    budget_eur: str = ""
+    """The smallest monthly budget of this scope imposed by an Enforce-mode AIPolicy."""
+    budget_used_percent: int | None = None
+    """Share of that budget spent, in percent."""
+
+
+class RouteSpend(ApiModel):
+    """Month-to-date spend read from the shared store the sidecars count in."""
+
+    month: str = ""
+    """The calendar month (YYYY-MM, in the shared store's time zone)."""
+    route: Spend = Spend()
+    """This route's spend and route budget."""
+    namespace: Spend = Spend()
+    """The whole namespace's spend and namespace budget."""
+    aggregated: bool = False
+    """True when the figures come from the shared store (every sidecar); false without
+    one, when each sidecar counts on its own and nothing is aggregated."""
+    as_of: str = ""
+    """When the figures were read (RFC 3339)."""
+    message: str = ""
+    """Why figures are missing, if they are."""
+    summary: str = ""
+    """Short form for kubectl get, e.g. "1.20 EUR (12% of 10)"."""
 
 
 class AIRouteStatus(ObjectStatus):
@@ -145,3 +180,11 @@ class AIRouteStatus(ObjectStatus):
     """Hash of the compiled config the namespace's sidecars are given."""
     targets: str = ""
     """Targets served out of targets declared, e.g. 2/3 (the others are never contacted)."""
+    policies: list[str] = Field(default_factory=list)
+    """AIPolicies selecting this route's namespace."""
+    data_protection: str = ""
+    """Data-protection rules in force for this route (policies' and its own), in short."""
+    limits: str = ""
+    """Rate limits and budgets in force for this route, in short."""
+    spend: RouteSpend | None = None
+    """Month-to-date spend and budget use, refreshed by the operator."""
