@@ -372,3 +372,112 @@ def test_render_on_mutated_examples(data: st.DataObject) -> None:
         )
         text = text[:at] + insert + text[at + cut :]
     _check_render(text.replace(b"support", b"apps"))
+
+
+POLICIES = Path(__file__).resolve().parents[2] / "docs" / "policies"
+
+
+def test_render_applies_policies_and_names_the_one_that_forbids(tmp_path: Path) -> None:
+    result = aiguillage("render", "-f", str(EXAMPLES), "-f", str(POLICIES), "--out", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        'error: AIRoute support/summarizer: spec.targets[1]: provider "openai-us" is located in '
+        "US, outside AIPolicy eu-only residency.locations [EU]",
+    ]
+    assert not (tmp_path / "config").exists()  # nothing is written on error
+
+
+def test_render_warns_of_what_an_audit_policy_would_forbid() -> None:
+    result = aiguillage("render", "-f", str(EXAMPLES), "-f", str(POLICIES / "watch-us.yaml"))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        'warning: AIRoute support/summarizer: spec.targets[1]: provider "openai-us" is under '
+        "jurisdiction US, outside AIPolicy watch-us residency.jurisdictions [EU] (Audit mode: "
+        "served, recorded)"
+    ]
+    config = json.loads(result.stdout)
+    us = config["routes"]["summarizer"]["targets"][1]
+    assert us["provider"] == "openai-us"
+    assert us["policyAudit"][0]["policy"] == "watch-us"
+
+
+def test_explain_shows_what_policies_impose() -> None:
+    result = aiguillage(
+        "explain", "-f", str(EXAMPLES), "-f", str(POLICIES), "-n", "support", "-m", "summarizer"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[2:9] == [
+        "  residency: locations [EU]",
+        "  policies: eu-only (Enforce), watch-us (Audit)",
+        "  limits: 500 EUR/month per namespace (AIPolicy eu-only); 120 req/min, 200000 "
+        "tokens/min per workload (AIPolicy eu-only); 50 EUR/month per route (AIPolicy "
+        "watch-us, Audit mode)",
+        "  data protection: block iban, national_id, payment_card; pseudonymise email, phone "
+        "(notJurisdictions [EU])",
+        "  shared store: redis://redis.aiguillage-system.svc:6379/0 (AIPolicy eu-only; months "
+        "in Europe/Paris)",
+        "  tried in this order:",
+        "    1. mistral-eu/mistral-small-latest (tier 0, weight 1; location FR, jurisdiction FR)",
+    ]
+    assert (
+        '    - spec.targets[1]: provider "openai-us" is located in US, outside AIPolicy eu-only '
+        "residency.locations [EU]" in result.stdout
+    )
+
+
+def test_render_refuses_a_policy_the_sidecar_could_not_apply(tmp_path: Path) -> None:
+    bad = _write(
+        tmp_path,
+        "bad-policy.yaml",
+        """
+apiVersion: aiguillage.dev/v1alpha1
+kind: AIPolicy
+metadata: {name: bad}
+spec:
+  namespaceSelector: {matchLabels: {team: nobody}}
+  dataProtection:
+    patterns: [{name: staff, regex: "EMP-(["}]
+    rules: [{categories: [staff, passport], action: block}]
+  sharedStore: {url: "redis://r:6379/0", timeZone: Mars/Olympus}
+""",
+    )
+    result = aiguillage("render", "-f", str(EXAMPLES), "-f", str(bad))
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(
+        f"error: {bad}: AIPolicy bad: spec.dataProtection.patterns[0].regex: "
+    )
+    assert lines[1] == (
+        f"error: {bad}: AIPolicy bad: spec.sharedStore.timeZone: 'Mars/Olympus' is not an IANA "
+        "time zone such as Europe/Paris"
+    )
+
+
+def test_render_copies_the_store_password_beside_the_provider_keys(tmp_path: Path) -> None:
+    eu_only = (POLICIES / "eu-only.yaml").read_text()
+    redis = POLICIES / "redis-secret.yaml"
+    policy = _write(tmp_path, "eu-only.yaml", eu_only)
+    out = tmp_path / "out"
+    route = _write(
+        tmp_path,
+        "eu-route.yaml",
+        """
+apiVersion: aiguillage.dev/v1alpha1
+kind: AIRoute
+metadata: {name: eu, namespace: support}
+spec:
+  model: eu
+  targets: [{provider: mistral-eu, model: mistral-small-latest}]
+""",
+    )
+    files = [EXAMPLES / "providers.yaml", EXAMPLES / "secrets.yaml", redis, policy, route]
+    ns = _write(tmp_path, "ns.yaml", "apiVersion: v1\nkind: Namespace\n"
+                "metadata: {name: support, labels: {data: customer}}\n")  # fmt: skip
+    args = [a for f in [*files, ns] for a in ("-f", str(f))]
+    result = aiguillage("render", *args, "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert (out / "credentials" / "shared_store").read_text() == "change-me"
+    config = json.loads((out / "config" / "config.json").read_text())
+    assert config["sharedStore"]["credential"] == "shared_store"
+    assert "change-me" not in (out / "config" / "config.json").read_text()

@@ -42,7 +42,16 @@ def test_printer_columns_and_short_names() -> None:
     cols = [
         c["name"] for c in by_kind["AIRoute"]["spec"]["versions"][0]["additionalPrinterColumns"]
     ]
-    assert cols == ["Model", "Strategy", "Targets", "Residency", "Spend", "Ready", "Age", "Policies"]
+    assert cols == [
+        "Model",
+        "Strategy",
+        "Targets",
+        "Residency",
+        "Spend",
+        "Ready",
+        "Age",
+        "Policies",
+    ]
     assert by_kind["AIProvider"]["spec"]["names"]["shortNames"] == ["aip"]
     policy = by_kind["AIPolicy"]["spec"]
     assert policy["names"]["shortNames"] == ["aipol"]

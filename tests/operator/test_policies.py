@@ -78,13 +78,19 @@ def test_a_policy_applies_only_to_namespaces_it_selects() -> None:
         ({}, True),
         ({"matchLabels": {"data": "sensitive", "team": "support"}}, True),
         ({"matchLabels": {"data": "public"}}, False),
-        ({"matchExpressions": [{"key": "team", "operator": "In", "values": ["a", "support"]}]}, True),
-        ({"matchExpressions": [{"key": "team", "operator": "NotIn", "values": ["support"]}]}, False),
+        (
+            {"matchExpressions": [{"key": "team", "operator": "In", "values": ["a", "support"]}]},
+            True,
+        ),
+        (
+            {"matchExpressions": [{"key": "team", "operator": "NotIn", "values": ["support"]}]},
+            False,
+        ),
         ({"matchExpressions": [{"key": "team", "operator": "Exists"}]}, True),
         ({"matchExpressions": [{"key": "pci", "operator": "DoesNotExist"}]}, True),
         ({"matchExpressions": [{"key": "pci", "operator": "Exists"}]}, False),
     ],
-)  # fmt: skip
+)
 def test_namespace_selectors_match_like_kubernetes(
     selector: dict[str, Any], selected: bool
 ) -> None:
@@ -150,24 +156,41 @@ def test_limits_are_all_kept_rates_and_budgets_apart() -> None:
     audit = policy("watch", mode="Audit", limits=[{"per": "route", "budgetEurPerMonth": "5"}])
     limits = render_namespace(world(team, audit), "apps").config.routes["chat"].limits
     assert [
-        (lim.policy, lim.scope, lim.requests_per_minute, lim.tokens_per_minute,
-         lim.budget_eur_per_month, lim.mode, lim.when_store_unavailable)
+        (
+            lim.policy,
+            lim.scope,
+            lim.requests_per_minute,
+            lim.tokens_per_minute,
+            lim.budget_eur_per_month,
+            lim.mode,
+            lim.when_store_unavailable,
+        )
         for lim in limits
     ] == [
         ("team", LimitScope.NAMESPACE, 600, None, None, PolicyMode.ENFORCE, None),
-        ("team", LimitScope.NAMESPACE, None, None, Decimal(500), PolicyMode.ENFORCE,
-         StoreFailure.OPEN),
+        (
+            "team",
+            LimitScope.NAMESPACE,
+            None,
+            None,
+            Decimal(500),
+            PolicyMode.ENFORCE,
+            StoreFailure.OPEN,
+        ),
         ("team", LimitScope.WORKLOAD, None, 100000, None, PolicyMode.ENFORCE, StoreFailure.CLOSED),
         ("watch", LimitScope.ROUTE, None, None, Decimal(5), PolicyMode.AUDIT, StoreFailure.OPEN),
-    ]  # fmt: skip
+    ]
 
 
 def test_closed_wins_between_store_defaults() -> None:
     opened = policy(
         "a", sharedStore={"url": "redis://r/0", "whenUnavailable": {"rateLimits": "open"}}
     )
-    closed = policy("b", sharedStore={"url": "redis://s/0", "whenUnavailable": {"rateLimits": "closed"}},
-                    limits=[{"per": "route", "requestsPerMinute": 5}])  # fmt: skip
+    closed = policy(
+        "b",
+        sharedStore={"url": "redis://s/0", "whenUnavailable": {"rateLimits": "closed"}},
+        limits=[{"per": "route", "requestsPerMinute": 5}],
+    )
     limits = render_namespace(world(opened, closed), "apps").config.routes["chat"].limits
     assert [lim.when_store_unavailable for lim in limits] == [StoreFailure.CLOSED]
 
@@ -215,12 +238,15 @@ def test_data_protection_combines_policies_and_the_route_strictest_wins() -> Non
         "gdpr",
         dataProtection={
             "rules": [
-                {"categories": ["email"], "action": "pseudonymise",
-                 "when": {"notJurisdictions": ["EU"]}},
+                {
+                    "categories": ["email"],
+                    "action": "pseudonymise",
+                    "when": {"notJurisdictions": ["EU"]},
+                },
                 {"categories": ["iban"], "action": "block"},
             ]
         },
-    )  # fmt: skip
+    )
     watch = policy(
         "watch",
         mode="Audit",
@@ -253,8 +279,13 @@ def test_rules_that_cannot_combine_stop_the_route_not_the_namespace() -> None:
             "rules": [{"categories": ["staff"], "action": "block"}],
         },
     )
-    two = policy("two", dataProtection={"patterns": [{"name": "staff", "regex": "S-[0-9]+"}],
-                                        "rules": [{"categories": ["staff"], "action": "redact"}]})  # fmt: skip
+    two = policy(
+        "two",
+        dataProtection={
+            "patterns": [{"name": "staff", "regex": "S-[0-9]+"}],
+            "rules": [{"categories": ["staff"], "action": "redact"}],
+        },
+    )
     rendered = render_namespace(world(one, two), "apps")
     assert rendered.config.routes == {}
     conds = conditions(rendered, "chat")
@@ -263,8 +294,13 @@ def test_rules_that_cannot_combine_stop_the_route_not_the_namespace() -> None:
 
 
 def test_an_enforce_policy_the_sidecar_cannot_apply_fails_closed() -> None:
-    broken = policy("broken", dataProtection={"patterns": [{"name": "x", "regex": "(a"}],
-                                              "rules": [{"categories": ["x"], "action": "block"}]})  # fmt: skip
+    broken = policy(
+        "broken",
+        dataProtection={
+            "patterns": [{"name": "x", "regex": "(a"}],
+            "rules": [{"categories": ["x"], "action": "block"}],
+        },
+    )
     inv = world(broken)
     assert inv.policies["broken"].problems[0].startswith("spec.dataProtection.patterns[0].regex")
     rendered = render_namespace(inv, "apps")
@@ -307,7 +343,7 @@ policies_st = st.fixed_dictionaries(
                 optional={"whenStoreUnavailable": st.sampled_from(["open", "closed"])},
             ),
             max_size=2,
-        ),  # fmt: skip
+        ),
         "dataProtection": st.fixed_dictionaries(
             {
                 "rules": st.lists(
@@ -330,7 +366,7 @@ policies_st = st.fixed_dictionaries(
                     max_size=2,
                 )
             }
-        ),  # fmt: skip
+        ),
     },
 )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -385,3 +386,19 @@ def test_a_namespace_over_one_mebibyte_stays_under_the_configmap_limit() -> None
     assert len(rendered.config_json) < 1024 * 1024 - 64 * 1024
     reasons = {conditions(rendered, name)["Ready"].reason for name in rendered.reports}
     assert reasons == {"Serving", "ConfigTooLarge"}
+
+
+def test_prices_in_another_currency_are_compiled_in_euros() -> None:
+    usd = {"inputPerMillion": "0.15", "outputPerMillion": "0.60", "currency": "USD",
+           "eurRate": "0.92"}  # fmt: skip
+    inv = inventory(
+        provider("us", "US", "US", models=[{"name": "m", "pricing": usd}]),
+        routes=[route("chat", "chat", "us")],
+    )
+    pricing = render_namespace(inv, "apps").config.routes["chat"].targets[0].pricing
+    assert pricing is not None
+    assert (pricing.input_per_million, pricing.output_per_million, pricing.currency) == (
+        Decimal("0.1380"),
+        Decimal("0.5520"),
+        "EUR",
+    )

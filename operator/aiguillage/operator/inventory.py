@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic.alias_generators import to_camel
 
 from aiguillage.operator.api.policy import AIPolicySpec
 from aiguillage.operator.api.provider import AIProviderSpec
@@ -202,7 +203,7 @@ def parse_policy(body: Mapping[str, Any], where: str = "") -> Policy:
             )
         except ValidationError as exc:
             problems += [
-                f"spec.sharedStore.{field_path(tuple(e['loc']))}: "
+                f"spec.sharedStore.{field_path(tuple(to_camel(str(x)) for x in e['loc']))}: "
                 + str(e["msg"]).removeprefix("Value error, ")
                 for e in exc.errors()
             ]
