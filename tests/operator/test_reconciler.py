@@ -215,3 +215,82 @@ async def test_a_namespace_too_large_for_a_configmap_is_written_within_the_limit
     assert newest["reason"] == "ConfigTooLarge"
     assert ready(kube, "airoutes", "apps", "r000")["reason"] == "Serving"
     assert kube.statuses[("airoutes", "apps", "r099")]["targets"] == "0/64"
+
+
+def us_provider() -> dict[str, Any]:
+    body = provider("us")
+    body["spec"]["residency"] = {"location": "US", "jurisdiction": "US"}
+    return body
+
+
+def eu_policy(generation: int = 1, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "aiguillage.dev/v1alpha1",
+        "kind": "AIPolicy",
+        "metadata": {"name": "eu-only", "generation": generation, "uid": "uid-pol"},
+        "spec": {
+            "namespaceSelector": {"matchLabels": {"data": "customer"}},
+            "residency": {"locations": ["EU"]},
+            **spec,
+        },
+    }
+
+
+async def wait(condition: Callable[[], bool], within: float = 30) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        await asyncio.sleep(0.01)
+
+
+def served_providers(kube: FakeKube) -> list[str]:
+    config = json.loads(kube.config_maps["apps"]["config.json"])
+    return [t["provider"] for r in config["routes"].values() for t in r["targets"]]
+
+
+def namespace(labels: dict[str, str]) -> dict[str, Any]:
+    return {"metadata": {"name": "apps", "labels": labels}}
+
+
+async def test_policy_and_namespace_label_changes_re_render_the_namespace(kube: FakeKube) -> None:
+    reconciler = await started(kube)
+    worker = asyncio.create_task(reconciler.run())
+    try:
+        reconciler.on_namespace(namespace({"data": "customer"}), deleted=False)
+        reconciler.on_provider(provider("eu"), deleted=False)
+        reconciler.on_provider(us_provider(), deleted=False)
+        body = route("chat", "eu")
+        body["spec"]["targets"].append({"provider": "us", "model": "m0", "priority": 1})
+        reconciler.on_route(body, deleted=False)
+        await wait(lambda: "apps" in kube.config_maps and served_providers(kube) == ["eu", "us"])
+
+        reconciler.on_policy(eu_policy(), deleted=False)
+        await wait(lambda: served_providers(kube) == ["eu"])
+        status = kube.statuses[("airoutes", "apps", "chat")]
+        assert status["policies"] == ["eu-only"]
+        compliant = next(c for c in status["conditions"] if c["type"] == "PolicyCompliant")
+        assert compliant["reason"] == "ForbiddenByPolicy"
+        await wait(lambda: ("aipolicies", None, "eu-only") in kube.statuses)
+        pol = kube.statuses[("aipolicies", None, "eu-only")]
+        assert (pol["selector"], pol["selectedNamespaces"], pol["matchedRoutes"]) == (
+            "data=customer",
+            1,
+            1,
+        )
+        assert pol["residency"] == "locations [EU]"
+
+        # The namespace loses the label: the policy no longer selects it.
+        reconciler.on_namespace(namespace({"data": "public"}), deleted=False)
+        await wait(lambda: served_providers(kube) == ["eu", "us"])
+        await wait(
+            lambda: kube.statuses[("aipolicies", None, "eu-only")]["selectedNamespaces"] == 0
+        )
+        # It gets it back, and then the policy is deleted.
+        reconciler.on_namespace(namespace({"data": "customer"}), deleted=False)
+        await wait(lambda: served_providers(kube) == ["eu"])
+        reconciler.on_policy(eu_policy(), deleted=True)
+        await wait(lambda: served_providers(kube) == ["eu", "us"])
+    finally:
+        worker.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await worker
