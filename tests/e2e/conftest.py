@@ -31,7 +31,11 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="session")
 def crds(control_plane: ControlPlane) -> ControlPlane:
     control_plane.kubectl("apply", "-f", str(ROOT / "crds"))
-    for crd in ("aiproviders.aiguillage.dev", "airoutes.aiguillage.dev"):
+    for crd in (
+        "aiproviders.aiguillage.dev",
+        "airoutes.aiguillage.dev",
+        "aipolicies.aiguillage.dev",
+    ):
         control_plane.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=30s")
     return control_plane
 
@@ -110,8 +114,9 @@ def running_cluster(plane: ControlPlane, tmp_path: Path, *args: str) -> Iterator
     finally:
         if child is not None:
             child.stop()
-        # Cluster-scoped providers of this test must not leak into the next one.
+        # Cluster-scoped providers and policies of this test must not leak into the next one.
         plane.kubectl("delete", "aiproviders", "-l", f"test={op_ns}", "--ignore-not-found")
+        plane.kubectl("delete", "aipolicies", "-l", f"test={op_ns}", "--ignore-not-found")
         plane.kubectl("delete", "namespace", op_ns, "--wait=false")
 
 
