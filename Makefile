@@ -34,6 +34,20 @@ $(COMPAT_STAMP): pyproject.toml constraints-compat.txt
 	$(COMPAT_VENV)/bin/pip install -q -c constraints-compat.txt -e '.[compat]'
 	touch $@
 
+# Debian packages the tests need, installed only when missing (root, or sudo).
+SYSTEM_PACKAGES := redis-server
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: system-deps
+system-deps: ## install the Debian packages tests need (redis-server), once
+	@missing=""; for pkg in $(SYSTEM_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$pkg" 2>/dev/null | grep -q "ok installed" || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
 .PHONY: k8s
 k8s: ## build kube-apiserver, etcd, kubectl and helm into ~/.cache/aiguillage (once)
 	hack/build-k8s.sh > $(K8S_BIN_FILE).tmp && mv $(K8S_BIN_FILE).tmp $(K8S_BIN_FILE)
@@ -52,7 +66,7 @@ lint: $(STAMP) ## ruff, ruff format, mypy --strict, import-linter, CRD drift
 	$(BIN)/python -m aiguillage.devtools.crd_drift
 
 .PHONY: test-unit
-test-unit: $(STAMP) ## unit and sidecar integration tests (no cluster)
+test-unit: $(STAMP) system-deps ## unit and sidecar integration tests (no cluster)
 	$(BIN)/pytest -m 'not e2e and not fuzz' -q
 
 .PHONY: test-fuzz
@@ -60,7 +74,7 @@ test-fuzz: $(STAMP) ## hypothesis fuzz tier: hostile requests (and upstreams) ag
 	$(BIN)/pytest -m fuzz -q
 
 .PHONY: test-e2e
-test-e2e: $(STAMP) k8s ## end-to-end tests on a real kube-apiserver
+test-e2e: $(STAMP) k8s system-deps ## end-to-end tests on a real kube-apiserver
 	AIGUILLAGE_K8S_BIN="$$(cat $(K8S_BIN_FILE))" $(BIN)/pytest -m e2e -q
 
 .PHONY: test-compat

@@ -20,6 +20,7 @@ from typing import Any
 
 import kopf
 
+from aiguillage.operator import spend
 from aiguillage.operator.api.common import GROUP, VERSION
 from aiguillage.operator.kube import Kube
 from aiguillage.operator.reconciler import Reconciler, operator_namespace
@@ -56,15 +57,16 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             delay = min(delay * 2, 10)
     memo["reconciler"] = reconciler
     memo["worker"] = asyncio.create_task(reconciler.run())
+    memo["spend"] = asyncio.create_task(spend.run(reconciler))
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    worker = memo.get("worker")
-    if worker is not None:
-        worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await worker
+    for task in (memo.get("worker"), memo.get("spend")):
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 def _deleted(event: Mapping[str, Any]) -> bool:
