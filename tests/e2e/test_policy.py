@@ -1,17 +1,29 @@
 """AIPolicy on the real API server: the webhook refuses what an Enforce-mode policy forbids,
 an existing route loses the forbidden target from its compiled config with its status saying
-why, and Audit mode refuses nothing while the compiled config carries the finding."""
+why, and Audit mode refuses nothing while the compiled config carries the finding; spend
+counted in a real redis-server shows in ``kubectl get air``."""
 
 from __future__ import annotations
 
+import base64
 import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+import redis
 import yaml
 
+from aiguillage.devtools.controlplane import ControlPlane
+from aiguillage.devtools.redis_server import RedisServer
 from aiguillage.devtools.waiting import wait_for
-from tests.e2e.conftest import Cluster
+from aiguillage.sidecar.config import LimitScope
+from aiguillage.sidecar.limits import keys
+from tests.e2e.conftest import Cluster, running_cluster
 from tests.e2e.manifests import API, provider, route, secret
 
 pytestmark = pytest.mark.e2e
@@ -170,3 +182,56 @@ def test_audit_mode_refuses_nothing_and_the_config_carries_the_finding(
     cond = cluster.condition("airoute", "chat", ns, "PolicyCompliant")
     assert (cond["status"], cond["reason"]) == ("False", "AuditFindings")
     assert cluster.condition("airoute", "chat", ns, "Ready")["status"] == "True"
+
+
+@pytest.fixture
+def spend_cluster(
+    crds: ControlPlane, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Cluster]:
+    monkeypatch.setenv("AIGUILLAGE_SPEND_INTERVAL", "0.5")  # the operator inherits it
+    with running_cluster(crds, tmp_path) as cluster:
+        yield cluster
+
+
+def test_spend_from_the_shared_store_shows_in_kubectl_get_air(
+    spend_cluster: Cluster, kube_namespace: str
+) -> None:
+    cluster, ns = spend_cluster, kube_namespace
+    eu, _ = setup(cluster, ns)
+    op_ns = cluster.operator_namespace
+    with RedisServer(password="s3cret") as server:
+        policy = eu_only(cluster)
+        policy["spec"]["limits"] = [{"per": "route", "budgetEurPerMonth": "10"}]
+        policy["spec"]["sharedStore"] = {
+            "url": server.url,
+            "passwordSecretRef": {"name": "redis", "key": "password"},
+        }
+        redis_secret = secret("redis", op_ns, "s3cret")
+        redis_secret["stringData"] = {"password": "s3cret"}
+        cluster.apply(redis_secret)
+        applied(cluster, policy)
+        cluster.apply(route("chat", ns, "chat", eu))
+        wait_for(lambda: providers_of(cluster, ns) == [eu], timeout=30, what="the route served")
+        creds = cluster.get("secret", "aiguillage-credentials", ns) or {}
+        assert base64.b64decode(creds["data"]["shared_store"]) == b"s3cret"
+
+        # What the sidecars would have counted this month, by the keys module they use.
+        month = keys.month(datetime.now(UTC), ZoneInfo("Europe/Paris"))
+        client = redis.Redis.from_url(server.url, password="s3cret")
+        for scope, ident in (("route", f"{ns}/chat"), ("namespace", ns)):
+            name = keys.budget_key("aiguillage", LimitScope(scope), ident, month)
+            client.hset(name, keys.SPENT, keys.to_nano(Decimal("2.5")))
+        client.close()
+
+        def spend_column() -> str:
+            table = cluster.plane.kubectl("get", "air", "chat", "-n", ns).stdout.splitlines()
+            header = table[0].split()
+            assert header[5] == "SPEND", header
+            return table[1]
+
+        wait_for(lambda: "2.50 EUR (25% of 10)" in spend_column(), timeout=30, what="SPEND")
+        status = (cluster.get("airoute", "chat", ns) or {})["status"]["spend"]
+        assert status["route"] == {
+            "monthToDateEur": "2.5000", "budgetEur": "10", "budgetUsedPercent": 25
+        }  # fmt: skip
+        assert status["aggregated"] is True
