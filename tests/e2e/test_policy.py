@@ -24,21 +24,18 @@ from aiguillage.devtools.waiting import wait_for
 from aiguillage.sidecar.config import LimitScope
 from aiguillage.sidecar.limits import keys
 from tests.e2e.conftest import Cluster, running_cluster
-from tests.e2e.manifests import API, provider, route, secret
+from tests.e2e.manifests import API, route, secret
+from tests.e2e.test_webhook import setup as providers
 
 pytestmark = pytest.mark.e2e
 
 
 def setup(cluster: Cluster, namespace: str) -> tuple[str, str]:
     """An EU and a US provider, and ``namespace`` labelled for this test's policies only."""
-    op_ns = cluster.operator_namespace
-    eu, us = f"{op_ns}-eu", f"{op_ns}-us"
-    cluster.apply(
-        secret("k", op_ns, "sk-test"),
-        provider(eu, "https://eu.example/v1", "FR", "k", op_ns),
-        provider(us, "https://us.example/v1", "US", "k", op_ns),
+    eu, us = providers(cluster)
+    cluster.plane.kubectl(
+        "label", "namespace", namespace, f"policy-test={cluster.operator_namespace}"
     )
-    cluster.plane.kubectl("label", "namespace", namespace, f"policy-test={op_ns}")
     return eu, us
 
 
