@@ -25,7 +25,7 @@ import re
 from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, Protocol
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -190,6 +190,28 @@ class StoreFailure(StrEnum):
     CLOSED = "closed"  # requests are refused with 429 naming the limit
 
 
+class _Limiting(Protocol):
+    @property
+    def requests_per_minute(self) -> int | None: ...
+    @property
+    def tokens_per_minute(self) -> int | None: ...
+    @property
+    def budget_eur_per_month(self) -> object: ...
+
+
+LIMITS_NOTHING = "a limit needs requestsPerMinute, tokensPerMinute or budgetEurPerMonth"
+
+
+def check_limits_something(limit: _Limiting) -> None:
+    """Raise ValueError when ``limit`` (compiled, or as an AIPolicy writes it) limits nothing."""
+    if (
+        limit.requests_per_minute is None
+        and limit.tokens_per_minute is None
+        and limit.budget_eur_per_month is None
+    ):
+        raise ValueError(LIMITS_NOTHING)
+
+
 class Limit(_Model):
     """A rate limit and/or monthly budget one AIPolicy imposes on a route.
 
@@ -212,14 +234,7 @@ class Limit(_Model):
 
     @model_validator(mode="after")
     def _limits_something(self) -> Limit:
-        if (
-            self.requests_per_minute is None
-            and self.tokens_per_minute is None
-            and self.budget_eur_per_month is None
-        ):
-            raise ValueError(
-                "a limit needs requestsPerMinute, tokensPerMinute or budgetEurPerMonth"
-            )
+        check_limits_something(self)
         return self
 
     def on_store_failure(self, budget: bool) -> StoreFailure:

@@ -18,7 +18,13 @@ from aiguillage.operator.api.dataprotection import DataProtectionSpec
 from aiguillage.operator.api.provider import Price
 from aiguillage.operator.api.route import RouteResidency
 from aiguillage.operator.api.selector import LabelSelector
-from aiguillage.sidecar.config import LimitScope, PolicyMode, StoreFailure
+from aiguillage.sidecar.config import (
+    LIMITS_NOTHING,
+    LimitScope,
+    PolicyMode,
+    StoreFailure,
+    check_limits_something,
+)
 
 
 class PolicyResidency(RouteResidency):
@@ -38,7 +44,7 @@ class ProviderRules(ApiModel):
 _SOMETHING_LIMITED = {
     "rule": "has(self.requestsPerMinute) || has(self.tokensPerMinute) || "
     "has(self.budgetEurPerMonth)",
-    "message": "a limit needs requestsPerMinute, tokensPerMinute or budgetEurPerMonth",
+    "message": LIMITS_NOTHING,
 }
 
 
@@ -65,12 +71,7 @@ class PolicyLimit(ApiModel):
 
     @model_validator(mode="after")
     def _limits_something(self) -> PolicyLimit:
-        if (
-            self.requests_per_minute is None
-            and self.tokens_per_minute is None
-            and self.budget_eur_per_month is None
-        ):
-            raise ValueError(_SOMETHING_LIMITED["message"])
+        check_limits_something(self)
         return self
 
 
