@@ -94,13 +94,41 @@ test: lint test-unit test-fuzz test-compat test-e2e ## everything CI runs
 dev: $(STAMP) k8s ## run the product locally until Ctrl-C
 	AIGUILLAGE_K8S_BIN="$$(cat $(K8S_BIN_FILE))" $(BIN)/python -m aiguillage.devtools.dev
 
+# The benchmark's peers and feature services come from Debian: Node.js + npm (the Portkey
+# gateway) and redis-server (the budget check). Installed only when missing; if apt cannot,
+# the benchmark still runs and says which rows it could not measure.
+BENCH_DEBS := nodejs:node npm:npm redis-server:redis-server
+
+.PHONY: bench-deps
+bench-deps: ## Node.js, npm and redis-server from Debian, if missing (for the benchmark's peers)
+	@missing=""; for pair in $(BENCH_DEBS); do \
+	  command -v "$${pair#*:}" >/dev/null 2>&1 || missing="$$missing $${pair%%:*}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing from Debian:$$missing"; \
+	  { apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; } \
+	    || echo "warning: could not install$$missing; the benchmark will skip what needs them"; \
+	fi
+
 .PHONY: bench
-bench: $(STAMP) k8s ## side-by-side benchmarks -> docs/benchmarks.md, docs/bench/*.png, bench/results.jsonl
+bench: $(STAMP) k8s bench-deps ## side-by-side benchmarks (~12 min) -> docs/benchmarks.md, docs/bench/*.png, bench/results.jsonl
 	AIGUILLAGE_K8S_BIN="$$(cat $(K8S_BIN_FILE))" $(BIN)/python -m aiguillage.devtools.bench
 
+.PHONY: bench-long
+bench-long: $(STAMP) k8s bench-deps ## make bench with a long round of 1 M requests (~25 min)
+	AIGUILLAGE_K8S_BIN="$$(cat $(K8S_BIN_FILE))" $(BIN)/python -m aiguillage.devtools.bench --long
+
 .PHONY: bench-quick
-bench-quick: $(STAMP) k8s ## the same benchmarks with few requests (< 3 min) -> bench/out/quick/
+bench-quick: $(STAMP) k8s bench-deps ## the same benchmarks with few requests (< 5 min) -> bench/out/quick/
 	AIGUILLAGE_K8S_BIN="$$(cat $(K8S_BIN_FILE))" $(BIN)/python -m aiguillage.devtools.bench --quick
+
+.PHONY: bench-ab
+bench-ab: $(STAMP) ## BEFORE=<rev> [AFTER=<rev>]: interleaved A/B of the sidecar, CPU/request, py-spy profiles
+	@test -n "$(BEFORE)" || { echo "usage: make bench-ab BEFORE=<git revision> [AFTER=<git revision>]"; exit 2; }
+	$(BIN)/python -m aiguillage.devtools.bench.ab --before "$(BEFORE)" $(if $(AFTER),--after "$(AFTER)")
+
+.PHONY: bench-imports
+bench-imports: $(STAMP) ## the sidecar's idle memory, import by import
+	$(BIN)/python -m aiguillage.devtools.bench.imports
 
 .PHONY: clean
 clean: ## remove the venv and caches inside the repo (not the Go-built binaries)

@@ -9,7 +9,9 @@
 // number from a shared counter until N requests were started or -max-seconds passed; so the
 // measured phase has exactly C requests in flight, as a closed-loop client would. A request
 // counts as an error when the transport fails, the status is not 200, or (with -stream) the
-// stream ends without "data: [DONE]". Only loopback URLs are accepted.
+// stream ends without "data: [DONE]". max_in_flight is the most requests that were open at
+// the same moment (sent, answer not yet read to its end): with -c 1000 -n 1000 it shows
+// whether 1,000 streams really were open at once. Only loopback URLs are accepted.
 package main
 
 import (
@@ -62,11 +64,13 @@ type Result struct {
 	TimedOut      bool           `json:"stopped_by_time_limit"`
 	LatencyMs     Percentiles    `json:"latency_ms"`
 	TTFTMs        *Percentiles   `json:"ttft_ms,omitempty"`
+	MaxInFlight   int            `json:"max_in_flight"`
 	ResponseBytes int64          `json:"response_bytes"`
 	Client        string         `json:"client"`
 }
 
 type sample struct {
+	start   time.Time
 	latency time.Duration
 	ttft    time.Duration
 	status  int
@@ -80,15 +84,15 @@ func one(ctx context.Context, client *http.Client, target string, body []byte, h
 	start := time.Now()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
-		return sample{err: err}
+		return sample{start: start, err: err}
 	}
 	req.Header = headers.Clone()
 	resp, err := client.Do(req)
 	if err != nil {
-		return sample{err: err, latency: time.Since(start)}
+		return sample{start: start, err: err, latency: time.Since(start)}
 	}
 	defer resp.Body.Close()
-	s := sample{status: resp.StatusCode}
+	s := sample{start: start, status: resp.StatusCode}
 	if !stream {
 		n, err := io.Copy(io.Discard, resp.Body)
 		s.bytes, s.latency, s.err = n, time.Since(start), err
@@ -155,6 +159,33 @@ func percentiles(values []time.Duration) Percentiles {
 }
 
 func ms(d time.Duration) float64 { return math.Round(float64(d.Microseconds())) / 1000 }
+
+// maxInFlight is the largest number of samples whose [start, start+latency] overlap.
+func maxInFlight(samples []sample) int {
+	type event struct {
+		at    time.Time
+		delta int
+	}
+	events := make([]event, 0, 2*len(samples))
+	for _, s := range samples {
+		events = append(events, event{s.start, 1}, event{s.start.Add(s.latency), -1})
+	}
+	// ends before starts at the same instant: touching intervals do not overlap
+	sort.Slice(events, func(i, j int) bool {
+		if events[i].at.Equal(events[j].at) {
+			return events[i].delta < events[j].delta
+		}
+		return events[i].at.Before(events[j].at)
+	})
+	current, most := 0, 0
+	for _, e := range events {
+		current += e.delta
+		if current > most {
+			most = current
+		}
+	}
+	return most
+}
 
 // run sends n requests (or until deadline) with c workers and returns every sample.
 func run(client *http.Client, target string, body []byte, headers http.Header, stream bool,
@@ -267,6 +298,7 @@ func main() {
 		Client: "go-loadgen", ErrorSamples: []string{},
 	}
 	var latencies, ttfts []time.Duration
+	res.MaxInFlight = maxInFlight(samples)
 	for _, s := range samples {
 		res.Completed++
 		res.ResponseBytes += s.bytes

@@ -1,172 +1,358 @@
-"""``python -m aiguillage.devtools.bench.ab --before REV``: the sidecar at REV against the
-working tree, same upstream, interleaved rounds.
+"""``make bench-ab BEFORE=REV [AFTER=REV]``: one hot-path change, measured before and after.
 
-For measuring one hot-path change: both sidecars run side by side (REV from a temporary
-``git worktree``), each round sends the same load to one then the other, and the report
-gives medians of requests/s, p50 and the sidecar's own CPU time per request — the last is
-the least disturbed by other work on a shared machine. Quote the spread, not just the median.
+``python -m aiguillage.devtools.bench.ab --before REV [--after REV] [-c 16] [-n 4000]
+[--rounds 6] [--stream] [--profile native|python|off] [--top 15]``
+
+The sidecar at REV (a temporary ``git worktree``) and the sidecar of the working tree (or
+of ``--after REV``) run side by side on the same core, with the benchmark's config
+(bench/manifests/, each side rendering it with its own code), the same simulated upstream
+and the same Go load generator, pinned as in ``make bench``. Each round sends the same load
+to one side then the other, alternating which goes first; the report gives, per side, the
+median and the spread of requests/s, p50, p99 and the sidecar's own CPU time per request —
+the last is the least disturbed by other work on a shared machine, quote it first — and the
+ratios after/before of the medians.
+
+Then each side is profiled under the same load with py-spy (from the benchmark's tools
+venv) and the top functions by own time are printed for both. ``native`` (the default)
+samples C frames too (the socket writes, the event loop, the garbage collector: where a
+Python profile only shows ``Runner.run``); it pauses the process at each sample, so it is
+taken in its own run, never during the measured rounds. The report is printed and written
+to ``bench/out/ab/<before>-<after>.md``.
+
+Both sides run in the working tree's venv: a revision that needs other dependencies is
+measured with these.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from aiguillage.devtools.bench.tools import ROOT, build_loadgen
+from aiguillage.devtools.bench import fmt
+from aiguillage.devtools.bench.procs import Procs, cpu_seconds
+from aiguillage.devtools.bench.proxy import Load, run_loadgen, summarize_raw_profile
+from aiguillage.devtools.bench.systems import (
+    MANIFESTS,
+    PLACEHOLDER_ENDPOINT,
+    System,
+    run_sidecar,
+    sidecar_env,
+    start_upstream,
+)
+from aiguillage.devtools.bench.tools import (
+    ROOT,
+    TOOLS_REQUIREMENTS,
+    LoadGenerator,
+    build_loadgen,
+    ensure_venv,
+    say,
+)
 
-MANIFESTS = ROOT / "examples"
+OUT_DIR = ROOT / "bench" / "out" / "ab"
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+@dataclass
+class Side:
+    name: str  # "before" / "after"
+    revision: str  # what the user named: a revision or "working tree"
+    commit: str
+    tree: Path  # where its code is
+    system: System | None = None
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    profile: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pythonpath(self) -> str:
+        """Empty for the working tree (the venv's editable install); else the revision's
+        source roots, first on the path, so that its ``aiguillage`` modules win."""
+        if self.tree == ROOT:
+            return ""
+        return os.pathsep.join(str(self.tree / d) for d in ("sidecar", "operator", "devtools"))
 
 
-def _ready(port: int) -> bool:
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+@contextlib.contextmanager
+def checked_out(revision: str, work: Path, name: str) -> Iterator[Path]:
+    """A detached worktree of ``revision``, removed afterwards."""
+    tree = work / name
+    _git("worktree", "add", "-q", "--detach", str(tree), revision)
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--before", required=True, help="git revision to compare against")
-    p.add_argument("-c", "--concurrency", type=int, default=16)
-    p.add_argument("-n", "--requests", type=int, default=3000)
-    p.add_argument("--rounds", type=int, default=4)
-    p.add_argument("--stream", action="store_true")
-    args = p.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="aiguillage-ab-"))
-    tree = work / "before"
-    subprocess.run(
-        ["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(tree), args.before],
-        check=True,
-    )
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        # The examples' EU provider is served by a simulator on its declared port.
-        subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "from aiguillage.cli import main; main()",
-                "render",
-                "-f",
-                str(MANIFESTS),
-                "--out",
-                str(work / "rendered"),
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "aiguillage.devtools.simulators",
-                    "--kind",
-                    "openai",
-                    "--name",
-                    "mistral-eu",
-                    "--port",
-                    "18101",
-                    "--api-key",
-                    "sk-demo-mistral",
-                ],
-                stdout=subprocess.DEVNULL,
-            )
-        )
-        ports = {"before": 4601, "after": 4602}
-        sidecars = {}
-        for name, port in ports.items():
-            path = f"{tree}/sidecar:{tree}/operator" if name == "before" else ""
-            env = {
-                **os.environ,
-                "PYTHONPATH": path,
-                "AIGUILLAGE_AUDIT_LOG": str(work / f"audit-{name}.jsonl"),
-            }
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-c",
-                    "from aiguillage.cli import main; main()",
-                    "sidecar",
-                    "--config-dir",
-                    str(work / "rendered" / "config"),
-                    "--listen",
-                    f"127.0.0.1:{port}",
-                ],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            procs.append(proc)
-            sidecars[name] = proc
-        deadline = time.monotonic() + 30
-        while not all(_ready(port) for port in ports.values()):
-            if time.monotonic() > deadline:
-                raise SystemExit("the sidecars did not become ready")
-            time.sleep(0.1)
-        loadgen = build_loadgen()
-        body: dict[str, object] = {
-            "model": "summarizer",
-            "messages": [{"role": "user", "content": "hello"}],
-        }
-        if args.stream:
-            body["stream"] = True
-        rows: dict[str, list[tuple[float, float, float]]] = {name: [] for name in ports}
-        for _ in range(args.rounds):
-            for name, port in ports.items():
-                before = _cpu_seconds(sidecars[name].pid)
-                out = subprocess.run(
-                    [
-                        *loadgen.argv,
-                        "-url",
-                        f"http://127.0.0.1:{port}/v1/chat/completions",
-                        "-body",
-                        json.dumps(body),
-                        "-n",
-                        str(args.requests),
-                        "-c",
-                        str(args.concurrency),
-                        *(["-stream"] if args.stream else []),
-                    ],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                ).stdout
-                result = json.loads(out)
-                cpu_us = (_cpu_seconds(sidecars[name].pid) - before) * 1e6 / args.requests
-                rows[name].append((result["rps"], result["latency_ms"]["p50"], cpu_us))
-        for name, values in rows.items():
-            rps = [v[0] for v in values]
-            cpu = [v[2] for v in values]
-            print(
-                f"{name:6s} req/s median {statistics.median(rps):7.1f} "
-                f"(min {min(rps):.0f}, max {max(rps):.0f})  "
-                f"p50 {statistics.median(v[1] for v in values):5.2f} ms  "
-                f"CPU/request median {statistics.median(cpu):5.0f} us "
-                f"(min {min(cpu):.0f}, max {max(cpu):.0f})"
-            )
+        yield tree
     finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(10)
         subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False
+            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
+            capture_output=True, check=False,
+        )  # fmt: skip
+
+
+def render(side: Side, upstream_url: str, out: Path) -> Path:
+    """bench/manifests/ (this tree's) rendered by the side's own ``aiguillage render``."""
+    sources = out / "manifests"
+    sources.mkdir(parents=True)
+    for path in sorted(MANIFESTS.glob("*.yaml")):
+        (sources / path.name).write_text(
+            path.read_text().replace(PLACEHOLDER_ENDPOINT, upstream_url)
         )
+    env = {**os.environ, "PYTHONPATH": side.pythonpath}
+    files = [str(p) for p in sorted(sources.glob("*.yaml"))]
+    result = subprocess.run(
+        [sys.executable, "-c", "from aiguillage.cli import main; main()", "render",
+         *(a for f in files for a in ("-f", f)), "--namespace", "bench", "--out", str(out)],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise SystemExit(f"aiguillage render failed for {side.revision}:\n{result.stderr}")
+    return out / "config"
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Median, min and max of each measure over a side's rounds."""
+    out: dict[str, dict[str, float]] = {}
+    for key in ("rps", "p50_ms", "p99_ms", "cpu_us"):
+        values = [float(r[key]) for r in runs]
+        out[key] = {
+            "median": round(statistics.median(values), 3),
+            "min": round(min(values), 3),
+            "max": round(max(values), 3),
+        }
+    return out
+
+
+def report(before: Side, after: Side, args: argparse.Namespace, loadavg: tuple[str, str]) -> str:
+    a, b = summarize(before.runs), summarize(after.runs)
+    mode = "streaming" if args.stream else "non-streaming"
+    lines = [
+        f"# A/B: `{before.revision}` ({before.commit[:12]}) → `{after.revision}` "
+        f"({after.commit[:12]})",
+        "",
+        f"{args.rounds} interleaved rounds of {args.requests} {mode} requests at c="
+        f"{args.concurrency} (+{args.warmup} warm-up) to each side; load average "
+        f"{loadavg[0]} at start, {loadavg[1]} at the end. Medians (min–max).",
+        "",
+    ]
+    rows = []
+    names = {"cpu_us": "CPU per request (µs)", "rps": "req/s", "p50_ms": "p50 (ms)",
+             "p99_ms": "p99 (ms)"}  # fmt: skip
+    for key in ("cpu_us", "rps", "p50_ms", "p99_ms"):
+        x, y = a[key], b[key]
+        change = y["median"] / x["median"] if x["median"] else None
+        rows.append([
+            names[key],
+            f"{x['median']:,.2f} ({x['min']:,.2f}–{x['max']:,.2f})",
+            f"{y['median']:,.2f} ({y['min']:,.2f}–{y['max']:,.2f})",
+            fmt.x(change),
+        ])  # fmt: skip
+    lines += fmt.table(["", "before", "after", "after / before"], rows)
+    lines.append("")
+    for side in (before, after):
+        prof = side.profile
+        title = f"Profile of {side.name} (`{side.revision}`)"
+        if not prof.get("top"):
+            lines += [f"{title}: {prof.get('error', 'not taken')}", ""]
+            continue
+        lines += [
+            f"{title}: py-spy {prof['mode']}, {prof['samples']} samples at work under the "
+            f"same load ({fmt.rps(prof.get('rps'))} req/s while profiled; another "
+            f"{prof.get('idle_pct', 0):.0f} % of samples found it waiting for events); top "
+            "functions by own time, in percent of the samples at work:",
+            "",
+        ]
+        lines += fmt.table(
+            ["#", "Function", "Own", "Total"],
+            [[str(i), f"`{r['function']}`", f"{r['own_pct']:.1f}%", f"{r['total_pct']:.1f}%"]
+             for i, r in enumerate(prof["top"], 1)],
+        )  # fmt: skip
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m aiguillage.devtools.bench.ab", description=__doc__)
+    p.add_argument("--before", required=True, help="git revision to compare against")
+    p.add_argument("--after", default=None, help="git revision (default: the working tree)")
+    p.add_argument("-c", "--concurrency", type=int, default=16)
+    p.add_argument("-n", "--requests", type=int, default=4000, help="per side per round")
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--rounds", type=int, default=6)
+    p.add_argument("--stream", action="store_true", help="streamed answers (SSE)")
+    p.add_argument("--profile", choices=("native", "python", "off"), default="native")
+    p.add_argument("--profile-seconds", type=float, default=8.0)
+    p.add_argument("--top", type=int, default=15, help="functions per profile")
+    p.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
+    p.add_argument("--out", type=Path, default=None, help="where to write the Markdown report")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    pinned = not args.no_pin and (os.cpu_count() or 1) >= 2 and shutil.which("taskset")
+    proxy_cpus, other_cpus = ("0", "1") if pinned else (None, None)
+    work = Path(tempfile.mkdtemp(prefix="aiguillage-ab-"))
+    started_load = _loadavg()
+    try:
+        with contextlib.ExitStack() as stack:
+            before_tree = stack.enter_context(checked_out(args.before, work, "before"))
+            after_tree = (
+                stack.enter_context(checked_out(args.after, work, "after"))
+                if args.after else ROOT
+            )  # fmt: skip
+            before = Side("before", args.before, _git("rev-parse", args.before), before_tree)
+            after_commit = _git("rev-parse", args.after or "HEAD")
+            after = Side("after", args.after or "working tree", after_commit, after_tree)
+            procs = stack.enter_context(Procs(work / "logs"))
+            _run(args, before, after, procs, work, proxy_cpus, other_cpus)
+    except KeyboardInterrupt:
+        say("interrupted: every process started was stopped")
+        return 130
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    text = report(before, after, args, (started_load, _loadavg()))
+    out = args.out or OUT_DIR / f"{before.commit[:12]}-{after.commit[:12]}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text + "\n")
+    print(text)
+    say(f"written to {out}")
     return 0
+
+
+def _run(
+    args: argparse.Namespace,
+    before: Side,
+    after: Side,
+    procs: Procs,
+    work: Path,
+    proxy_cpus: str | None,
+    other_cpus: str | None,
+) -> None:
+    gen = build_loadgen()
+    upstream, upstream_url = start_upstream(procs, cpus=other_cpus, chunks=64, interval=0.005)
+    sides = (before, after)
+    for side in sides:
+        config = render(side, upstream_url, work / f"config-{side.name}")
+        env = {**sidecar_env(work / f"audit-{side.name}.jsonl"), "PYTHONPATH": side.pythonpath}
+        side.system = run_sidecar(procs, config, f"sidecar-{side.name}", env, cpus=proxy_cpus)
+        say(f"{side.name}: {side.revision} ({side.commit[:12]}) ready")
+    load = Load(args.requests, args.warmup)
+    for number in range(args.rounds):
+        order = sides if number % 2 == 0 else sides[::-1]
+        for side in order:
+            side.runs.append(_one_round(side, gen, load, args, work, other_cpus))
+            last = side.runs[-1]
+            say(
+                f"round {number + 1} {side.name:<6} {last['rps']:8.1f} req/s  p50 "
+                f"{last['p50_ms']:6.2f} ms  p99 {last['p99_ms']:7.2f} ms  CPU "
+                f"{last['cpu_us']:6.0f} us/request"
+            )
+    if args.profile != "off":
+        try:
+            spy = ensure_venv("bench-venv", TOOLS_REQUIREMENTS).bin("py-spy")
+        except (RuntimeError, subprocess.SubprocessError, OSError) as exc:
+            for side in sides:
+                side.profile = {"error": f"py-spy unavailable: {exc}"}
+            return
+        for side in sides:
+            side.profile = profile(side, spy, gen, args, procs, work, other_cpus)
+    procs.stop(upstream)
+
+
+def _one_round(
+    side: Side,
+    gen: LoadGenerator,
+    load: Load,
+    args: argparse.Namespace,
+    work: Path,
+    cpus: str | None,
+) -> dict[str, Any]:
+    assert side.system is not None
+    assert side.system.proc is not None
+    pid = side.system.proc.pid
+    spent = cpu_seconds(pid)
+    cell = run_loadgen(
+        gen, side.system, stream=args.stream, c=args.concurrency, load=load,
+        max_seconds=600, cpus=cpus, workdir=work,
+    )  # fmt: skip
+    spent = cpu_seconds(pid) - spent
+    if cell["errors"]:
+        say(f"  {side.name}: {cell['errors']} errors, e.g. {cell['error_samples'][:2]}")
+    return {
+        "rps": cell["rps"],
+        "p50_ms": cell["latency_ms"]["p50"],
+        "p99_ms": cell["latency_ms"]["p99"],
+        "cpu_us": spent * 1e6 / max(1, cell["completed"] + load.warmup),
+        "errors": cell["errors"],
+    }
+
+
+def profile(
+    side: Side,
+    py_spy: Path,
+    gen: LoadGenerator,
+    args: argparse.Namespace,
+    procs: Procs,
+    work: Path,
+    cpus: str | None,
+) -> dict[str, Any]:
+    """py-spy on one side under the rounds' load; top functions by own time."""
+    assert side.system is not None
+    assert side.system.proc is not None
+    raw = work / f"profile-{side.name}.txt"
+    argv = [
+        str(py_spy), "record", "--pid", str(side.system.proc.pid), "--format", "raw",
+        "--output", str(raw), "--duration", str(int(args.profile_seconds)), "--rate", "250",
+        "--full-filenames",
+        *(["--native"] if args.profile == "native" else ["--nonblocking"]),
+    ]  # fmt: skip
+    spy = procs.spawn(f"py-spy-{side.name}", argv, cpus=cpus)
+    say(f"profiling {side.name} with py-spy ({args.profile}) for {args.profile_seconds:.0f}s ...")
+    result: dict[str, Any] = {}
+
+    def load() -> None:
+        assert side.system is not None
+        with contextlib.suppress(RuntimeError, subprocess.SubprocessError, ValueError):
+            result.update(
+                run_loadgen(
+                    gen, side.system, stream=args.stream, c=args.concurrency,
+                    load=Load(10**7, 0), max_seconds=max(1.0, args.profile_seconds - 1),
+                    cpus=cpus, workdir=work,
+                )
+            )  # fmt: skip
+
+    time.sleep(1.0)  # py-spy attaches
+    thread = threading.Thread(target=load)
+    thread.start()
+    thread.join()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        spy.popen.wait(args.profile_seconds + 30)
+    procs.stop(spy)
+    if not raw.exists():
+        return {"error": f"py-spy wrote no profile:\n{spy.tail()}"}
+    summary = summarize_raw_profile(raw.read_text(), top=args.top)
+    summary.update(mode=args.profile, rps=result.get("rps"))
+    return summary
 
 
 if __name__ == "__main__":

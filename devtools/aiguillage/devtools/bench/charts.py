@@ -22,6 +22,7 @@ COLORS = {
     "passthrough": "#1f77b4",
     "aiguillage": "#d62728",
     "litellm": "#9467bd",
+    "portkey": "#2ca02c",
 }
 
 
@@ -67,7 +68,9 @@ def draw(results: dict[str, Any], out: Path) -> list[Path]:
 
     out.mkdir(parents=True, exist_ok=True)
     systems = [
-        k for k in ("direct", "passthrough", "aiguillage", "litellm") if k in results["systems"]
+        k
+        for k in ("direct", "passthrough", "aiguillage", "portkey", "litellm")
+        if k in results["systems"]
     ]
     labels = {k: results["systems"][k]["label"] for k in systems}
     subtitle = (

@@ -40,8 +40,8 @@ from aiguillage.devtools import processes
 from aiguillage.devtools.bench.procs import Proc, Procs, cpu_seconds, group_memory, wait_quiet
 from aiguillage.devtools.bench.proxy import Plan, summarize_raw_profile
 from aiguillage.devtools.bench.systems import (
-    _http,
     free_port,
+    http_request,
     render_sidecar_config,
     request_body,
     sidecar_argv,
@@ -515,7 +515,7 @@ def run_reload(
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
-    while _http(f"{base}/readyz")[0] != 200:
+    while http_request(f"{base}/readyz")[0] != 200:
         if time.monotonic() > deadline or not proc.alive:
             raise RuntimeError(f"the reload sidecar did not start:\n{proc.tail()}")
         time.sleep(0.02)
@@ -528,13 +528,13 @@ def run_reload(
             shutil.copyfile(path, tmp)
             t0 = time.monotonic()
             os.replace(tmp, live / "config" / "config.json")
-            while config_hash not in _http(f"{base}/readyz")[1].decode(errors="replace"):
+            while config_hash not in http_request(f"{base}/readyz")[1].decode(errors="replace"):
                 if time.monotonic() - t0 > 10:
                     raise RuntimeError(f"the sidecar did not load {config_hash[:12]} in 10s")
                 time.sleep(0.002)
             served.append(time.monotonic() - t0)
             body = request_body(False).replace(b'"bench-chat"', json.dumps(model).encode())
-            status, _ = _http(f"{base}/v1/chat/completions", body)
+            status, _ = http_request(f"{base}/v1/chat/completions", body)
             if status != 200:
                 raise RuntimeError(f"the new route {model} answered {status}")
     finally:

@@ -154,10 +154,12 @@ class Procs:
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
         stdout_pipe: bool = False,
+        stdin: IO[bytes] | None = None,
     ) -> Proc:
         """Start ``argv`` (pinned to ``cpus`` if given), output to ``<log_dir>/<name>.log``.
 
-        With ``stdout_pipe`` stdout is a pipe the caller reads (stderr still goes to the log).
+        With ``stdout_pipe`` stdout is a pipe the caller reads (stderr still goes to the log);
+        ``stdin`` is another child's stdout pipe to read (default: nothing).
         """
         log_path = self.log_dir / f"{name}.log"
         log = open(log_path, "ab")  # noqa: SIM115  (closed by Proc.stop)
@@ -165,7 +167,7 @@ class Procs:
         started = time.monotonic()
         popen = subprocess.Popen(
             full,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if stdin is None else stdin,
             stdout=subprocess.PIPE if stdout_pipe else log,
             stderr=log,
             env=env,
@@ -174,6 +176,22 @@ class Procs:
             preexec_fn=_die_with_parent(),
         )
         proc = Proc(name, full, log_path, popen, started, log)
+        self._procs.append(proc)
+        return proc
+
+    def drain(self, source: Proc, name: str, path: Path, *, cpus: str | None = None) -> Proc:
+        """A ``cat`` copying ``source``'s stdout pipe into ``path``, as a container runtime
+        copies a container's stdout into its log file (on its own CPU if ``cpus``)."""
+        assert source.popen.stdout is not None
+        with path.open("ab") as out:
+            full = [*taskset_prefix(cpus), "cat"]
+            popen = subprocess.Popen(
+                full, stdin=source.popen.stdout, stdout=out, stderr=subprocess.DEVNULL,
+                start_new_session=True, preexec_fn=_die_with_parent(),
+            )  # fmt: skip
+        # The reader owns the pipe now: the benchmark keeps no end of it open.
+        source.popen.stdout.close()
+        proc = Proc(name, full, path, popen, time.monotonic())
         self._procs.append(proc)
         return proc
 

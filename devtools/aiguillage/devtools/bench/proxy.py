@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import re
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from aiguillage.devtools.bench.procs import PeakSampler, Procs, group_memory, taskset_prefix
-from aiguillage.devtools.bench.systems import System, request_body
+from aiguillage.devtools.bench.systems import System, request_body, stream_shape
 from aiguillage.devtools.bench.tools import LoadGenerator, say
 
 
@@ -42,6 +43,17 @@ class Plan:
     scale_namespaces: int
     scale_routes_per_namespace: int
     scale_providers: int
+    # stream capacity: streams without pauses at c=16, LiteLLM with its own (smaller) load
+    capacity: Load
+    capacity_slow: Load
+    # feature costs: interleaved rounds of these loads at these concurrencies
+    feature_concurrencies: tuple[int, ...]
+    feature_loads: dict[int, Load]
+    feature_rounds: int
+    # memory under load: streams opened at once; the long round, as rounds x requests
+    streams_at_once: int
+    long_rounds: int
+    long_requests_per_round: int
 
     def load(self, system: str, stream: bool, c: int) -> Load:
         slow = system == "litellm"
@@ -64,6 +76,14 @@ FULL = Plan(
     scale_namespaces=100,
     scale_routes_per_namespace=10,
     scale_providers=20,
+    capacity=Load(2000, 160),
+    capacity_slow=Load(64, 16),
+    feature_concurrencies=(1, 16),
+    feature_loads={1: Load(1000, 100), 16: Load(3000, 320)},
+    feature_rounds=3,
+    streams_at_once=1000,
+    long_rounds=5,
+    long_requests_per_round=20_000,
 )
 
 QUICK = Plan(
@@ -80,7 +100,18 @@ QUICK = Plan(
     scale_namespaces=20,
     scale_routes_per_namespace=10,
     scale_providers=20,
+    capacity=Load(300, 32),
+    capacity_slow=Load(32, 16),
+    feature_concurrencies=(1, 16),
+    feature_loads={1: Load(200, 20), 16: Load(600, 64)},
+    feature_rounds=1,
+    streams_at_once=200,
+    long_rounds=2,
+    long_requests_per_round=2_000,
 )
+
+# `make bench-long`: the full run with a long round of 1 M requests (10 rounds of 100 k).
+LONG = dataclasses.replace(FULL, name="long", long_rounds=10, long_requests_per_round=100_000)
 
 
 @dataclass
@@ -115,14 +146,20 @@ def run_loadgen(
     max_seconds: float,
     cpus: str | None,
     workdir: Path,
+    body: Path | None = None,
+    timeout: str = "60s",
 ) -> dict[str, Any]:
-    body = workdir / ("body-stream.json" if stream else "body.json")
-    if not body.exists():
-        body.write_bytes(request_body(stream))
+    """One run of the load generator against ``system``; its JSON result.
+
+    ``body`` is a file holding the request body (default: the benchmark's chat request)."""
+    if body is None:
+        body = workdir / ("body-stream.json" if stream else "body.json")
+        if not body.exists():
+            body.write_bytes(request_body(stream))
     argv = [
         *taskset_prefix(cpus), *gen.argv,
         "-url", system.chat_url, "-body", f"@{body}", "-n", str(load.n), "-c", str(c),
-        "-warmup", str(load.warmup), "-max-seconds", str(max_seconds), "-timeout", "60s",
+        "-warmup", str(load.warmup), "-max-seconds", str(max_seconds), "-timeout", timeout,
     ]  # fmt: skip
     if stream:
         argv.append("-stream")
@@ -198,6 +235,42 @@ def measure_all(
     return results
 
 
+CAPACITY_CONCURRENCY = 16
+CAPACITY_CHUNKS = 64
+
+
+def measure_capacity(
+    systems: list[System],
+    plan: Plan,
+    gen: LoadGenerator,
+    upstream_url: str,
+    *,
+    load_cpus: str | None,
+    workdir: Path,
+) -> dict[str, dict[str, Any]]:
+    """Streams per second each system relays when the upstream sends its 64 chunks without
+    pausing (c=16): the proxy's own streaming capacity, which the paced streams of the main
+    table (5 ms between chunks) cannot show, as there every system waits on the upstream."""
+    out: dict[str, dict[str, Any]] = {}
+    with stream_shape(upstream_url, chunks=CAPACITY_CHUNKS, interval=0.0):
+        for system in systems:
+            if system.proc is not None and not system.proc.alive:
+                continue
+            load = plan.capacity_slow if system.key == "litellm" else plan.capacity
+            began = time.monotonic()
+            try:
+                cell = run_loadgen(
+                    gen, system, stream=True, c=CAPACITY_CONCURRENCY, load=load,
+                    max_seconds=plan.max_seconds, cpus=load_cpus, workdir=workdir,
+                )  # fmt: skip
+            except (RuntimeError, subprocess.SubprocessError, ValueError) as exc:
+                out[system.key] = {"error": str(exc)}
+                continue
+            out[system.key] = cell
+            _say_cell(f"{system.key} burst", cell, time.monotonic() - began)
+    return out
+
+
 def _say_cell(key: str, cell: dict[str, Any], seconds: float) -> None:
     stream = bool(cell["stream"])
     ttft = cell.get("ttft_ms") or {}
@@ -266,24 +339,33 @@ def profile_sidecar(
     return summary
 
 
+# Leaf frames of a thread waiting for events: with --native, py-spy samples them too.
+IDLE_LEAVES = frozenset({"epoll_wait", "epoll_pwait", "epoll_pwait2", "poll", "select"})
+
+
 def summarize_raw_profile(text: str, top: int = 15) -> dict[str, Any]:
     """Own and total time per function from py-spy's ``--format raw`` (collapsed stacks).
 
     Each line is ``frame;frame;...;leaf COUNT`` with frames like ``name (file.py:123)``;
-    the line number is dropped so each function is one row.
+    the line number is dropped so each function is one row. Samples whose leaf is the
+    event loop waiting (``epoll_wait``..., seen in native profiles) are counted apart, as
+    ``idle_pct``, and left out of the percentages: those are of the time spent working.
     """
     own: Counter[str] = Counter()
     total: Counter[str] = Counter()
-    samples = 0
+    samples = idle = 0
     for line in text.splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
-        samples += count
         frames = [_function(frame) for frame in stack.split(";") if frame]
         if not frames:
             continue
+        if frames[-1].split(" (", 1)[0] in IDLE_LEAVES:
+            idle += count
+            continue
+        samples += count
         own[frames[-1]] += count
         for name in set(frames):
             total[name] += count
@@ -295,13 +377,18 @@ def summarize_raw_profile(text: str, top: int = 15) -> dict[str, Any]:
         }
         for name, n in own.most_common(top)
     ]
-    return {"samples": samples, "top": rows}
+    everything = samples + idle
+    idle_pct = round(100 * idle / everything, 1) if everything else 0.0
+    return {"samples": samples, "idle_samples": idle, "idle_pct": idle_pct, "top": rows}
 
 
 def _function(frame: str) -> str:
-    """``name (path/to/file.py:12)`` -> ``name (short/path.py)``."""
+    """``name (path/to/file.py:12)`` -> ``name (short/path.py)``; a native frame keeps
+    only its file's name (``write (libc.so.6)``, ``Py_DECREF (object.h)``)."""
     name, _, location = frame.strip().partition(" (")
     path = location.rstrip(")").rpartition(":")[0] or location.rstrip(")")
+    if path and not path.endswith(".py") and not path.startswith("<"):
+        return f"{name} ({path.rpartition('/')[2]})"
     for pattern in (r".*/site-packages/", r".*/lib/python3\.\d+/", r".*/(?=aiguillage/)"):
         shortened = re.sub(pattern, "", path, count=1)
         if shortened != path:

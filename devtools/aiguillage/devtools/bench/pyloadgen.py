@@ -46,9 +46,10 @@ def percentiles(values: Sequence[float]) -> dict[str, float]:
 
 
 class Sample:
-    __slots__ = ("error", "latency", "nbytes", "status", "ttft")
+    __slots__ = ("error", "latency", "nbytes", "start", "status", "ttft")
 
     def __init__(self) -> None:
+        self.start = 0.0
         self.latency = 0.0
         self.ttft = 0.0
         self.status = 0
@@ -60,7 +61,7 @@ async def one(
     session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str], stream: bool
 ) -> Sample:
     s = Sample()
-    start = time.perf_counter()
+    s.start = start = time.perf_counter()
     try:
         async with session.post(url, data=body, headers=headers) as resp:
             s.status = resp.status
@@ -112,6 +113,18 @@ async def run(
     return samples, time.perf_counter() - start, timed_out
 
 
+def max_in_flight(samples: Sequence[Sample]) -> int:
+    """The most requests open at one moment (as the Go load generator computes it)."""
+    events = sorted(
+        [(s.start, 1) for s in samples] + [(s.start + s.latency, -1) for s in samples]
+    )  # at equal times -1 sorts first: touching intervals do not overlap
+    current = most = 0
+    for _, delta in events:
+        current += delta
+        most = max(most, current)
+    return most
+
+
 def _duration(text: str) -> float:
     text = text.strip()
     for suffix, factor in (("ms", 0.001), ("s", 1.0), ("m", 60.0)):
@@ -157,6 +170,7 @@ async def main_async(args: argparse.Namespace, body: bytes) -> dict[str, Any]:
         "rps": round(len(ok) / elapsed, 1) if elapsed > 0 else 0.0,
         "stopped_by_time_limit": timed_out,
         "latency_ms": percentiles([s.latency for s in ok]),
+        "max_in_flight": max_in_flight(samples),
         "response_bytes": sum(s.nbytes for s in samples),
         "client": "python-loadgen",
     }

@@ -8,18 +8,17 @@ import datetime
 import json
 import os
 import platform
-import shlex
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import traceback
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from aiguillage.devtools.bench import controlplane, proxy, report, systems, tools
+from aiguillage.devtools.bench import derive, phases, proxy, report, systems, tools
 from aiguillage.devtools.bench.procs import Procs
 from aiguillage.devtools.bench.tools import ROOT, say
 
@@ -82,21 +81,28 @@ def git_state() -> dict[str, Any]:
 
 def plan_dict(plan: proxy.Plan) -> dict[str, Any]:
     raw = dataclasses.asdict(plan)
-    for key in ("plain", "plain_slow", "stream", "stream_slow"):
+    for key in ("plain", "plain_slow", "stream", "stream_slow", "feature_loads"):
         raw[key] = {str(c): v for c, v in raw[key].items()}
     raw["concurrencies"] = list(plan.concurrencies)
+    raw["feature_concurrencies"] = list(plan.feature_concurrencies)
     return raw
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m aiguillage.devtools.bench", description=__doc__)
-    p.add_argument("--quick", action="store_true", help="few requests (for make bench-quick)")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="few requests (make bench-quick)")
+    size.add_argument(
+        "--long", action="store_true", help="with a long round of 1 M requests (make bench-long)"
+    )
     p.add_argument(
         "--systems",
         default=",".join(systems.SYSTEMS),
-        help="comma-separated subset of direct,passthrough,aiguillage,litellm (for development)",
+        help=f"comma-separated subset of {','.join(systems.SYSTEMS)} (for development)",
     )
     p.add_argument("--skip-controlplane", action="store_true", help="(for development)")
+    p.add_argument("--skip-features", action="store_true", help="(for development)")
+    p.add_argument("--skip-memory", action="store_true", help="(for development)")
     p.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
     p.add_argument("--profile", action=argparse.BooleanOptionalAction, default=None,
                    help="py-spy the sidecar (default: on in full runs)")  # fmt: skip
@@ -106,9 +112,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def raise_fd_limit() -> None:
+    """Let every child open as many files as allowed (1,000 streams at once are 2,000+
+    sockets in a proxy): soft limit = hard limit, inherited by the children."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    plan = proxy.QUICK if args.quick else proxy.FULL
+    plan = proxy.QUICK if args.quick else proxy.LONG if args.long else proxy.FULL
+    raise_fd_limit()
     wanted = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = set(wanted) - set(systems.SYSTEMS)
     if unknown:
@@ -127,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     nproc = os.cpu_count() or 1
     pinned = not args.no_pin and nproc >= 2 and shutil.which("taskset") is not None
     proxy_cpus, upstream_cpus, load_cpus = ("0", "1", "1") if pinned else (None, None, None)
-    command = "make bench-quick" if args.quick else "make bench"
+    command = "make bench-quick" if args.quick else "make bench-long" if args.long else "make bench"
     results: dict[str, Any] = {
         "schema": 1,
         "mode": plan.name,
@@ -144,14 +159,15 @@ def main(argv: list[str] | None = None) -> int:
         },
         "upstream": {"chunks": 64, "chunk_interval_s": 0.005},
         "systems": {},
-        "litellm": {"version": tools.LITELLM_VERSION, "workers": nproc},
+        "litellm": {"version": tools.LITELLM_VERSION, "workers": 1},
+        "portkey": {},
         "install": {},
         "commands": [],
     }
     say(f"{plan.name} run; work directory {workdir}; logs in {workdir / 'logs'}")
     try:
         with Procs(workdir / "logs") as procs:
-            _run(args, plan, wanted, results, procs, workdir)
+            phases.run_all(args, plan, wanted, results, procs, workdir)
     except KeyboardInterrupt:
         say("interrupted: every process started was stopped")
         if not args.keep:
@@ -159,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     results["duration_s"] = round(time.monotonic() - began, 1)
     results["machine"]["loadavg_end"] = loadavg()
-    results["derived"] = report.derive(results)
+    results["derived"] = derive.derive(results)
     charts = draw_charts(results, chart_dir, doc, workdir)
     history = Path(os.devnull) if args.no_history else HISTORY
 
@@ -170,183 +186,13 @@ def main(argv: list[str] | None = None) -> int:
         say(f"history: appended a line to {HISTORY}")
     for t in results["derived"]["targets"]:
         verdict = {None: "n/a", True: "met", False: "MISSED"}[t["met"]]
-        say(f"  {t['name']:<44} {t['goal']:<9} {t['shown']:<26} {verdict}")
+        say(f"  {t['name']:<60} {t['goal']:<10} {t['shown']:<36} {verdict}")
     say(f"done in {results['duration_s']:.0f}s")
     if args.keep:
         say(f"kept {workdir}")
     else:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
-
-
-def _run(
-    args: argparse.Namespace,
-    plan: proxy.Plan,
-    wanted: list[str],
-    results: dict[str, Any],
-    procs: Procs,
-    workdir: Path,
-) -> None:
-    layout = results["layout"]
-    gen = tools.build_loadgen()
-    results["loadgen"] = {"kind": gen.kind, "note": gen.note}
-    litellm_venv: tools.Venv | None = None
-    if "litellm" in wanted:
-        try:
-            litellm_venv = tools.ensure_venv("litellm-venv", tools.LITELLM_REQUIREMENTS)
-            results["install"]["litellm_venv_s"] = litellm_venv.install_seconds
-        except (RuntimeError, subprocess.SubprocessError, OSError) as exc:
-            results["litellm"]["error"] = f"install failed: {exc}"
-            say(f"LiteLLM unavailable: {exc}")
-    tools_venv: tools.Venv | None = None
-    try:
-        tools_venv = tools.ensure_venv("bench-venv", tools.TOOLS_REQUIREMENTS)
-        results["install"]["tools_venv_s"] = tools_venv.install_seconds
-    except (RuntimeError, subprocess.SubprocessError, OSError) as exc:
-        say(f"matplotlib/py-spy unavailable (no charts, no profile): {exc}")
-    results["tools_python"] = str(tools_venv.python) if tools_venv else None
-
-    upstream, upstream_url = systems.start_upstream(
-        procs, cpus=layout["upstream_cpus"], chunks=64, interval=0.005
-    )
-    results["commands"].append(shlex.join(upstream.argv))
-    say(f"simulated upstream at {upstream_url}")
-    profile_on = args.profile if args.profile is not None else plan.profile_seconds > 0
-    started: dict[str, systems.System] = {}
-    failed: dict[str, str] = {}
-    # LiteLLM first: it takes longest, and the others' start-up is then not slowed by it.
-    for key in sorted(wanted, key=lambda k: k != "litellm"):
-        say(f"starting: {systems.LABELS[key]} ...")
-        try:
-            started[key] = _start(key, procs, upstream_url, workdir, layout, litellm_venv, results)
-        except (systems.StartError, RuntimeError, subprocess.SubprocessError, OSError) as exc:
-            say(f"  {key} failed: {exc}")
-            failed[key] = str(exc)
-            if key == "litellm":
-                results["litellm"]["error"] = str(exc)
-            continue
-        system = started[key]
-        if system.proc is not None:
-            results["commands"].extend(_commands(key, system, workdir))
-            say(
-                f"  ready in {system.start_to_ready_s:.2f}s, idle RSS "
-                f"{system.idle.rss_mb if system.idle else 0:.1f} MB"
-            )
-    measured = proxy.measure_all(
-        [started[k] for k in wanted if k in started], plan, gen,
-        load_cpus=layout["load_cpus"], workdir=workdir,
-    )  # fmt: skip
-    if "aiguillage" in started and profile_on:
-        results["profile"] = _profile(
-            started["aiguillage"], gen, tools_venv, procs, plan, layout, workdir
-        )
-    for key in wanted:
-        res = measured.get(key) or proxy.SystemResult(key, systems.LABELS[key], error=failed[key])
-        results["systems"][key] = dataclasses.asdict(res)
-    for system in started.values():
-        if system.proc is not None:
-            procs.stop(system.proc)
-    results["commands"].append(
-        f"taskset -c {layout['load_cpus'] or '<any>'} {shlex.join(gen.argv)} "
-        f"-url <system>/v1/chat/completions -body @body.json -n N -c C -warmup W "
-        f"-max-seconds {plan.max_seconds:g} -timeout 60s [-stream] "
-        "[-H 'Authorization: Bearer <key>']   # one run per cell; prints JSON"
-    )
-    if "aiguillage" in wanted:
-        try:
-            results["reload"] = controlplane.run_reload(
-                upstream_url, procs, workdir, plan.reload_samples, layout["proxy_cpus"]
-            )
-        except (RuntimeError, OSError) as exc:
-            results["reload"] = {"error": str(exc)}
-            say(f"config reload measurement failed: {exc}")
-    procs.stop(upstream)
-    if args.skip_controlplane:
-        results["controlplane"] = {"error": "skipped (--skip-controlplane)"}
-        return
-    try:
-        py_spy = tools_venv.bin("py-spy") if tools_venv and profile_on else None
-        results["controlplane"] = controlplane.run_controlplane(plan, procs, workdir, py_spy)
-    except Exception as exc:  # report it, keep the other numbers
-        traceback.print_exc()
-        results["controlplane"] = {"error": f"{type(exc).__name__}: {exc}"}
-
-
-def _commands(key: str, system: systems.System, workdir: Path) -> list[str]:
-    """How a started system can be started again by hand (environment included)."""
-    assert system.proc is not None
-    argv = shlex.join(system.proc.argv)
-    if key == "aiguillage":
-        return [
-            "# bench/manifests/ with the upstream's address, then:",
-            f"aiguillage render -f <manifests> --namespace bench --out {workdir / 'sidecar'}",
-            "AIGUILLAGE_AUDIT_LOG=<dir>/audit.jsonl POD_NAMESPACE=bench POD_NAME=bench-0 " + argv,
-        ]
-    if key == "litellm":
-        config = json.dumps(systems.litellm_config("http://127.0.0.1:<upstream-port>"))
-        return [
-            f"# config.yaml (JSON is YAML): {config}",
-            "LITELLM_LOCAL_MODEL_COST_MAP=True LITELLM_LOG=ERROR PYTHONUNBUFFERED=1 " + argv,
-        ]
-    return [argv]
-
-
-def _start(
-    key: str,
-    procs: Procs,
-    upstream_url: str,
-    workdir: Path,
-    layout: dict[str, Any],
-    litellm_venv: tools.Venv | None,
-    results: dict[str, Any],
-) -> systems.System:
-    if key == "direct":
-        return systems.direct(upstream_url)
-    if key == "passthrough":
-        return systems.start_passthrough(procs, upstream_url, cpus=layout["proxy_cpus"])
-    if key == "aiguillage":
-        return systems.start_sidecar(procs, upstream_url, workdir, cpus=layout["proxy_cpus"])
-    if litellm_venv is None:
-        raise systems.StartError(results["litellm"].get("error", "not installed"))
-    results["litellm"]["version"] = _installed_version(litellm_venv)
-    return systems.start_litellm(
-        procs, litellm_venv, upstream_url, workdir,
-        cpus=layout["proxy_cpus"], workers=results["litellm"]["workers"],
-    )  # fmt: skip
-
-
-def _installed_version(venv: tools.Venv) -> str:
-    code = "from importlib.metadata import version; print(version('litellm'))"
-    out = subprocess.run(
-        [str(venv.python), "-c", code], capture_output=True, text=True, timeout=60, check=False
-    )
-    return out.stdout.strip() or tools.LITELLM_VERSION
-
-
-def _profile(
-    system: systems.System,
-    gen: tools.LoadGenerator,
-    tools_venv: tools.Venv | None,
-    procs: Procs,
-    plan: proxy.Plan,
-    layout: dict[str, Any],
-    workdir: Path,
-) -> dict[str, Any]:
-    if tools_venv is None or not tools_venv.bin("py-spy").exists():
-        return {"error": "py-spy is not installed"}
-    seconds = plan.profile_seconds or proxy.FULL.profile_seconds
-    say(f"  profiling the sidecar with py-spy for {seconds:.0f}s (c=16) ...")
-    try:
-        summary = proxy.profile_sidecar(
-            system, gen, tools_venv.bin("py-spy"), procs, seconds=seconds,
-            load_cpus=layout["load_cpus"], workdir=workdir,
-        )  # fmt: skip
-    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
-        return {"error": str(exc)}
-    if summary.get("top"):
-        for row in summary["top"]:
-            say(f"    {row['own_pct']:5.1f}% own {row['total_pct']:5.1f}% total  {row['function']}")
-    return summary
 
 
 def draw_charts(

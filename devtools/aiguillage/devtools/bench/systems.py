@@ -1,4 +1,4 @@
-"""The simulated upstream and the four ways of reaching it, each started as its own process.
+"""The simulated upstream and the five ways of reaching it, each started as its own process.
 
 * ``direct``: the load generator talks to the simulated upstream itself;
 * ``passthrough``: ``bench/passthrough.py``, the 30-line aiohttp "Python floor";
@@ -6,7 +6,14 @@
   ``bench/manifests/`` (EU residency, priority failover over two providers, audit to a file,
   metrics on);
 * ``litellm``: LiteLLM's proxy (pinned version, own venv), same upstream, no database, no
-  logging callbacks, ``num_workers`` = the machine's core count.
+  logging callbacks, one worker (``--num_workers 1``: the one core it is given);
+* ``portkey``: the Portkey AI gateway (Node, npm package pinned by ``bench/peers/portkey/``),
+  one process, ``--headless`` (no log console), no cache, no retries; each request names the
+  upstream with Portkey's own headers (``x-portkey-provider: openai``,
+  ``x-portkey-custom-host: <upstream>/v1``) and carries the upstream key.
+
+Every system gets the same CPU (one core, pinned once ready) and is one process with one event
+loop, so that the comparison is per core.
 """
 
 from __future__ import annotations
@@ -15,18 +22,18 @@ import contextlib
 import io
 import json
 import os
-import select
 import socket
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiguillage.devtools.bench.procs import Memory, Proc, Procs, group_memory, pin_group
-from aiguillage.devtools.bench.tools import ROOT, Venv
+from aiguillage.devtools.bench.services import ServiceError, read_ready_line
+from aiguillage.devtools.bench.tools import PORTKEY_PACKAGE, ROOT, NodePackage, Venv
 
 UPSTREAM_KEY = "sk-bench-upstream"
 LITELLM_MASTER_KEY = "sk-bench-master"
@@ -35,13 +42,16 @@ MANIFESTS = ROOT / "bench" / "manifests"
 PLACEHOLDER_ENDPOINT = "http://127.0.0.1:18300"
 PROMPT = "Say hello in one short sentence."
 
-SYSTEMS = ("direct", "passthrough", "aiguillage", "litellm")
+SYSTEMS = ("direct", "passthrough", "aiguillage", "litellm", "portkey")
 LABELS = {
     "direct": "direct to the upstream",
     "passthrough": "bare aiohttp pass-through",
     "aiguillage": "Aiguillage sidecar",
     "litellm": "LiteLLM proxy",
+    "portkey": "Portkey gateway",
 }
+# Peers: other AI gateways, installed outside the project (own venv, own node_modules).
+PEERS = ("litellm", "portkey")
 
 
 class StartError(RuntimeError):
@@ -82,7 +92,7 @@ class System:
         return f"{self.base_url}/v1/chat/completions"
 
 
-def _http(
+def http_request(
     url: str, body: bytes | None = None, headers: dict[str, str] | None = None
 ) -> tuple[int, bytes]:
     req = urllib.request.Request(url, data=body, headers=headers or {})
@@ -97,7 +107,7 @@ def _http(
         return 0, b""
 
 
-def _wait_ready(proc: Proc, probe: Callable[[], bool], timeout: float, what: str) -> float:
+def wait_ready(proc: Proc, probe: Callable[[], bool], timeout: float, what: str) -> float:
     """Poll ``probe()`` until true; return seconds since the process was spawned."""
     deadline = time.monotonic() + timeout
     while True:
@@ -110,7 +120,7 @@ def _wait_ready(proc: Proc, probe: Callable[[], bool], timeout: float, what: str
         time.sleep(0.02)
 
 
-def _settled_memory(proc: Proc, cpus: str | None) -> Memory:
+def settled_memory(proc: Proc, cpus: str | None) -> Memory:
     """Pin the started system to its CPUs, then its memory 1 s later (nothing sent meanwhile).
 
     Systems start unpinned (on every core: start-up time is not what the pinning is for)
@@ -134,23 +144,29 @@ def start_upstream(
         "--chunks", str(chunks), "--chunk-interval", str(interval),
     ]  # fmt: skip
     proc = procs.spawn("upstream", argv, cpus=cpus, stdout_pipe=True)
-    assert proc.popen.stdout is not None
-    deadline = time.monotonic() + timeout
-    line = b""
-    while not line.endswith(b"\n"):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or not proc.alive:
-            raise StartError(f"simulated upstream did not start:\n{proc.tail()}")
-        ready, _, _ = select.select([proc.popen.stdout], [], [], remaining)
-        if ready:
-            chunk = os.read(proc.popen.stdout.fileno(), 4096)
-            if not chunk:
-                raise StartError(f"simulated upstream exited:\n{proc.tail()}")
-            line += chunk
-    text = line.decode().strip()
-    if not text.startswith("READY "):
-        raise StartError(f"unexpected first line from the simulator: {text!r}")
-    return proc, text.split(" ", 1)[1]
+    try:
+        return proc, read_ready_line(proc, "the simulated upstream", timeout)
+    except ServiceError as exc:
+        raise StartError(str(exc)) from None
+
+
+@contextlib.contextmanager
+def stream_shape(upstream_url: str, *, chunks: int, interval: float) -> Iterator[None]:
+    """The upstream's streams have ``chunks`` deltas ``interval`` s apart inside the block,
+    and their previous shape after it (through the simulator's admin API)."""
+    before = json.loads(http_request(f"{upstream_url}/_sim/config")[1] or b"{}")
+    _set_shape(upstream_url, chunks, interval)
+    try:
+        yield
+    finally:
+        _set_shape(upstream_url, before.get("chunks", chunks), before.get("chunk_interval", 0.0))
+
+
+def _set_shape(upstream_url: str, chunks: int, interval: float) -> None:
+    body = json.dumps({"chunks": chunks, "chunk_interval": interval}).encode()
+    status, answer = http_request(f"{upstream_url}/_sim/config", body)
+    if status != 200:
+        raise StartError(f"the upstream refused its new stream shape ({status}): {answer!r}")
 
 
 # -- the systems -------------------------------------------------------------------------------
@@ -162,7 +178,7 @@ def direct(upstream_url: str) -> System:
 
 def _probe_chat(url: str, headers: dict[str, str]) -> Callable[[], bool]:
     def probe() -> bool:
-        status, _ = _http(url, request_body(False), headers)
+        status, _ = http_request(url, request_body(False), headers)
         return status == 200
 
     return probe
@@ -174,10 +190,10 @@ def start_passthrough(procs: Procs, upstream_url: str, *, cpus: str | None) -> S
     proc = procs.spawn("passthrough", argv)
     system = System("passthrough", f"http://127.0.0.1:{port}", direct(upstream_url).headers, proc)
     auth = {"Authorization": f"Bearer {UPSTREAM_KEY}"}
-    system.start_to_ready_s = _wait_ready(
+    system.start_to_ready_s = wait_ready(
         proc, _probe_chat(system.chat_url, auth), 30, "the pass-through"
     )
-    system.idle = _settled_memory(proc, cpus)
+    system.idle = settled_memory(proc, cpus)
     system.notes.append("ready = first successful request")
     return system
 
@@ -222,20 +238,39 @@ def sidecar_env(audit_log: Path) -> dict[str, str]:
 
 
 def start_sidecar(procs: Procs, upstream_url: str, workdir: Path, *, cpus: str | None) -> System:
+    """The sidecar as the benchmark compares it: bench/manifests/ rendered, audit to a file,
+    metrics on (no tracing: no OTLP endpoint in its environment)."""
     root = workdir / "sidecar"
     render_sidecar_config(upstream_url, root)
+    system = run_sidecar(
+        procs, root / "config", "aiguillage-sidecar",
+        sidecar_env(root / "audit.jsonl"), cpus=cpus,
+    )  # fmt: skip
+    system.notes.append("ready = GET /readyz 200; audit to a file, metrics on")
+    return system
+
+
+def run_sidecar(
+    procs: Procs,
+    config_dir: Path,
+    name: str,
+    env: dict[str, str],
+    *,
+    cpus: str | None,
+    stdout_pipe: bool = False,
+    cwd: Path | None = None,
+) -> System:
+    """Start ``aiguillage sidecar`` on ``config_dir`` and wait until ``/readyz`` says 200."""
     port = free_port()
-    audit = root / "audit.jsonl"
     proc = procs.spawn(
-        "aiguillage-sidecar", sidecar_argv(root / "config", port), env=sidecar_env(audit)
+        name, sidecar_argv(config_dir, port), env=env, stdout_pipe=stdout_pipe, cwd=cwd
     )
     system = System("aiguillage", f"http://127.0.0.1:{port}", [], proc)
     readyz = f"{system.base_url}/readyz"
-    system.start_to_ready_s = _wait_ready(
-        proc, lambda: _http(readyz)[0] == 200, 30, "the Aiguillage sidecar"
+    system.start_to_ready_s = wait_ready(
+        proc, lambda: http_request(readyz)[0] == 200, 30, f"the sidecar {name}"
     )
-    system.idle = _settled_memory(proc, cpus)
-    system.notes.append("ready = GET /readyz 200; audit to a file, metrics on")
+    system.idle = settled_memory(proc, cpus)
     return system
 
 
@@ -294,9 +329,53 @@ def start_litellm(
     system = System(
         "litellm", f"http://127.0.0.1:{port}", [f"Authorization: Bearer {LITELLM_MASTER_KEY}"], proc
     )
-    system.start_to_ready_s = _wait_ready(
+    system.start_to_ready_s = wait_ready(
         proc, _probe_chat(system.chat_url, headers), timeout, "LiteLLM"
     )
-    system.idle = _settled_memory(proc, cpus)
-    system.notes.append(f"ready = first successful request; {workers} workers")
+    system.idle = settled_memory(proc, cpus)
+    system.notes.append(f"ready = first successful request; {workers} worker(s)")
+    return system
+
+
+def portkey_headers(upstream_url: str) -> list[str]:
+    """What a client of the Portkey gateway sends to reach an OpenAI-compatible upstream."""
+    return [
+        "x-portkey-provider: openai",
+        f"x-portkey-custom-host: {upstream_url}/v1",
+        f"Authorization: Bearer {UPSTREAM_KEY}",
+    ]
+
+
+def portkey_argv(package: NodePackage, port: int) -> list[str]:
+    server = package.module(PORTKEY_PACKAGE) / "build" / "start-server.js"
+    return [package.node, str(server), f"--port={port}", "--headless"]
+
+
+def portkey_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NODE_", "PORTKEY_"))}
+    # No proxy and no Redis cache even if the environment has them.
+    for name in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "REDIS_CONNECTION_STRING",
+    ):
+        env.pop(name, None)
+    return env
+
+
+def start_portkey(
+    procs: Procs, package: NodePackage, upstream_url: str, *, cpus: str | None, timeout: float = 60
+) -> System:
+    port = free_port()
+    proc = procs.spawn("portkey", portkey_argv(package, port), env=portkey_env())
+    headers = portkey_headers(upstream_url)
+    system = System("portkey", f"http://127.0.0.1:{port}", headers, proc)
+    probe_headers = dict(h.split(": ", 1) for h in headers)
+    system.start_to_ready_s = wait_ready(
+        proc, _probe_chat(system.chat_url, probe_headers), timeout, "the Portkey gateway"
+    )
+    system.idle = settled_memory(proc, cpus)
+    system.notes.append(f"ready = first successful request; Node {package.node_version}, 1 process")
     return system

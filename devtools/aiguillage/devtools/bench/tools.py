@@ -5,7 +5,10 @@
   async Python load generator (`aiguillage.devtools.bench.pyloadgen`) is used instead;
 * a venv with LiteLLM's proxy (``litellm[proxy]``, pinned) — kept apart from the project's;
 * a venv with the tools that must not weigh on the project's venv: matplotlib (charts) and
-  py-spy (profile).
+  py-spy (profile);
+* the Portkey AI gateway (npm ``@portkey-ai/gateway``, Node), from the ``package.json`` and
+  ``package-lock.json`` committed in ``bench/peers/portkey/``, installed with ``npm ci`` into
+  ``<cache>/portkey-<lock hash>``.
 
 ``<cache>`` is ``$AIGUILLAGE_CACHE``, else ``$XDG_CACHE_HOME/aiguillage``, else
 ``~/.cache/aiguillage`` (as for the Kubernetes binaries).
@@ -25,6 +28,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[4]
 LOADGEN_SRC = ROOT / "hack" / "loadgen"
+PORTKEY_SRC = ROOT / "bench" / "peers" / "portkey"
+PORTKEY_PACKAGE = "@portkey-ai/gateway"
+NODE_MIN_MAJOR = 18  # the gateway's own floor (its start-server uses global fetch)
 
 # The newest LiteLLM whose `[proxy]` extra installs from PyPI as this machine reaches it:
 # 1.108.8+ pin `litellm-proxy-extras` > 0.4.110 and 1.110+ need `litellm-proxy`, neither of which
@@ -156,3 +162,72 @@ def ensure_venv(name: str, requirements: tuple[str, ...]) -> Venv:
     stamp.write_text(json.dumps({"requirements": list(requirements), "install_seconds": seconds}))
     say(f"installed into {path} in {seconds:.0f}s")
     return Venv(path, requirements, seconds, installed_now=True)
+
+
+# -- Node peers --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodePackage:
+    """An npm package installed from a committed lock file, and the Node that runs it."""
+
+    path: Path  # the install directory (holds node_modules/)
+    node: str  # the node executable
+    node_version: str  # "v20.20.2"
+    version: str  # the installed package's version, read from its package.json
+    install_seconds: float | None
+
+    def module(self, name: str) -> Path:
+        return self.path / "node_modules" / name
+
+
+def node_version(node: str) -> str:
+    out = subprocess.run(
+        [node, "--version"], capture_output=True, text=True, timeout=30, check=True
+    )
+    return out.stdout.strip()
+
+
+def ensure_portkey() -> NodePackage:
+    """The Portkey gateway installed from ``bench/peers/portkey/`` (once per lock file).
+
+    Raises `RuntimeError` saying what is missing (Node, npm) or what npm printed.
+    """
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        raise RuntimeError(
+            "Node.js and npm are needed for the Portkey peer (Debian: apt-get install nodejs npm)"
+        )
+    version = node_version(node)
+    major = int(version.lstrip("v").split(".", 1)[0] or 0)
+    if major < NODE_MIN_MAJOR:
+        raise RuntimeError(f"Portkey needs Node >= {NODE_MIN_MAJOR}, found {version} at {node}")
+    lock = (PORTKEY_SRC / "package-lock.json").read_bytes()
+    manifest = (PORTKEY_SRC / "package.json").read_bytes()
+    digest = hashlib.sha256(manifest + lock).hexdigest()[:12]
+    path = cache_dir() / f"portkey-{digest}"
+    stamp = path / ".bench-stamp.json"
+    try:
+        recorded = json.loads(stamp.read_text())
+    except (OSError, ValueError):
+        recorded = {}
+    seconds: float | None = recorded.get("install_seconds")
+    if not recorded:
+        say(f"installing {PORTKEY_PACKAGE} with npm ci into {path} (once) ...")
+        began = time.monotonic()
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "package.json").write_bytes(manifest)
+        (path / "package-lock.json").write_bytes(lock)
+        # --ignore-scripts: the gateway's only install script is patch-package, which has
+        # nothing to patch in the published package.
+        result = subprocess.run(
+            [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=path, capture_output=True, text=True, timeout=1200, check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise RuntimeError(f"npm ci failed in {path}:\n{result.stdout}\n{result.stderr}")
+        seconds = round(time.monotonic() - began, 1)
+        stamp.write_text(json.dumps({"install_seconds": seconds}))
+        say(f"installed {PORTKEY_PACKAGE} in {seconds:.0f}s")
+    package = json.loads((path / "node_modules" / PORTKEY_PACKAGE / "package.json").read_text())
+    return NodePackage(path, node, version, str(package["version"]), seconds)
