@@ -118,3 +118,24 @@ async def test_python_load_generator_measures_streams_and_counts_truncation(
 def test_python_load_generator_refuses_other_hosts(capsys: pytest.CaptureFixture[str]) -> None:
     assert pyloadgen.main(["-url", "http://10.0.0.1/x", "-body", "{}"]) == 2
     assert "non-loopback" in capsys.readouterr().err
+
+
+NATIVE = "\n".join(
+    [
+        "run (asyncio/runners.py:118);epoll_pwait (/usr/lib/x86_64-linux-gnu/libc.so.6) 40",
+        "run (asyncio/runners.py:118);_writelines (/x/site-packages/aiohttp/http_writer.py:9);"
+        "write (/usr/lib/x86_64-linux-gnu/libc.so.6) 45",
+        "run (asyncio/runners.py:118);gc_collect_main (/py/lib/libpython3.11.so.1.0) 15",
+    ]
+)
+
+
+def test_native_profiles_leave_waiting_out_of_the_percentages() -> None:
+    summary = summarize_raw_profile(NATIVE)
+    assert summary["samples"] == 60  # at work
+    assert summary["idle_samples"] == 40
+    assert summary["idle_pct"] == 40.0
+    rows = {row["function"]: row for row in summary["top"]}
+    assert rows["write (libc.so.6)"]["own_pct"] == 75.0
+    assert rows["gc_collect_main (libpython3.11.so.1.0)"]["own_pct"] == 25.0
+    assert "epoll_pwait (libc.so.6)" not in rows

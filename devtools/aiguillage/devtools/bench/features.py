@@ -47,6 +47,10 @@ from aiguillage.devtools.waiting import NotYet, wait_for
 # applies the route's rules at all. It never appears in the measured requests.
 PROBE_TERM = "Nightjar"
 BODIES = ("plain", "personal")
+# How long a check waits for an audit record to appear (where it should, or where it should
+# not): the sidecar flushes its audit on the next turn of its event loop.
+AUDIT_WAIT_SECONDS = 5.0
+AUDIT_OFF_WAIT_SECONDS = 1.5
 AuditMode = Literal["file", "stdout", "off"]
 
 
@@ -94,7 +98,8 @@ class Feature:
 class Started:
     variant: Variant
     system: System
-    root: Path
+    root: Path  # its config, credentials, audit file; its working directory
+    log: Path  # its stderr, and its stdout unless that is a pipe
     drain: Proc | None = None
 
     @property
@@ -191,23 +196,24 @@ def _has_audit_line(path: Path) -> bool:
 
 
 def _verify_audit_file(started: Started, ctx: Context) -> str | None:
-    if not _within(lambda: _has_audit_line(started.audit_file), 5):
+    if not _within(lambda: _has_audit_line(started.audit_file), AUDIT_WAIT_SECONDS):
         return f"no audit record in {started.audit_file} after a request"
     return None
 
 
 def _verify_audit_stdout(started: Started, ctx: Context) -> str | None:
-    if not _within(lambda: _has_audit_line(started.stdout_file), 5):
+    if not _within(lambda: _has_audit_line(started.stdout_file), AUDIT_WAIT_SECONDS):
         return "no audit record on stdout after a request"
     return None
 
 
 def _verify_audit_off(started: Started, ctx: Context) -> str | None:
     named_off = started.root / "off"
-    assert started.system.proc is not None
-    log = started.system.proc.log_path
-    # An audit record is flushed on the next turn of the sidecar's loop: give it a moment.
-    if _within(lambda: _has_audit_line(named_off) or _has_audit_line(log), 1.5):
+    log = started.log
+    seen = _within(
+        lambda: _has_audit_line(named_off) or _has_audit_line(log), AUDIT_OFF_WAIT_SECONDS
+    )
+    if seen:
         where = f"a file named {named_off.name!r}" if _has_audit_line(named_off) else "stdout"
         return (
             "needs sidecar switch AIGUILLAGE_AUDIT_LOG=off: the sidecar has no way to turn the "
@@ -329,9 +335,9 @@ def start_variant(variant: Variant, base: Path, ctx: Context) -> Started:
         ctx.procs, root / "config", f"sidecar-{variant.key}", env, cpus=ctx.cpus,
         stdout_pipe=variant.audit == "stdout", cwd=root,
     )  # fmt: skip
-    started = Started(variant, system, root)
+    assert system.proc is not None
+    started = Started(variant, system, root, system.proc.log_path)
     if variant.audit == "stdout":
-        assert system.proc is not None
         started.drain = ctx.procs.drain(
             system.proc, f"drain-{variant.key}", started.stdout_file, cpus=ctx.aux_cpus
         )

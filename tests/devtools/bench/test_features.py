@@ -1,0 +1,249 @@
+"""Feature-cost variants: configs that differ by one feature, checks that refuse a variant
+which is not what it claims (no switch, feature not on the request path), the pairs each
+feature compares, and one small run of the whole phase against real sidecars."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aiguillage.devtools.bench import derive, features, tools
+from aiguillage.devtools.bench.procs import Procs
+from aiguillage.devtools.bench.proxy import QUICK, Load
+from aiguillage.devtools.bench.systems import System, render_sidecar_config, start_upstream
+from aiguillage.sidecar.config import CONFIG_FILE, SidecarConfig
+from aiguillage.sidecar.privacy.errors import PersonalDataBlocked
+
+
+@pytest.fixture
+def short_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the checks wait for a record that never comes: not for seconds in unit tests
+    monkeypatch.setattr(features, "AUDIT_WAIT_SECONDS", 0.3)
+    monkeypatch.setattr(features, "AUDIT_OFF_WAIT_SECONDS", 0.3)
+
+
+@pytest.fixture
+def context(tmp_path: Path) -> Iterator[features.Context]:
+    with Procs(tmp_path / "logs") as procs:
+        yield features.Context(procs, "http://127.0.0.1:9", tmp_path, None, None)
+
+
+@pytest.fixture
+def base(tmp_path: Path) -> Path:
+    render_sidecar_config("http://127.0.0.1:9", tmp_path / "base")
+    return tmp_path / "base"
+
+
+def _config(variant: features.Variant, base: Path, ctx: features.Context) -> SidecarConfig:
+    root = ctx.workdir / variant.key
+    features._write_config(base, root, variant, ctx)
+    return SidecarConfig.model_validate_json((root / "config" / CONFIG_FILE).read_bytes())
+
+
+def test_the_no_residency_variant_differs_only_by_its_route_residency(
+    base: Path, context: features.Context
+) -> None:
+    standard = _config(features.VARIANT["standard"], base, context)
+    bare = _config(features.VARIANT["no_residency"], base, context)
+    assert standard.routes["bench-chat"].residency.locations
+    assert bare.routes["bench-chat"].residency.locations is None
+    assert bare.routes["bench-chat"].residency.jurisdictions is None
+    assert bare.routes["bench-chat"].targets == standard.routes["bench-chat"].targets
+    assert bare.hash != standard.hash  # sealed anew
+
+
+def test_the_data_protection_variant_blocks_the_probe_term_and_lets_the_body_through(
+    base: Path, context: features.Context
+) -> None:
+    route = _config(features.VARIANT["data_protection"], base, context).routes["bench-chat"]
+    engine = route.protection
+    assert engine is not None
+    probe = {"messages": [{"role": "user", "content": f"About {features.PROBE_TERM}."}]}
+    with pytest.raises(PersonalDataBlocked):
+        engine.scan("chat.completions", probe).apply(location="FR", jurisdiction="FR")
+    # the measured body holds personal data, only audited toward the EU targets
+    body = json.loads(features.personal_body())
+    assert 900 <= len(body["messages"][0]["content"]) <= 1100
+    scan = engine.scan("chat.completions", body)
+    assert scan.located
+    scan.apply(location="FR", jurisdiction="FR")  # not blocked
+
+
+def test_the_budget_variant_needs_limits_in_the_compiled_config(
+    base: Path, context: features.Context
+) -> None:
+    reason = features._limits_supported()
+    if reason is not None:  # the sidecar's config has no limits yet: the row says so
+        assert "Route.limits" in reason
+        assert features.VARIANT["redis_budget"].requires is not None
+        assert features.VARIANT["redis_budget"].requires(context) == reason
+        return
+    context.redis_port = 6399
+    config = _config(features.VARIANT["redis_budget"], base, context)
+    assert config.shared_store is not None
+    assert config.shared_store.url == "redis://127.0.0.1:6399/0"
+    assert config.routes["bench-chat"].limits
+
+
+def _started(tmp_path: Path, key: str, url: str = "http://127.0.0.1:9") -> features.Started:
+    (tmp_path / key).mkdir()
+    log = tmp_path / key / "sidecar.log"
+    log.write_text("INFO listening\n")
+    system = System("aiguillage", url, [])
+    return features.Started(features.VARIANT[key], system, tmp_path / key, log)
+
+
+RECORD = '{"time": 1.0, "requestId": "r1", "outcome": "ok"}\n'
+
+
+@pytest.mark.usefixtures("short_waits")
+def test_audit_off_is_refused_while_the_sidecar_writes_the_record_anyway(
+    tmp_path: Path, context: features.Context
+) -> None:
+    started = _started(tmp_path, "audit_off")
+    assert features._verify_audit_off(started, context) is None  # nothing written: it is off
+    (started.root / "off").write_text(RECORD)
+    reason = features._verify_audit_off(started, context)
+    assert reason is not None
+    assert "needs sidecar switch AIGUILLAGE_AUDIT_LOG=off" in reason
+    assert "a file named 'off'" in reason
+    (started.root / "off").unlink()
+    started.log.write_text(RECORD)  # to stdout
+    assert "wrote the record to stdout" in (features._verify_audit_off(started, context) or "")
+
+
+@pytest.mark.usefixtures("short_waits")
+def test_audit_destinations_must_receive_the_record(
+    tmp_path: Path, context: features.Context
+) -> None:
+    started = _started(tmp_path, "audit_stdout")
+    started.stdout_file.write_text("")
+    assert "no audit record on stdout" in (features._verify_audit_stdout(started, context) or "")
+    started.stdout_file.write_text(RECORD)
+    assert features._verify_audit_stdout(started, context) is None
+
+
+class _Answers(BaseHTTPRequestHandler):
+    status = 200
+    body = b""
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        self.send_response(self.status)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def do_GET(self) -> None:
+        self._answer()
+
+    def do_POST(self) -> None:
+        self._answer()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, type[_Answers]]]:
+    handler = type("Handler", (_Answers,), {})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", handler
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_metrics_off_is_refused_while_metrics_still_count(
+    tmp_path: Path, context: features.Context, server: tuple[str, type[_Answers]]
+) -> None:
+    url, handler = server
+    started = _started(tmp_path, "metrics_off", url)
+    handler.body = b'aiguillage_requests_total{route="bench-chat",outcome="ok"} 1\n'
+    reason = features._verify_metrics_off(started, context)
+    assert reason is not None
+    assert "AIGUILLAGE_METRICS=off" in reason
+    handler.status, handler.body = 404, b"not found"
+    assert features._verify_metrics_off(started, context) is None
+
+
+def test_data_protection_is_refused_when_the_probe_goes_through(
+    tmp_path: Path, context: features.Context, server: tuple[str, type[_Answers]]
+) -> None:
+    url, handler = server
+    started = _started(tmp_path, "data_protection", url)
+    handler.body = b'{"choices": []}'
+    reason = features._verify_data_protection(started, context)
+    assert reason is not None
+    assert "Route.data_protection" in reason
+    handler.status = 403  # blocked: the rules are applied
+    assert features._verify_data_protection(started, context) is None
+
+
+def test_a_feature_is_compared_only_when_both_its_variants_run() -> None:
+    pairs = features.needed_pairs({"standard", "no_residency", "audit_stdout", "data_protection"})
+    assert pairs == [
+        ("no_residency", "plain"), ("standard", "plain"), ("audit_stdout", "plain"),
+        ("standard", "personal"), ("data_protection", "personal"),
+    ]  # fmt: skip
+    assert features.needed_pairs({"standard"}) == []
+
+
+def test_rounds_are_summarized_by_medians_without_failed_runs() -> None:
+    runs = [
+        {"rps": 100.0, "completed": 10, "errors": 0, "cpu_us_per_request": 300.0,
+         "latency_ms": {"p50": 1.0, "p99": 3.0}},
+        {"rps": 120.0, "completed": 10, "errors": 0, "cpu_us_per_request": 310.0,
+         "latency_ms": {"p50": 2.0, "p99": 4.0}},
+        {"rps": 110.0, "completed": 10, "errors": 1, "cpu_us_per_request": 320.0,
+         "latency_ms": {"p50": 1.5, "p99": 9.0}},
+        {"rps": 0.0, "completed": 5, "errors": 5, "cpu_us_per_request": 0.0,
+         "latency_ms": {"p50": 0.0, "p99": 0.0}},
+    ]  # fmt: skip
+    summary = features.summarize_runs(runs)
+    assert summary["rps"] == 110.0
+    assert summary["p50_ms"] == 1.5
+    assert summary["p99_ms"] == 4.0
+    assert summary["cpu_us_per_request"] == 310.0
+    assert summary["errors"] == 6
+    assert summary["rounds"] == 4
+
+
+def test_the_phase_measures_what_runs_and_says_why_the_rest_does_not(tmp_path: Path) -> None:
+    plan = dataclasses.replace(
+        QUICK, feature_concurrencies=(1,), feature_loads={1: Load(30, 3)}, feature_rounds=1
+    )
+    layout = {"proxy_cpus": None, "load_cpus": None}
+    with Procs(tmp_path / "logs") as procs:
+        _, upstream = start_upstream(procs, cpus=None, chunks=4, interval=0.0)
+        result = features.run_features(
+            procs, upstream, tools.build_loadgen(), plan, layout, tmp_path
+        )
+    variants = result["variants"]
+    for key in ("standard", "no_residency", "audit_stdout"):
+        assert "unavailable" not in variants[key], variants[key]
+        assert result["measured"][f"{key}/plain"]["1"]["rps"] > 0
+    # each variant either passed its check or says what the sidecar lacks
+    expected = {
+        "audit_off": "AIGUILLAGE_AUDIT_LOG=off",
+        "metrics_off": "AIGUILLAGE_METRICS=off",
+        "data_protection": "Route.data_protection",
+    }
+    for key, switch in expected.items():
+        reason = variants[key].get("unavailable")
+        assert reason is None or switch in reason, reason
+    rows = {r["key"]: r for r in derive.feature_rows(result)}
+    assert rows["residency"]["by_concurrency"]["1"]["rps_ratio"] is not None
+    for row in rows.values():
+        assert row.get("unavailable") or row["by_concurrency"]["1"]["on_rps"]
+    if "unavailable" not in variants["tracing"]:
+        assert variants["tracing"]["collector"]["spans"] > 0
