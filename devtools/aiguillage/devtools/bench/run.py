@@ -107,7 +107,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--profile", action=argparse.BooleanOptionalAction, default=None,
                    help="py-spy the sidecar (default: on in full runs)")  # fmt: skip
     p.add_argument("--doc", type=Path, default=None, help="where to write the Markdown report")
-    p.add_argument("--no-history", action="store_true", help="do not append to results.jsonl")
+    p.add_argument(
+        "--no-history", action="store_true", help="history next to the report, not in bench/"
+    )
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs, profiles)")
     return p.parse_args(argv)
 
@@ -177,13 +179,14 @@ def main(argv: list[str] | None = None) -> int:
     results["machine"]["loadavg_end"] = loadavg()
     results["derived"] = derive.derive(results)
     charts = draw_charts(results, chart_dir, doc, workdir)
-    history = Path(os.devnull) if args.no_history else HISTORY
+    # Only full runs go into the committed history; a quick run's line stays with its report.
+    keep_history = not args.no_history and not args.quick
+    history = HISTORY if keep_history else doc.parent / "results.jsonl"
 
     link = os.path.relpath(HISTORY, doc.resolve().parent)
     report.write_outputs(results, doc, charts, history, link)
     say(f"report: {doc}")
-    if not args.no_history:
-        say(f"history: appended a line to {HISTORY}")
+    say(f"history: appended a line to {history}")
     for t in results["derived"]["targets"]:
         verdict = {None: "n/a", True: "met", False: "MISSED"}[t["met"]]
         say(f"  {t['name']:<60} {t['goal']:<10} {t['shown']:<36} {verdict}")
