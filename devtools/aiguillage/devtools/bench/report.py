@@ -74,6 +74,7 @@ def markdown(results: dict[str, Any], charts: dict[str, str], history: str) -> s
     )
     add("")
 
+    lines += sections.peers(results)
     add("## Proxy overhead: non-streaming")
     add("")
     add(
@@ -297,7 +298,6 @@ def markdown(results: dict[str, Any], charts: dict[str, str], history: str) -> s
     lines += fmt.table(["", ""], rows)
     add("")
 
-    lines += sections.peers(results)
     add("## How it was run")
     add("")
     add("```sh")
