@@ -163,30 +163,36 @@ def server() -> Iterator[tuple[str, type[_Answers]]]:
     httpd.server_close()
 
 
-def test_metrics_off_is_refused_while_metrics_still_count(
-    tmp_path: Path, context: features.Context, server: tuple[str, type[_Answers]]
+@pytest.mark.parametrize(
+    ("key", "answer_while_on", "needed", "answer_when_off"),
+    [
+        # metrics still counted: no switch; a 404 for /metrics: they are off
+        ("metrics_off", (200, b'aiguillage_requests_total{route="bench-chat"} 1\n'),
+         "AIGUILLAGE_METRICS=off", (404, b"not found")),
+        # a deny-listed term answered 200: sent upstream unscanned; a 403: the rules apply
+        ("data_protection", (200, b'{"choices": []}'), "Route.data_protection",
+         (403, b'{"error": {}}')),
+    ],
+)  # fmt: skip
+def test_a_variant_is_refused_while_its_feature_is_not_what_it_claims(
+    tmp_path: Path,
+    context: features.Context,
+    server: tuple[str, type[_Answers]],
+    key: str,
+    answer_while_on: tuple[int, bytes],
+    needed: str,
+    answer_when_off: tuple[int, bytes],
 ) -> None:
     url, handler = server
-    started = _started(tmp_path, "metrics_off", url)
-    handler.body = b'aiguillage_requests_total{route="bench-chat",outcome="ok"} 1\n'
-    reason = features._verify_metrics_off(started, context)
+    started = _started(tmp_path, key, url)
+    verify = features.VARIANT[key].verify
+    assert verify is not None
+    handler.status, handler.body = answer_while_on
+    reason = verify(started, context)
     assert reason is not None
-    assert "AIGUILLAGE_METRICS=off" in reason
-    handler.status, handler.body = 404, b"not found"
-    assert features._verify_metrics_off(started, context) is None
-
-
-def test_data_protection_is_refused_when_the_probe_goes_through(
-    tmp_path: Path, context: features.Context, server: tuple[str, type[_Answers]]
-) -> None:
-    url, handler = server
-    started = _started(tmp_path, "data_protection", url)
-    handler.body = b'{"choices": []}'
-    reason = features._verify_data_protection(started, context)
-    assert reason is not None
-    assert "Route.data_protection" in reason
-    handler.status = 403  # blocked: the rules are applied
-    assert features._verify_data_protection(started, context) is None
+    assert needed in reason
+    handler.status, handler.body = answer_when_off
+    assert verify(started, context) is None
 
 
 def test_a_feature_is_compared_only_when_both_its_variants_run() -> None:

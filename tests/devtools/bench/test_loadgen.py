@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from aiguillage.devtools.bench import pyloadgen, tools
+
+from ._servers import chat_server
 
 HELD = 8
 
@@ -38,12 +39,8 @@ async def held_server() -> AsyncIterator[str]:
         await resp.write(b'data: {"i": 0}\n\ndata: [DONE]\n\n')
         return resp
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", chat)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    yield str(server.make_url("/v1/chat/completions"))
-    await server.close()
+    async with chat_server(chat) as url:
+        yield url
 
 
 def _args(url: str, body: Path, *extra: str) -> list[str]:

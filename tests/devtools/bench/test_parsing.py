@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from aiguillage.devtools.bench import controlplane, pyloadgen
 from aiguillage.devtools.bench.proxy import _function, summarize_raw_profile
+
+from ._servers import chat_server
 
 _STACK = "<module> (aiguillage/cli.py:5);run (asyncio/runners.py:118)"
 RAW = "\n".join(
@@ -90,12 +91,8 @@ async def sse_server() -> AsyncIterator[str]:
             await resp.write(b"data: [DONE]\n\n")
         return resp
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", chat)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    yield str(server.make_url("/v1/chat/completions"))
-    await server.close()
+    async with chat_server(chat) as url:
+        yield url
 
 
 async def test_python_load_generator_measures_streams_and_counts_truncation(
