@@ -57,14 +57,14 @@ def peers(results: dict[str, Any]) -> list[str]:
         "Every system gets the same single core (pinned once ready, every thread of every "
         "process) and the same upstream, load generator, requests and load. One process per "
         "system, because one core is what each gets: a second worker would only share that "
-        "core (the sidecar, the pass-through and Portkey each run one event loop; LiteLLM gets "
-        "`--num_workers 1` for the same reason). Portkey 1.15.2 is installed with `npm ci` from the lock file in "
-        "`bench/peers/portkey/`, which pins `@hono/node-server` to 1.14.1: with 1.14.2 and "
-        "later (what a plain `npm install` picks) the gateway answers every streamed chat "
-        "completion with a 500 (`TypeError: immutable`, Portkey-AI/gateway issues 1389 and "
-        "1550). Its stream handler also waits 25 ms before relaying the first chunk of a "
-        "stream (`build/start-server.js`): that is part of its TTFT here, as it would be in "
-        "production.",
+        "core (the sidecar, the pass-through and Portkey each run one event loop; LiteLLM "
+        "gets `--num_workers 1` for the same reason). Portkey 1.15.2 is installed with "
+        "`npm ci` from the lock file in `bench/peers/portkey/`, which pins "
+        "`@hono/node-server` to 1.14.1: with 1.14.2 and later (what a plain `npm install` "
+        "picks) the gateway answers every streamed chat completion with a 500 (`TypeError: "
+        "immutable`, Portkey-AI/gateway issues 1389 and 1550). Its stream handler also waits "
+        "25 ms before relaying the first chunk of a stream (`build/start-server.js`): that "
+        "is part of its TTFT here, as it would be in production.",
         "",
     ]
     return lines
