@@ -28,7 +28,7 @@ def test_report_gives_ratios_and_both_profiles() -> None:
     before = _side("before", [300, 320, 310], [1000, 900, 950])
     after = _side("after", [240, 250, 248], [1200, 1100, 1150])
     before.profile = {
-        "mode": "native", "samples": 900, "idle_pct": 12.5, "rps": 800.0,
+        "mode": "native", "samples": 900, "idle_pct": 12.5, "load": {"rps": 800.0},
         "top": [{"function": "write (libc.so.6)", "own_pct": 30.0, "total_pct": 30.0}],
     }  # fmt: skip
     after.profile = {"error": "py-spy unavailable: no network"}

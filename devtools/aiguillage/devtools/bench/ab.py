@@ -33,8 +33,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +40,7 @@ from typing import Any
 
 from aiguillage.devtools.bench import fmt
 from aiguillage.devtools.bench.procs import Procs, cpu_seconds
-from aiguillage.devtools.bench.proxy import Load, run_loadgen, summarize_raw_profile
+from aiguillage.devtools.bench.proxy import Load, profile_sidecar, run_loadgen
 from aiguillage.devtools.bench.systems import (
     MANIFESTS,
     PLACEHOLDER_ENDPOINT,
@@ -169,7 +167,7 @@ def report(before: Side, after: Side, args: argparse.Namespace, loadavg: tuple[s
             continue
         lines += [
             f"{title}: py-spy {prof['mode']}, {prof['samples']} samples at work under the "
-            f"same load ({fmt.rps(prof.get('rps'))} req/s while profiled; another "
+            f"same load ({fmt.rps(prof['load'].get('rps'))} req/s while profiled; another "
             f"{prof.get('idle_pct', 0):.0f} % of samples found it waiting for events); top "
             "functions by own time, in percent of the samples at work:",
             "",
@@ -275,7 +273,13 @@ def _run(
                 side.profile = {"error": f"py-spy unavailable: {exc}"}
             return
         for side in sides:
-            side.profile = profile(side, spy, gen, args, procs, work, other_cpus)
+            assert side.system is not None
+            say(f"profiling {side.name} with py-spy ({args.profile}) ...")
+            side.profile = profile_sidecar(
+                side.system, gen, spy, procs, seconds=args.profile_seconds,
+                load_cpus=other_cpus, workdir=work, native=args.profile == "native",
+                stream=args.stream, c=args.concurrency, name=side.name, top=args.top,
+            )  # fmt: skip
     procs.stop(upstream)
 
 
@@ -305,54 +309,6 @@ def _one_round(
         "cpu_us": spent * 1e6 / max(1, cell["completed"] + load.warmup),
         "errors": cell["errors"],
     }
-
-
-def profile(
-    side: Side,
-    py_spy: Path,
-    gen: LoadGenerator,
-    args: argparse.Namespace,
-    procs: Procs,
-    work: Path,
-    cpus: str | None,
-) -> dict[str, Any]:
-    """py-spy on one side under the rounds' load; top functions by own time."""
-    assert side.system is not None
-    assert side.system.proc is not None
-    raw = work / f"profile-{side.name}.txt"
-    argv = [
-        str(py_spy), "record", "--pid", str(side.system.proc.pid), "--format", "raw",
-        "--output", str(raw), "--duration", str(int(args.profile_seconds)), "--rate", "250",
-        "--full-filenames",
-        *(["--native"] if args.profile == "native" else ["--nonblocking"]),
-    ]  # fmt: skip
-    spy = procs.spawn(f"py-spy-{side.name}", argv, cpus=cpus)
-    say(f"profiling {side.name} with py-spy ({args.profile}) for {args.profile_seconds:.0f}s ...")
-    result: dict[str, Any] = {}
-
-    def load() -> None:
-        assert side.system is not None
-        with contextlib.suppress(RuntimeError, subprocess.SubprocessError, ValueError):
-            result.update(
-                run_loadgen(
-                    gen, side.system, stream=args.stream, c=args.concurrency,
-                    load=Load(10**7, 0), max_seconds=max(1.0, args.profile_seconds - 1),
-                    cpus=cpus, workdir=work,
-                )
-            )  # fmt: skip
-
-    time.sleep(1.0)  # py-spy attaches
-    thread = threading.Thread(target=load)
-    thread.start()
-    thread.join()
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        spy.popen.wait(args.profile_seconds + 30)
-    procs.stop(spy)
-    if not raw.exists():
-        return {"error": f"py-spy wrote no profile:\n{spy.tail()}"}
-    summary = summarize_raw_profile(raw.read_text(), top=args.top)
-    summary.update(mode=args.profile, rps=result.get("rps"))
-    return summary
 
 
 if __name__ == "__main__":

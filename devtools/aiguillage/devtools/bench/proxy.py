@@ -7,7 +7,6 @@ import dataclasses
 import json
 import re
 import subprocess
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -295,46 +294,47 @@ def profile_sidecar(
     seconds: float,
     load_cpus: str | None,
     workdir: Path,
+    native: bool = True,
+    stream: bool = False,
+    c: int = 16,
+    name: str = "sidecar",
+    top: int = 15,
 ) -> dict[str, Any]:
-    """py-spy on the sidecar under the c=16 non-streaming load; top frames by own time."""
+    """py-spy on a sidecar under a load of ``c`` requests at a time; top frames by own time.
+
+    ``native`` samples C frames too (socket writes, the event loop, the garbage collector),
+    pausing the process at each sample: this runs apart from any measured load. If py-spy
+    cannot unwind native stacks here, the profile is taken again without them.
+    """
     assert system.proc is not None
-    raw = workdir / "profile-sidecar.txt"
-    spy = procs.spawn(
-        "py-spy",
-        [
-            str(py_spy), "record", "--pid", str(system.proc.pid), "--format", "raw",
-            "--output", str(raw), "--duration", str(int(seconds)), "--rate", "250",
-            "--nonblocking", "--full-filenames",
-        ],
-        cpus=load_cpus,
-    )  # fmt: skip
+    raw = workdir / f"profile-{name}.txt"
+    argv = [
+        str(py_spy), "record", "--pid", str(system.proc.pid), "--format", "raw",
+        "--output", str(raw), "--duration", str(int(seconds)), "--rate", "250",
+        "--full-filenames", "--native" if native else "--nonblocking",
+    ]  # fmt: skip
+    spy = procs.spawn(f"py-spy-{name}", argv, cpus=load_cpus)
     time.sleep(1.0)  # py-spy attaches
-    load_result: dict[str, Any] = {}
-
-    def load() -> None:
-        load_result.update(
-            run_loadgen(
-                gen,
-                system,
-                stream=False,
-                c=16,
-                load=Load(1_000_000, 0),
-                max_seconds=max(1.0, seconds - 1.5),
-                cpus=load_cpus,
-                workdir=workdir,
-            )
-        )
-
-    thread = threading.Thread(target=load)
-    thread.start()
-    thread.join()
+    load: dict[str, Any] = {}
+    with contextlib.suppress(RuntimeError, subprocess.SubprocessError, ValueError):
+        load = run_loadgen(
+            gen, system, stream=stream, c=c, load=Load(1_000_000, 0),
+            max_seconds=max(1.0, seconds - 1.5), cpus=load_cpus, workdir=workdir,
+        )  # fmt: skip
     with contextlib.suppress(subprocess.TimeoutExpired):
         spy.popen.wait(seconds + 30)
     procs.stop(spy)
     if not raw.exists():
+        if native:
+            say(f"  py-spy --native failed, profiling without native frames:\n{spy.tail()}")
+            return profile_sidecar(
+                system, gen, py_spy, procs, seconds=seconds, load_cpus=load_cpus,
+                workdir=workdir, native=False, stream=stream, c=c, name=name, top=top,
+            )  # fmt: skip
         return {"error": f"py-spy wrote no profile:\n{spy.tail()}"}
-    summary = summarize_raw_profile(raw.read_text())
-    summary["load"] = {"rps": load_result.get("rps"), "requests": load_result.get("completed")}
+    summary = summarize_raw_profile(raw.read_text(), top=top)
+    summary["mode"] = "native" if native else "python"
+    summary["load"] = {"rps": load.get("rps"), "requests": load.get("completed")}
     summary["raw_path"] = str(raw)
     return summary
 

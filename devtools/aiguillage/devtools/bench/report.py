@@ -253,13 +253,25 @@ def markdown(results: dict[str, Any], charts: dict[str, str], history: str) -> s
     if prof.get("top"):
         add("## Where the sidecar spends its time")
         add("")
-        add(
-            f"py-spy ({prof.get('samples')} samples at 250 Hz, non-blocking) on the sidecar "
-            f"under the c=16 non-streaming load ({fmt.rps(prof['load'].get('rps'))} req/s while "
-            "profiled). Top functions by own time (percent of on-CPU samples; time in "
-            "uvloop's C code is counted as the own time of the frame running the loop, "
-            "`Runner.run`):"
-        )
+        if prof.get("mode") == "native":
+            how = (
+                f"py-spy with native frames ({prof.get('samples')} samples at work at 250 Hz; "
+                f"another {prof.get('idle_pct', 0):.0f} % found the event loop waiting, left "
+                "out) on the sidecar under the c=16 non-streaming load, in its own run (native "
+                "sampling pauses the process; "
+                f"{fmt.rps(prof['load'].get('rps'))} req/s while profiled). Top functions by "
+                "own time, C functions included (`write`: socket writes; `gc_collect_main`: "
+                "the garbage collector):"
+            )
+        else:
+            how = (
+                f"py-spy ({prof.get('samples')} samples at 250 Hz, non-blocking) on the "
+                f"sidecar under the c=16 non-streaming load "
+                f"({fmt.rps(prof['load'].get('rps'))} req/s while profiled). Top functions by "
+                "own time (percent of on-CPU samples; time in uvloop's C code is counted as "
+                "the own time of the frame running the loop, `Runner.run`):"
+            )
+        add(how)
         add("")
         lines += fmt.table(
             ["#", "Function", "Own", "Total"],
