@@ -6,7 +6,9 @@ project's venv), so this file imports nothing from the project::
     <cache>/bench-venv/bin/python charts.py RESULTS.json OUT_DIR
 
 Writes ``latency.png`` (non-streaming p50 and p99, streaming time to first token, by
-concurrency, one line per system) and ``throughput.png`` (requests/s by concurrency).
+concurrency, one line per system), ``throughput.png`` (requests/s by concurrency),
+``memory.png`` (RSS idle, at peak under load and with many streams open, per system) and,
+when feature costs were measured, ``features.png`` (CPU time per request each feature adds).
 """
 
 from __future__ import annotations
@@ -116,7 +118,74 @@ def draw(results: dict[str, Any], out: Path) -> list[Path]:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     written.append(path)
+    written.append(draw_memory(plt, results, systems, labels, subtitle, out))
+    features = draw_features(plt, results, subtitle, out)
+    if features is not None:
+        written.append(features)
     return written
+
+
+def draw_memory(
+    plt: Any, results: dict[str, Any], systems: list[str], labels: dict[str, str],
+    subtitle: str, out: Path,
+) -> Path:  # fmt: skip
+    """Grouped bars: idle RSS, peak RSS under the load matrix, peak with many streams open."""
+    streams = (results.get("memory") or {}).get("streams") or {}
+    shown = [k for k in systems if k != "direct"]
+    groups = [
+        ("idle", [results["systems"][k].get("idle_rss_mb") or 0 for k in shown]),
+        ("peak under load", [results["systems"][k].get("peak_rss_mb") or 0 for k in shown]),
+    ]
+    if streams:
+        n = next(iter(streams.values())).get("streams")
+        groups.append(
+            (f"peak with {n} streams open",
+             [(streams.get(k) or {}).get("peak_rss_mb") or 0 for k in shown])
+        )  # fmt: skip
+    fig, ax = plt.subplots(figsize=(11, 4.5), constrained_layout=True)
+    width = 0.8 / len(groups)
+    for i, (name, values) in enumerate(groups):
+        xs = [j + i * width for j in range(len(shown))]
+        ax.bar(xs, values, width, label=name)
+    ax.set_xticks([j + width * (len(groups) - 1) / 2 for j in range(len(shown))])
+    ax.set_xticklabels([labels[k] for k in shown])
+    ax.set_yscale("log")
+    ticker = importlib.import_module("matplotlib.ticker")
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_ylabel("RSS (MB, all processes)")
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.suptitle(f"Memory\n{subtitle}", fontsize=11)
+    path = out / "memory.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def draw_features(plt: Any, results: dict[str, Any], subtitle: str, out: Path) -> Path | None:
+    """Horizontal bars: CPU time per request each measured feature adds, at each concurrency."""
+    rows = [r for r in (results.get("derived") or {}).get("features") or []
+            if not r.get("unavailable")]  # fmt: skip
+    if not rows:
+        return None
+    concurrencies = (results.get("features") or {}).get("concurrencies") or []
+    fig, ax = plt.subplots(figsize=(11, 1.2 + 0.6 * len(rows)), constrained_layout=True)
+    height = 0.8 / max(1, len(concurrencies))
+    for i, c in enumerate(concurrencies):
+        values = [(r["by_concurrency"].get(str(c)) or {}).get("cpu_us_added") or 0 for r in rows]
+        ax.barh([j + i * height for j in range(len(rows))], values, height, label=f"c={c}")
+    ax.set_yticks([j + height * (len(concurrencies) - 1) / 2 for j in range(len(rows))])
+    ax.set_yticklabels([r["label"] for r in rows], fontsize=8)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_xlabel("sidecar CPU time added per request (µs), feature on minus off")
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.suptitle(f"Cost of each feature\n{subtitle}", fontsize=11)
+    path = out / "features.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def main(argv: list[str]) -> int:

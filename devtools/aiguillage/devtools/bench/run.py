@@ -214,7 +214,11 @@ def draw_charts(
         say(f"charts failed: {out.stderr.strip()}")
         return {}
     rel = os.path.relpath(chart_dir, doc.parent)
-    return {
-        "Latency percentiles by concurrency": f"{rel}/latency.png",
-        "Throughput by concurrency": f"{rel}/throughput.png",
+    titles = {
+        "latency.png": "Latency percentiles by concurrency",
+        "throughput.png": "Throughput by concurrency",
+        "memory.png": "Memory",
+        "features.png": "Cost of each feature",
     }
+    written = [Path(line).name for line in out.stdout.split()]
+    return {titles[name]: f"{rel}/{name}" for name in titles if name in written}
