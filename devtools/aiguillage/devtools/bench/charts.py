@@ -95,11 +95,9 @@ def draw(results: dict[str, Any], out: Path) -> list[Path]:
                 ax.plot(xs, ys, marker="o", color=COLORS[key], label=labels[key])
         style(ax, title, unit)
     axes.flat[0].legend(fontsize=8)
-    fig.suptitle(f"Latency percentiles by concurrency\n{subtitle}", fontsize=11)
-    path = out / "latency.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    written.append(path)
+    written.append(
+        save(plt, fig, "Latency percentiles by concurrency", subtitle, out / "latency.png")
+    )
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), constrained_layout=True)
     panels2 = (
@@ -113,11 +111,7 @@ def draw(results: dict[str, Any], out: Path) -> list[Path]:
                 ax.plot(xs, ys, marker="o", color=COLORS[key], label=labels[key])
         style(ax, title, unit)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"Throughput by concurrency\n{subtitle}", fontsize=11)
-    path = out / "throughput.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    written.append(path)
+    written.append(save(plt, fig, "Throughput by concurrency", subtitle, out / "throughput.png"))
     written.append(draw_memory(plt, results, systems, labels, subtitle, out))
     features = draw_features(plt, results, subtitle, out)
     if features is not None:
@@ -156,11 +150,7 @@ def draw_memory(
     ax.set_ylabel("RSS (MB, all processes)")
     ax.grid(True, axis="y", which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.suptitle(f"Memory\n{subtitle}", fontsize=11)
-    path = out / "memory.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(plt, fig, "Memory", subtitle, out / "memory.png")
 
 
 def draw_features(plt: Any, results: dict[str, Any], subtitle: str, out: Path) -> Path | None:
@@ -181,8 +171,11 @@ def draw_features(plt: Any, results: dict[str, Any], subtitle: str, out: Path) -
     ax.set_xlabel("sidecar CPU time added per request (µs), feature on minus off")
     ax.grid(True, axis="x", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.suptitle(f"Cost of each feature\n{subtitle}", fontsize=11)
-    path = out / "features.png"
+    return save(plt, fig, "Cost of each feature", subtitle, out / "features.png")
+
+
+def save(plt: Any, fig: Any, title: str, subtitle: str, path: Path) -> Path:
+    fig.suptitle(f"{title}\n{subtitle}", fontsize=11)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
