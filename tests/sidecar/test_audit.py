@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from aiguillage.sidecar.audit import AttemptRecord, AuditLog, AuditRecord
+from aiguillage.sidecar.config import PolicyFinding
 
 
 def record(request_id: str = "r1") -> AuditRecord:
@@ -24,6 +25,7 @@ def record(request_id: str = "r1") -> AuditRecord:
         stream=True,
         residency={"locations": ["FR"], "jurisdictions": None},
         config_hash="abc",
+        service_account="summarizer-bot",
     )
     rec.attempts.append(AttemptRecord("us", "gpt", "US", "US", "skipped_residency", detail="why"))
     rec.attempts.append(AttemptRecord("eu", "mistral", "FR", "FR", "http_error", 12.3456, 503))
@@ -37,6 +39,7 @@ def test_record_shape() -> None:
         "time": 1700000000.5,
         "requestId": "r1",
         "namespace": "team-a",
+        "serviceAccount": "summarizer-bot",
         "pod": "app-7d9",
         "route": "chat",
         "model": "chat",
@@ -76,7 +79,19 @@ def test_record_shape() -> None:
         "usage": {"inputTokens": 10, "outputTokens": 20},
         "costEur": "0.000130",  # a string: no float rounding of money
         "configHash": "abc",
+        "limits": [],
     }
+
+
+def test_policy_findings_of_an_attempt_are_in_its_record() -> None:
+    rec = record()
+    finding = PolicyFinding(policy="eu-only", reason='provider "us" is located in US')
+    rec.attempts[-1].policy_findings = (finding,)
+    attempts = orjson.loads(rec.to_json())["attempts"]
+    assert attempts[-1]["policyFindings"] == [
+        {"policy": "eu-only", "reason": 'provider "us" is located in US'}
+    ]
+    assert "policyFindings" not in attempts[0]  # only where a policy found something
 
 
 def test_unknown_cost_is_null() -> None:

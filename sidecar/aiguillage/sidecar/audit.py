@@ -15,6 +15,8 @@ from typing import IO, Any
 
 import orjson
 
+from aiguillage.sidecar.config import PolicyFinding
+
 
 @dataclass(slots=True)
 class AttemptRecord:
@@ -29,6 +31,8 @@ class AttemptRecord:
     start_ns: int = 0  # wall clock when the attempt began (for traces)
     # Seconds the provider asked to wait before retrying (Retry-After), if it said.
     retry_after: float | None = None
+    # Audit-mode policies that would have kept this target out (Target.policy_audit).
+    policy_findings: tuple[PolicyFinding, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -43,6 +47,10 @@ class AttemptRecord:
             out["status"] = self.status
         if self.detail:
             out["detail"] = self.detail
+        if self.policy_findings:
+            out["policyFindings"] = [
+                {"policy": f.policy, "reason": f.reason} for f in self.policy_findings
+            ]
         return out
 
 
@@ -64,6 +72,9 @@ class AuditRecord:
     output_tokens: int = 0
     cost_eur: Decimal | None = None
     config_hash: str = ""
+    service_account: str = ""  # the calling workload (the pod's service account)
+    # What rate limits and budgets did to this request (see limits/quota.py); empty: nothing.
+    limits: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> bytes:
         return orjson.dumps(
@@ -71,6 +82,7 @@ class AuditRecord:
                 "time": self.time,
                 "requestId": self.request_id,
                 "namespace": self.namespace,
+                "serviceAccount": self.service_account,
                 "pod": self.pod,
                 "route": self.route,
                 "model": self.model,
@@ -83,6 +95,7 @@ class AuditRecord:
                 "usage": {"inputTokens": self.input_tokens, "outputTokens": self.output_tokens},
                 "costEur": None if self.cost_eur is None else str(self.cost_eur),
                 "configHash": self.config_hash,
+                "limits": self.limits,
             }
         )
 

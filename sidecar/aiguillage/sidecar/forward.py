@@ -147,6 +147,8 @@ async def forward(
                 provider.jurisdiction,
                 "ok",
                 start_ns=time.time_ns(),
+                # An Audit-mode policy would have kept this target out: recorded, counted.
+                policy_findings=target.policy_audit,
             )
             record.attempts.append(entry)
             chosen = Chosen(target, provider, contacted)

@@ -43,6 +43,8 @@ class Snapshot:
     # Provider name -> its adapter, or why none can serve it.
     adapters: dict[str, Adapter | UnsupportedApi]
     fingerprint: tuple[tuple[str, int, int], ...]
+    # The shared store's password (SharedStore.credential), if it has one.
+    store_password: str | None = None
 
     @property
     def unusable(self) -> dict[str, str]:
@@ -116,7 +118,23 @@ def load(config_dir: Path, credentials_dir: Path) -> Snapshot:
                 )
                 continue
         adapters[name] = _adapter(name, provider, credential)
-    return Snapshot(_where_it_runs(config), adapters, stamp)
+    password = _store_password(config, credentials_dir)
+    return Snapshot(_where_it_runs(config), adapters, stamp, password)
+
+
+def _store_password(config: SidecarConfig, credentials_dir: Path) -> str | None:
+    store = config.shared_store
+    if store is None or store.credential is None:
+        return None
+    path = credentials_dir / store.credential
+    try:
+        return credential_text(_read(path, MAX_BYTES))
+    except OSError as exc:
+        raise ConfigError(
+            f"{path}: password of the shared store cannot be read: {exc.strerror}"
+        ) from exc
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: password of the shared store: {exc}") from exc
 
 
 def _adapter(name: str, provider: Provider, credential: str | None) -> Adapter | UnsupportedApi:

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from aiguillage.sidecar import log
 from aiguillage.sidecar.audit import AuditLog
+from aiguillage.sidecar.limits.quota import LimiterSettings
 from aiguillage.sidecar.reload import POLL_SECONDS, reload_once, watch
 from aiguillage.sidecar.server import MAX_BODY, Runtime, make_app
 
@@ -35,12 +36,17 @@ class Sidecar:
         poll_seconds: float = POLL_SECONDS,
         max_body: int = MAX_BODY,
         span_exporter: Any = None,
+        limiter_settings: LimiterSettings | None = None,
     ) -> None:
         self.config_dir = config_dir
         self.credentials_dir = credentials_dir
         self.poll_seconds = poll_seconds
         self.max_body = max_body
-        self.runtime = Runtime(audit=AuditLog(audit_path), span_exporter=span_exporter)
+        self.runtime = Runtime(
+            audit=AuditLog(audit_path),
+            span_exporter=span_exporter,
+            limiter_settings=limiter_settings or LimiterSettings(),
+        )
         self._runner: web.AppRunner | None = None
         self._watcher: asyncio.Task[None] | None = None
         self.url = ""
@@ -69,6 +75,8 @@ class Sidecar:
                 await self._watcher
         if self._runner is not None:
             await self._runner.cleanup()
+        # After the requests: their settlements are sent (or given up) before it closes.
+        await self.runtime.limiter.close()
         self.runtime.audit.close()
         self.runtime.telemetry.shutdown()
 

@@ -60,6 +60,10 @@ class Metrics:
             hist = series[labels] = Histogram(self.buckets.get(name, DURATION_BUCKETS))
         hist.observe(value)
 
+    def set(self, name: str, labels: Labels, value: float) -> None:
+        """Set one series of gauge ``name`` (the others stay)."""
+        self.gauges.setdefault(name, {})[labels] = value
+
     def set_gauge(self, name: str, series: dict[Labels, float]) -> None:
         """Replace every series of gauge ``name`` (series not given disappear)."""
         self.gauges[name] = series
@@ -112,6 +116,26 @@ def new_metrics() -> Metrics:
             "aiguillage_config_providers_unusable": (
                 "Providers of the served config whose targets are skipped (bad options or "
                 "credential), 1 per provider."
+            ),
+            "aiguillage_policy_findings_total": (
+                "Attempts at targets an Audit-mode AIPolicy would have kept out, by policy."
+            ),
+            "aiguillage_limit_refusals_total": (
+                "Requests refused (429) by a rate limit or budget in Enforce mode."
+            ),
+            "aiguillage_limit_audit_total": (
+                "Requests an Audit-mode rate limit or budget would have refused (served)."
+            ),
+            "aiguillage_limit_store_unavailable_total": (
+                "Limits met while the shared store could not be reached, by result "
+                "(refused: fails closed; counted_locally: fails open)."
+            ),
+            "aiguillage_budget_spend_eur": (
+                "Month-to-date spend of a budget's counter, as this sidecar last saw it."
+            ),
+            "aiguillage_budget_limit_eur": "Monthly budget in euros, by policy and subject.",
+            "aiguillage_shared_store_errors_total": (
+                "Failed calls to the shared store of limits, by operation."
             ),
             "gen_ai_client_token_usage": "Tokens used per request (gen_ai.client.token.usage).",
             "gen_ai_client_operation_duration_seconds": (

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import traceback
+from dataclasses import replace
 from pathlib import Path
 
 from aiguillage.sidecar import log
@@ -54,6 +55,9 @@ def reload_once(rt: Runtime, config_dir: Path, credentials_dir: Path) -> bool:
 
 def _swap(rt: Runtime, snap: Snapshot) -> None:
     rt.snapshot = snap
+    # Limits count this namespace's requests, in the store this config names.
+    rt.caller = replace(rt.caller, namespace=snap.config.namespace)
+    rt.limiter.use(snap.config.shared_store, snap.store_password)
     rt.rejected_fingerprint = None
     rt.metrics.inc(RELOADS, (("result", "ok"),))
     unusable = snap.unusable

@@ -48,6 +48,8 @@ from aiguillage.sidecar.forward import (
 from aiguillage.sidecar.frontends import Frontend, frontend_for
 from aiguillage.sidecar.frontends.base import Adapters
 from aiguillage.sidecar.health import HealthBoard
+from aiguillage.sidecar.limits.errors import LimitError
+from aiguillage.sidecar.limits.quota import Caller, Limiter, LimiterSettings
 from aiguillage.sidecar.loader import Snapshot
 from aiguillage.sidecar.metrics import Metrics, new_metrics
 from aiguillage.sidecar.redact import redactor_for
@@ -76,14 +78,22 @@ class Runtime:
     metrics: Metrics = field(default_factory=new_metrics)
     pod: str = field(default_factory=lambda: os.environ.get("POD_NAME", ""))
     namespace: str = field(default_factory=lambda: os.environ.get("POD_NAMESPACE", ""))
+    # The calling workload, set by the injection from the pod's spec.serviceAccountName.
+    service_account: str = field(default_factory=lambda: os.environ.get("POD_SERVICE_ACCOUNT", ""))
     # Where spans go; None = from the OTEL_EXPORTER_OTLP_* environment, or no traces.
     span_exporter: Any = None
     # The task applying config changes (see reload.watch); not ready once it has stopped.
     watcher: asyncio.Task[None] | None = None
+    limiter_settings: LimiterSettings = field(default_factory=LimiterSettings)
     telemetry: Telemetry = field(init=False)
+    # Rate limits and budgets (see limits/quota.py), and who they count the requests of.
+    limiter: Limiter = field(init=False)
+    caller: Caller = field(init=False)
 
     def __post_init__(self) -> None:
         self.telemetry = Telemetry(self.metrics, self.span_exporter)
+        self.limiter = Limiter(self.metrics, self.limiter_settings)
+        self.caller = Caller(self.namespace, self.service_account or "default", self.pod)
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -227,7 +237,6 @@ class Exchange:
         )
 
     async def run(self) -> web.StreamResponse:
-        snap = self.snap
         rule = self.route.rule
         header_rule = from_headers(
             self.request.headers.get(LOCATION_HEADER),
@@ -236,6 +245,19 @@ class Exchange:
         if header_rule is not None:
             rule = rule.narrow(header_rule)
         self.record.residency = rule.as_dict()
+        try:
+            ticket = await self.rt.limiter.admit(self.route, self.call, self.record, self.rt.caller)
+        except LimitError as exc:
+            return self._fail(
+                exc.status, str(exc), exc.code, exc.type, {"retry-after": str(exc.retry_after)}
+            )
+        try:
+            return await self._answer(rule)
+        finally:
+            self.rt.limiter.settle(ticket, self.record)
+
+    async def _answer(self, rule: ResidencyRule) -> web.StreamResponse:
+        snap = self.snap
         adapters = self.frontend.adapters(self.call, snap.adapters)
         record = self.record
         try:
@@ -451,6 +473,7 @@ def _operation_handler(operation: Operation, max_body: int) -> Any:
             request_id=rid,
             namespace=rt.namespace or snap.config.namespace,
             pod=rt.pod,
+            service_account=rt.service_account,
             route=route.name,
             model=model,
             operation=operation.value,

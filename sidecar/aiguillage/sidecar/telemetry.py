@@ -35,6 +35,9 @@ OPERATION_NAMES = {
 }
 
 
+POLICY_FINDINGS = "aiguillage_policy_findings_total"
+
+
 def _contacted(record: AuditRecord) -> list[Any]:
     return [a for a in record.attempts if not a.outcome.startswith("skipped")]
 
@@ -80,6 +83,9 @@ class Telemetry:
             )
         if len(contacted) > 1:
             m.inc("aiguillage_failovers_total", (("route", route),))
+        for a in contacted:
+            for finding in a.policy_findings:
+                m.inc(POLICY_FINDINGS, (("policy", finding.policy), ("route", route)))
         if not contacted:
             return
         last = contacted[-1]

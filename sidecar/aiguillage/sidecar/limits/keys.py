@@ -6,8 +6,9 @@ import it; nothing else may build a key or read a counter's value by hand.
 
 Layout (``prefix`` is ``SharedStore.key_prefix``; ``{id}`` is :func:`scope_id`)::
 
-    {prefix}:budget:{scope}:{id}:{YYYY-MM}     hash  spent, reserved   (nano-euros)
-    {prefix}:rate:{kind}:{scope}:{id}:{minute} int   requests or tokens in that minute
+    {prefix}:budget:{scope}:{id}:{YYYY-MM}         hash  spent, reserved   (nano-euros)
+    {prefix}:budget:{scope}:{id}:{YYYY-MM}:leases  zset  one member per reservation in flight
+    {prefix}:rate:{kind}:{scope}:{id}:{minute}     int   requests or tokens in that minute
 
 - ``scope`` is a :class:`~aiguillage.sidecar.config.LimitScope` value and ``id`` names
   its member: the namespace, ``namespace/route`` or ``namespace/service-account``. These
@@ -19,7 +20,11 @@ Layout (``prefix`` is ``SharedStore.key_prefix``; ``{id}`` is :func:`scope_id`):
 - Money is counted in integer nano-euros (:func:`to_nano`, rounded up so spend is never
   under-counted; :func:`from_nano` back), as Redis increments integers exactly.
   ``spent`` is the settled cost of finished requests; ``reserved`` is what requests in
-  flight have reserved and not settled yet.
+  flight have reserved and not settled yet. Each reservation is also a member of the
+  ``:leases`` sorted set (:func:`leases_key`), named ``{lease}:{nano-euros}`` and scored by
+  the Unix time its lease ends: a reservation whose sidecar died before settling it is
+  taken back out of ``reserved`` once its lease has ended, so it cannot hold a budget
+  forever.
 - ``minute`` is the Unix time divided by 60 (:func:`minute`); rate keys expire after
   :data:`RATE_TTL_SECONDS`.
 
@@ -61,16 +66,26 @@ def month(instant: datetime, zone: ZoneInfo) -> str:
     return instant.astimezone(zone).strftime("%Y-%m")
 
 
-def budget_expiry(instant: datetime, zone: ZoneInfo) -> datetime:
-    """When the budget keys of ``instant``'s month may expire: its end plus a grace."""
+def next_month(instant: datetime, zone: ZoneInfo) -> datetime:
+    """When the calendar month after ``instant``'s begins, in ``zone`` (budgets start over)."""
     local = instant.astimezone(zone)
     first = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
     following = first.replace(year=first.year + first.month // 12, month=first.month % 12 + 1)
-    return following.replace(tzinfo=zone) + BUDGET_GRACE
+    return following.replace(tzinfo=zone)
+
+
+def budget_expiry(instant: datetime, zone: ZoneInfo) -> datetime:
+    """When the budget keys of ``instant``'s month may expire: its end plus a grace."""
+    return next_month(instant, zone) + BUDGET_GRACE
 
 
 def budget_key(prefix: str, scope: LimitScope, ident: str, month_: str) -> str:
     return f"{prefix}:budget:{scope.value}:{ident}:{month_}"
+
+
+def leases_key(budget_key_: str) -> str:
+    """The sorted set of the reservations in flight against one budget counter."""
+    return f"{budget_key_}:leases"
 
 
 def minute(unix_seconds: float) -> int:
