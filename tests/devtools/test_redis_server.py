@@ -20,3 +20,25 @@ def test_start_stop_and_start_again_on_the_same_port() -> None:
         server.start()
         assert client.ping()
         client.close()
+
+
+def test_a_persistent_server_keeps_its_data_through_a_kill() -> None:
+    with RedisServer(persist=True) as server:
+        client = redis.Redis.from_url(server.url, socket_timeout=5)
+        client.set("spent", 42)
+        server.kill()
+        server.start()
+        assert client.get("spent") == b"42"
+        client.close()
+
+
+def test_a_paused_server_does_not_answer_until_resumed() -> None:
+    with RedisServer() as server:
+        client = redis.Redis.from_url(server.url, socket_timeout=0.3)
+        assert client.ping()
+        server.pause()
+        with pytest.raises(redis.TimeoutError):
+            client.ping()
+        server.resume()
+        assert client.ping()
+        client.close()

@@ -2,13 +2,17 @@
 
 For tests of the shared store: started with no persistence (``--save ''``,
 ``--appendonly no``) in a temporary directory, dies with its owner (see
-:mod:`aiguillage.devtools.spawning`), and can be stopped and started again on the same
-port to play an outage.
+:mod:`aiguillage.devtools.spawning`), and can be stopped (or killed, or paused) and
+started again on the same port to play an outage. With ``persist=True`` it keeps an
+append-only file in its directory (``--appendonly yes``, as a production Redis holding
+budgets should), so that what it counted survives a kill.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -22,8 +26,9 @@ HOST = "127.0.0.1"
 
 
 class RedisServer:
-    def __init__(self, password: str | None = None) -> None:
+    def __init__(self, password: str | None = None, *, persist: bool = False) -> None:
         self.password = password
+        self.persist = persist
         self.port = free_ports(HOST, 1)[0]
         self.workdir = Path(tempfile.mkdtemp(prefix="aiguillage-redis-"))
         self.proc: subprocess.Popen[bytes] | None = None
@@ -36,8 +41,9 @@ class RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed: run `make system-deps`")
+        appendonly = "yes" if self.persist else "no"
         argv = [binary, "--bind", HOST, "--port", str(self.port), "--save", "",
-                "--appendonly", "no", "--dir", str(self.workdir)]  # fmt: skip
+                "--appendonly", appendonly, "--dir", str(self.workdir)]  # fmt: skip
         if self.password:
             argv += ["--requirepass", self.password]
         self.proc = spawn("redis", argv, self.workdir)
@@ -58,6 +64,22 @@ class RedisServer:
     def stop(self) -> None:
         terminate(self.proc, timeout=10)
         self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, nothing saved on the way out."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def pause(self) -> None:
+        """SIGSTOP: connections stay open and nothing answers (a hung server)."""
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGCONT)
 
     def __enter__(self) -> RedisServer:
         return self.start()

@@ -230,3 +230,16 @@ async def test_count_tokens_and_models(anthropic_sim: AnthropicSimulator) -> Non
     assert count.input_tokens == 2
     models = await c.models.list()
     assert [m.id for m in models.data] == ["sim-claude"]
+
+
+async def test_billed_tokens_are_those_of_the_usage_it_answers(
+    anthropic_sim: AnthropicSimulator,
+) -> None:
+    async with anthropic.AsyncAnthropic(
+        base_url=anthropic_sim.url, api_key=ANTHROPIC_KEY, max_retries=0
+    ) as c:
+        message = await c.messages.create(
+            model="claude-x", max_tokens=5, messages=[{"role": "user", "content": "one two"}]
+        )
+    usage = message.usage
+    assert anthropic_sim.billed == {"claude-x": [usage.input_tokens, usage.output_tokens]}

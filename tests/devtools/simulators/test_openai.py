@@ -306,3 +306,22 @@ async def test_base_path_and_unknown_route(http: aiohttp.ClientSession) -> None:
         ) as resp:
             assert resp.status == 400
             assert (await resp.json())["error"]["type"] == "invalid_request_error"
+
+
+async def test_billed_tokens_are_those_of_the_usage_it_answers(openai_sim: OpenAISimulator) -> None:
+    async with client(openai_sim) as c:
+        whole = await c.chat.completions.create(
+            model="m1", messages=[{"role": "user", "content": "one two three"}], max_tokens=3
+        )
+        stream = await c.chat.completions.create(
+            model="m2",
+            messages=[{"role": "user", "content": "four five"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        usage = [chunk.usage async for chunk in stream if chunk.usage is not None][0]
+    assert whole.usage is not None
+    assert openai_sim.billed == {
+        "m1": [whole.usage.prompt_tokens, whole.usage.completion_tokens],
+        "m2": [usage.prompt_tokens, usage.completion_tokens],
+    }

@@ -249,6 +249,7 @@ class AnthropicSimulator(Simulator):
             block = {"type": "text", "text": answer.text}
             stop_reason = "max_tokens" if answer.truncated else "end_turn"
             output = answer.tokens
+        self.bill(model, prompt, output)
 
         def usage(output_tokens: int) -> dict[str, Any]:
             return {

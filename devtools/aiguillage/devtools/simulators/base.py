@@ -168,6 +168,9 @@ class Simulator:
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
         self._stopping: asyncio.Event | None = None
+        # What the provider would invoice: model -> [input tokens, output tokens] of every
+        # answer it started (see bill()), for tests to check spend independently of a sidecar.
+        self.billed: dict[str, list[int]] = {}
 
     # -- configuration -------------------------------------------------------------------------
 
@@ -310,6 +313,13 @@ class Simulator:
         if not self._log:
             raise LookupError("no request received")
         return self._log[-1]
+
+    def bill(self, model: str, input_tokens: int, output_tokens: int) -> None:
+        """Count an answer's tokens as billed (called once an answer is decided, before it is
+        sent: a provider bills what it generated even if the client never reads it all)."""
+        totals = self.billed.setdefault(model, [0, 0])
+        totals[0] += input_tokens
+        totals[1] += output_tokens
 
     def clear_requests(self) -> None:
         self._log.clear()

@@ -270,6 +270,7 @@ class OpenAISimulator(Simulator):
         cid = f"chatcmpl-sim{seq:010d}"
         created = int(time.time())
         completion = 2 if tool else answer.tokens
+        self.bill(model, prompt, completion)
         finish = "tool_calls" if tool else ("length" if answer.truncated else "stop")
         tool_call = {
             "id": f"call_sim{seq:010d}",

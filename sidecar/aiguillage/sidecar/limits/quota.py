@@ -265,17 +265,17 @@ class Limiter:
         if not rules:
             # Spend counting only: nothing to check, the store hears of it at settlement.
             return ticket
-        levels: Levels | None = None
-        if self.shared is not None:
+        if self.shared is None:
+            ticket.counted = "local"
+            levels = self.memory.admit_now(admission)
+        else:
             try:
                 levels = await self.shared.admit(admission)
             except StoreUnavailable:
-                levels = None
+                ticket.counted = "local"
+                levels = self._admit_locally(self.shared, route, admission, rules, record)
             else:
                 self._saw(admission, levels.budgets)
-        if levels is None:
-            ticket.counted = "local"
-            levels = self._admit_locally(route, admission, rules, record)
         self._show_budgets(admission, rules, [spent for spent, _ in levels.budgets])
         if not levels.admitted:
             assert levels.failed is not None
@@ -288,10 +288,14 @@ class Limiter:
         return ticket
 
     def _admit_locally(
-        self, route: Route, admission: Admission, rules: tuple[_Rule, ...], record: AuditRecord
+        self,
+        shared: SharedCounters,
+        route: Route,
+        admission: Admission,
+        rules: tuple[_Rule, ...],
+        record: AuditRecord,
     ) -> Levels:
         """The shared store is down: refuse if a limit fails closed, else count here."""
-        assert self.shared is not None
         closed = [r for r in rules if r.enforced and r.fails() is StoreFailure.CLOSED]
         for rule in rules:
             result = "refused" if rule in closed else "counted_locally"
@@ -302,10 +306,10 @@ class Limiter:
         if closed:
             rule = closed[0]
             raise LimitsUnavailable(
-                f"the shared store of limits ({self.shared.store.url}) cannot be reached, and "
+                f"the shared store of limits ({shared.store.url}) cannot be reached, and "
                 f"{self._name(rule)} refuses requests while it cannot be counted "
                 f"(whenStoreUnavailable: closed); retry later",
-                max(1.0, self.shared.retry_in()),
+                max(1.0, shared.retry_in()),
             )
         for counter in admission.budgets:
             seen = self._seen.get(counter.key)
