@@ -162,9 +162,7 @@ def test_the_openai_sdk_raises_rate_limit_error_with_retry_after(
     client = sc.client()
     # About 35 input tokens estimated and 20 out are counted, then the real 9 or so: a few fit.
     refused = until_refused(client)
-    assert "rate limit of 100 tokens per minute of AIPolicy tpm for service account" in str(
-        refused
-    )
+    assert "rate limit of 100 tokens per minute of AIPolicy tpm for service account" in str(refused)
     assert int(refused.response.headers["retry-after"]) >= 1
     # A request that could never fit says so.
     with pytest.raises(openai.RateLimitError, match="more than the whole limit"):
