@@ -161,6 +161,19 @@ class _Rule:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """What a route's requests count against in one minute (the same for all of them)."""
+
+    budgets: tuple[tuple[str, bool], ...]  # (key, whether a budget checks it)
+    rates: tuple[tuple[str, str, bool], ...]  # (key, previous minute's key, counts tokens)
+    rules: tuple[_Rule, ...]
+    checks: tuple[Check, ...]  # of the Enforce-mode rules, in order
+    audited: tuple[_Rule, ...]  # the Audit-mode rules
+    token_keys: tuple[str, ...]
+    expire_at: int
+
+
 @dataclass(slots=True)
 class Ticket:
     """A request admitted against its limits, to be settled when it is over."""
@@ -211,6 +224,9 @@ class Limiter:
         self._leases = itertools.count(1)
         self._token = secrets.token_hex(6)
         self._closing: set[asyncio.Task[None]] = set()
+        # Layouts of the current minute: id(route) -> (route, caller, layout).
+        self._layouts: dict[int, tuple[Route, Caller, _Layout]] = {}
+        self._layout_minute = -1
         # Spend of each budget counter as the shared store last said (seeds the memory store
         # when a budget fails open).
         self._seen: dict[str, int] = {}
@@ -223,6 +239,7 @@ class Limiter:
         if settings == self._settings:
             return
         old, self.shared, self._settings = self.shared, None, settings
+        self._layouts.clear()
         if old is not None:
             task = asyncio.get_running_loop().create_task(old.close())
             self._closing.add(task)
@@ -260,8 +277,9 @@ class Limiter:
             return None
         now = self.clock()
         estimate = worst_case(call, route)
-        admission, rules, token_keys = self._plan(route, estimate, caller, now)
-        ticket = Ticket(route.name, admission, estimate, rules, "shared", token_keys)
+        admission, layout = self._plan(route, estimate, caller, now)
+        rules = layout.rules
+        ticket = Ticket(route.name, admission, estimate, rules, "shared", layout.token_keys)
         if not rules:
             # Spend counting only: nothing to check, the store hears of it at settlement.
             return ticket
@@ -281,8 +299,8 @@ class Limiter:
             assert levels.failed is not None
             enforced = [r for r in rules if r.enforced]
             self._refuse(ticket, enforced[levels.failed], levels, caller, record)
-        for rule in rules:
-            if not rule.enforced and not fits(admission, rule.check, levels):
+        for rule in layout.audited:
+            if not fits(admission, rule.check, levels):
                 self.metrics.inc(AUDITED, rule.labels(route.name))
                 record.limits.append(rule.entry("exceeded", **_used(rule, admission, levels)))
         return ticket
@@ -319,61 +337,89 @@ class Limiter:
 
     def _plan(
         self, route: Route, estimate: Estimate, caller: Caller, now: float
-    ) -> tuple[Admission, tuple[_Rule, ...], tuple[str, ...]]:
+    ) -> tuple[Admission, _Layout]:
+        minute = keys.minute(now)
+        if minute != self._layout_minute:
+            self._layouts.clear()
+            self._layout_minute = minute
+        cached = self._layouts.get(id(route))
+        if cached is None or cached[0] is not route or cached[1] != caller:
+            layout = self._layout(route, caller, now)
+            # The route is kept with its layout, so that its id cannot be reused meanwhile.
+            self._layouts[id(route)] = (route, caller, layout)
+        else:
+            layout = cached[2]
+        cost, tokens = estimate.cost_nano, estimate.tokens
+        admission = Admission(
+            budgets=tuple(
+                BudgetCounter(key, cost if checked else 0, layout.expire_at)
+                for key, checked in layout.budgets
+            ),
+            rates=tuple(
+                RateCounter(key, before, tokens if in_tokens else 1)
+                for key, before, in_tokens in layout.rates
+            ),
+            checks=layout.checks,
+            now=now,
+            lease=f"{self._token}:{next(self._leases)}",
+            lease_until=now + route.timeouts.total + LEASE_MARGIN,
+        )
+        return admission, layout
+
+    def _layout(self, route: Route, caller: Caller, now: float) -> _Layout:
+        """The counters and checks of ``route``'s requests in ``now``'s minute."""
         instant = datetime.fromtimestamp(now, self._zone)
         month = keys.month(instant, self._zone)
-        expire_at = int(keys.budget_expiry(instant, self._zone).timestamp())
         minute = keys.minute(now)
         ns, sa = caller.namespace, caller.service_account
-        budgets: dict[str, BudgetCounter] = {}
-        rates: dict[str, RateCounter] = {}
-        token_keys: list[str] = []
+        budgets: dict[str, bool] = {}  # key -> whether a budget checks it (reserve there)
+        rates: dict[str, tuple[str, bool]] = {}  # key -> (previous minute's key, tokens?)
         parts: list[tuple[Limit, LimitKind, str, str, str, int]] = []
         for limit in route.limits:
             subject = keys.scope_id(limit.scope, ns, route.name, sa)
             where = _SCOPE_WORDS[limit.scope].format(ns=ns, route=route.name, sa=sa)
             if limit.budget_eur_per_month is not None:
                 key = keys.budget_key(self._prefix, limit.scope, subject, month)
-                budgets[key] = BudgetCounter(key, estimate.cost_nano, expire_at)
+                budgets[key] = True
                 ceiling = keys.to_nano(limit.budget_eur_per_month)
                 parts.append((limit, "budget", subject, where, key, ceiling))
-            per_minute: tuple[tuple[keys.RateKind, LimitKind, int | None, int], ...] = (
-                ("requests", "requests_per_minute", limit.requests_per_minute, 1),
-                ("tokens", "tokens_per_minute", limit.tokens_per_minute, estimate.tokens),
+            per_minute: tuple[tuple[keys.RateKind, LimitKind, int | None], ...] = (
+                ("requests", "requests_per_minute", limit.requests_per_minute),
+                ("tokens", "tokens_per_minute", limit.tokens_per_minute),
             )
-            for unit, kind, most, amount in per_minute:
+            for unit, kind, most in per_minute:
                 if most is None:
                     continue
                 key = keys.rate_key(self._prefix, unit, limit.scope, subject, minute)
-                if key not in rates:
-                    before = keys.rate_key(self._prefix, unit, limit.scope, subject, minute - 1)
-                    rates[key] = RateCounter(key, before, amount)
-                    if unit == "tokens":
-                        token_keys.append(key)
+                before = keys.rate_key(self._prefix, unit, limit.scope, subject, minute - 1)
+                rates[key] = (before, unit == "tokens")
                 parts.append((limit, kind, subject, where, key, most))
         if self.shared is not None:
             for key in keys.spend_keys(self._prefix, ns, route.name, month):
-                budgets.setdefault(key, BudgetCounter(key, 0, expire_at))
+                budgets.setdefault(key, False)
         budget_index = {key: i for i, key in enumerate(budgets)}
         rate_index = {key: i for i, key in enumerate(rates)}
-        rules: list[_Rule] = []
-        for limit, kind, subject, where, key, ceiling in parts:
-            check = (
+        rules = tuple(
+            _Rule(
+                limit,
+                kind,
+                subject,
+                where,
                 Check("budget", budget_index[key], ceiling)
                 if kind == "budget"
-                else Check("rate", rate_index[key], ceiling)
+                else Check("rate", rate_index[key], ceiling),
             )
-            rules.append(_Rule(limit, kind, subject, where, check))
-        lease_until = now + route.timeouts.total + LEASE_MARGIN
-        admission = Admission(
-            budgets=tuple(budgets.values()),
-            rates=tuple(rates.values()),
-            checks=tuple(r.check for r in rules if r.enforced),
-            now=now,
-            lease=f"{self._token}:{next(self._leases)}",
-            lease_until=lease_until,
+            for limit, kind, subject, where, key, ceiling in parts
         )
-        return admission, tuple(rules), tuple(token_keys)
+        return _Layout(
+            budgets=tuple(budgets.items()),
+            rates=tuple((key, before, tokens) for key, (before, tokens) in rates.items()),
+            rules=rules,
+            checks=tuple(r.check for r in rules if r.enforced),
+            audited=tuple(r for r in rules if not r.enforced),
+            token_keys=tuple(key for key, (_, tokens) in rates.items() if tokens),
+            expire_at=int(keys.budget_expiry(instant, self._zone).timestamp()),
+        )
 
     # -- refusals --------------------------------------------------------------------------
 
@@ -490,8 +536,8 @@ class Limiter:
                 ("scope", rule.limit.scope.value),
                 ("subject", rule.subject),
             )
-            self.metrics.set(SPEND, labels, float(keys.from_nano(spent[rule.check.counter])))
-            self.metrics.set(CEILING, labels, float(keys.from_nano(rule.check.ceiling)))
+            self.metrics.set(SPEND, labels, spent[rule.check.counter] / keys.NANO_PER_EUR)
+            self.metrics.set(CEILING, labels, rule.check.ceiling / keys.NANO_PER_EUR)
 
 
 def _contacted(record: AuditRecord) -> bool:

@@ -145,6 +145,11 @@ class SharedStore:
     def pending(self) -> int:
         return len(self._pending)
 
+    async def idle(self) -> None:
+        """Wait until the settlements sent so far have been answered (or queued)."""
+        while self._sending:
+            await asyncio.wait(set(self._sending))
+
     async def close(self, wait: float = 1.0) -> None:
         """Stop reconnecting; give settlements in flight up to ``wait`` seconds; close."""
         if self._reconnect is not None:
