@@ -187,7 +187,7 @@ class StoreFailure(StrEnum):
     """What a limit does while the shared store cannot be reached."""
 
     OPEN = "open"  # requests pass (counted locally, per sidecar, until the store is back)
-    CLOSED = "closed"  # requests are refused with 429 naming the limit
+    CLOSED = "closed"  # requests are refused (503 limits_unavailable) naming the limit
 
 
 class _Limiting(Protocol):

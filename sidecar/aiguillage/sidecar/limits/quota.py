@@ -288,7 +288,7 @@ class Limiter:
             levels = self.memory.admit_now(admission)
         else:
             try:
-                levels = await self.shared.admit(admission)
+                levels = await self._shared_admit(self.shared, ticket)
             except StoreUnavailable:
                 ticket.counted = "local"
                 levels = self._admit_locally(self.shared, route, admission, rules, record)
@@ -305,6 +305,27 @@ class Limiter:
                 record.limits.append(rule.entry("exceeded", **_used(rule, admission, levels)))
         return ticket
 
+    async def _shared_admit(self, shared: SharedCounters, ticket: Ticket) -> Levels:
+        """Admit in the shared store. Shielded: if the request is cancelled meanwhile (its
+        client went away), a reservation the store makes all the same is given back."""
+        admitting = asyncio.ensure_future(shared.admit(ticket.admission))
+        try:
+            return await asyncio.shield(admitting)
+        except asyncio.CancelledError:
+            admitting.add_done_callback(lambda done: self._give_back(shared, ticket, done))
+            raise
+
+    def _give_back(
+        self, shared: SharedCounters, ticket: Ticket, done: asyncio.Future[Levels]
+    ) -> None:
+        if done.cancelled() or done.exception() is not None or not done.result().admitted:
+            return
+        admission = ticket.admission
+        tokens = tuple((key, -ticket.estimate.tokens) for key in ticket.token_keys)
+        shared.settle(
+            Settlement(admission.budgets, admission.lease, 0, True, tokens), lambda spent: None
+        )
+
     def _admit_locally(
         self,
         shared: SharedCounters,
@@ -315,8 +336,9 @@ class Limiter:
     ) -> Levels:
         """The shared store is down: refuse if a limit fails closed, else count here."""
         closed = [r for r in rules if r.enforced and r.fails() is StoreFailure.CLOSED]
-        for rule in rules:
-            result = "refused" if rule in closed else "counted_locally"
+        # Refused: the limits failing closed say so. Served: every limit counts here.
+        for rule in closed or rules:
+            result = "refused" if closed else "counted_locally"
             self.metrics.inc(UNAVAILABLE, (*rule.labels(route.name), ("result", result)))
             record.limits.append(
                 rule.entry("store_unavailable", whenStoreUnavailable=rule.fails().value)
