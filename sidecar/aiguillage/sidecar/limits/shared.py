@@ -66,8 +66,8 @@ class SharedStore:
             raise StoreUnavailable("the shared store is down")
         try:
             return await self.store.admit(admission)
-        except StoreUnavailable:
-            self._failed("admit")
+        except StoreUnavailable as exc:
+            self._failed("admit", exc)
             raise
 
     def settle(self, settlement: Settlement, done: Callable[[tuple[int, ...]], None]) -> None:
@@ -83,8 +83,8 @@ class SharedStore:
     async def _send(self, settlement: Settlement, done: Callable[[tuple[int, ...]], None]) -> None:
         try:
             spent = await self.store.settle(settlement)
-        except StoreUnavailable:
-            self._failed("settle")
+        except StoreUnavailable as exc:
+            self._failed("settle", exc)
             self._queue(settlement)
             return
         done(spent)
@@ -96,17 +96,18 @@ class SharedStore:
             self._on_error("settlement_lost")
         self._pending.append(settlement)
 
-    def _failed(self, operation: str) -> None:
+    def _failed(self, operation: str, exc: StoreUnavailable) -> None:
         self._on_error(operation)
         if self._down_since is not None:
             return
         self._down_since = time.monotonic()
         self._next_try = self._down_since + FIRST_RETRY
         log.server.warning(
-            "shared store %s cannot be reached (%s failed): limits follow "
+            "shared store %s cannot be reached (%s failed: %s): limits follow "
             "whenStoreUnavailable until it answers again",
             self.store.url,
             operation,
+            exc,  # the type of what failed, never a message that could quote the password
         )
         self._reconnect = asyncio.get_running_loop().create_task(self._come_back())
 
