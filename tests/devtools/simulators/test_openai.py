@@ -319,7 +319,7 @@ async def test_billed_tokens_are_those_of_the_usage_it_answers(openai_sim: OpenA
             stream=True,
             stream_options={"include_usage": True},
         )
-        usage = [chunk.usage async for chunk in stream if chunk.usage is not None][0]
+        [usage] = [chunk.usage async for chunk in stream if chunk.usage is not None]
     assert whole.usage is not None
     assert openai_sim.billed == {
         "m1": [whole.usage.prompt_tokens, whole.usage.completion_tokens],
