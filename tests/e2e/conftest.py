@@ -127,6 +127,16 @@ def cluster(crds: ControlPlane, tmp_path: Path) -> Iterator[Cluster]:
 
 
 @pytest.fixture
+def spend_cluster(
+    crds: ControlPlane, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Cluster]:
+    """A cluster whose operator reads spend from the shared store every half second."""
+    monkeypatch.setenv("AIGUILLAGE_SPEND_INTERVAL", "0.5")  # the operator inherits it
+    with running_cluster(crds, tmp_path) as cluster:
+        yield cluster
+
+
+@pytest.fixture
 def cluster_with_webhook(crds: ControlPlane, tmp_path: Path) -> Iterator[Cluster]:
     listen = f"127.0.0.1:{free_port()}"
     try:

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,12 +16,11 @@ import pytest
 import redis
 import yaml
 
-from aiguillage.devtools.controlplane import ControlPlane
 from aiguillage.devtools.redis_server import RedisServer
 from aiguillage.devtools.waiting import wait_for
 from aiguillage.sidecar.config import LimitScope
 from aiguillage.sidecar.limits import keys
-from tests.e2e.conftest import Cluster, running_cluster
+from tests.e2e.conftest import Cluster
 from tests.e2e.manifests import API, route, secret
 from tests.e2e.test_webhook import setup as providers
 
@@ -179,15 +176,6 @@ def test_audit_mode_refuses_nothing_and_the_config_carries_the_finding(
     cond = cluster.condition("airoute", "chat", ns, "PolicyCompliant")
     assert (cond["status"], cond["reason"]) == ("False", "AuditFindings")
     assert cluster.condition("airoute", "chat", ns, "Ready")["status"] == "True"
-
-
-@pytest.fixture
-def spend_cluster(
-    crds: ControlPlane, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Cluster]:
-    monkeypatch.setenv("AIGUILLAGE_SPEND_INTERVAL", "0.5")  # the operator inherits it
-    with running_cluster(crds, tmp_path) as cluster:
-        yield cluster
 
 
 def test_spend_from_the_shared_store_shows_in_kubectl_get_air(
