@@ -16,7 +16,7 @@ from aiguillage.devtools.redis_server import RedisServer
 from aiguillage.devtools.waiting import wait_for
 from tests.e2e.conftest import Cluster
 from tests.e2e.manifests import provider, route, secret
-from tests.e2e.test_policy import applied, eu_only
+from tests.e2e.test_policy import budget_in_store
 
 pytestmark = pytest.mark.e2e
 
@@ -40,16 +40,7 @@ def test_a_policy_budget_refuses_at_the_sidecar_and_its_spend_shows_in_kubectl(
     cluster.apply(secret("eu-key", op_ns, "sk-eu-test"), eu)
     cluster.plane.kubectl("label", "namespace", ns, f"policy-test={op_ns}")
     with RedisServer(password="s3cret") as server:
-        policy = eu_only(cluster)
-        policy["spec"]["limits"] = [{"per": "route", "budgetEurPerMonth": "0.2"}]
-        policy["spec"]["sharedStore"] = {
-            "url": server.url,
-            "passwordSecretRef": {"name": "redis", "key": "password"},
-        }
-        store_secret = secret("redis", op_ns, "s3cret")
-        store_secret["stringData"] = {"password": "s3cret"}
-        cluster.apply(store_secret)
-        applied(cluster, policy)
+        policy = budget_in_store(cluster, server, "0.2")
         cluster.apply(route("chat", ns, "chat", eu["metadata"]["name"]))
 
         def served() -> bool:

@@ -178,23 +178,29 @@ def test_audit_mode_refuses_nothing_and_the_config_carries_the_finding(
     assert cluster.condition("airoute", "chat", ns, "Ready")["status"] == "True"
 
 
+def budget_in_store(cluster: Cluster, server: RedisServer, budget: str) -> dict[str, Any]:
+    """Apply the EU-only policy with a route budget counted in ``server`` (password
+    ``s3cret``, in Secret ``redis`` of the operator's namespace); the policy applied."""
+    policy = eu_only(cluster)
+    policy["spec"]["limits"] = [{"per": "route", "budgetEurPerMonth": budget}]
+    policy["spec"]["sharedStore"] = {
+        "url": server.url,
+        "passwordSecretRef": {"name": "redis", "key": "password"},
+    }
+    redis_secret = secret("redis", cluster.operator_namespace, "s3cret")
+    redis_secret["stringData"] = {"password": "s3cret"}
+    cluster.apply(redis_secret)
+    applied(cluster, policy)
+    return policy
+
+
 def test_spend_from_the_shared_store_shows_in_kubectl_get_air(
     spend_cluster: Cluster, kube_namespace: str
 ) -> None:
     cluster, ns = spend_cluster, kube_namespace
     eu, _ = setup(cluster, ns)
-    op_ns = cluster.operator_namespace
     with RedisServer(password="s3cret") as server:
-        policy = eu_only(cluster)
-        policy["spec"]["limits"] = [{"per": "route", "budgetEurPerMonth": "10"}]
-        policy["spec"]["sharedStore"] = {
-            "url": server.url,
-            "passwordSecretRef": {"name": "redis", "key": "password"},
-        }
-        redis_secret = secret("redis", op_ns, "s3cret")
-        redis_secret["stringData"] = {"password": "s3cret"}
-        cluster.apply(redis_secret)
-        applied(cluster, policy)
+        budget_in_store(cluster, server, "10")
         cluster.apply(route("chat", ns, "chat", eu))
         wait_for(lambda: providers_of(cluster, ns) == [eu], timeout=30, what="the route served")
         creds = cluster.get("secret", "aiguillage-credentials", ns) or {}
