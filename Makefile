@@ -34,19 +34,32 @@ $(COMPAT_STAMP): pyproject.toml constraints-compat.txt
 	$(COMPAT_VENV)/bin/pip install -q -c constraints-compat.txt -e '.[compat]'
 	touch $@
 
-# Debian packages the tests need, installed only when missing (root, or sudo).
-SYSTEM_PACKAGES := redis-server
+# Debian packages, installed only when missing (root, or sudo): apt-get runs only then.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-
-.PHONY: system-deps
-system-deps: ## install the Debian packages tests need (redis-server), once
-	@missing=""; for pkg in $(SYSTEM_PACKAGES); do \
+define apt_install
+	@missing=""; for pkg in $(1); do \
 	  dpkg-query -W -f='$${Status}' "$$pkg" 2>/dev/null | grep -q "ok installed" || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+endef
+
+# What the tests need.
+SYSTEM_PACKAGES := redis-server
+# What the local node and the image build need (root: the node runs containerd, the kubelet
+# and kube-proxy, which mount filesystems, create network namespaces, links and iptables rules,
+# and manage cgroups).
+NODE_PACKAGES := containerd runc containernetworking-plugins iptables conntrack nfacct buildah mmdebstrap
+
+.PHONY: system-deps
+system-deps: ## install the Debian packages tests need (redis-server), once
+	$(call apt_install,$(SYSTEM_PACKAGES))
+
+.PHONY: node-deps
+node-deps: ## install the Debian packages of the local node and the image build, once
+	$(call apt_install,$(NODE_PACKAGES))
 
 .PHONY: k8s
 k8s: ## build kube-apiserver, etcd, kubectl and helm into ~/.cache/aiguillage (once)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Builds the pinned Kubernetes control-plane binaries (kube-apiserver, kubectl,
-# etcd) and helm from their Go modules with the local toolchain, into a cache
-# outside the repository. Each binary is built once per pinned version and then
-# reused. Prints the cache directory on stdout.
+# Builds the pinned Kubernetes binaries from their Go modules with the local
+# toolchain, into a cache outside the repository: the control plane (etcd,
+# kube-apiserver, kube-controller-manager, kube-scheduler), the node (kubelet,
+# kube-proxy), kubectl and helm. Each binary is built once per pinned version and
+# then reused. Prints the cache directory on stdout; build times go to stderr.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -18,14 +19,20 @@ ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.i
 build() {  # build NAME PACKAGE
   if [ ! -x "$bin/$1" ]; then
     echo "building $1 ($2) ..." >&2
-    (cd "$here/k8s" && go build -trimpath -ldflags "$ldflags" -o "$bin/$1.tmp" "$2")
-    mv "$bin/$1.tmp" "$bin/$1"
+    local began=$SECONDS
+    (cd "$here/k8s" && go build -trimpath -ldflags "$ldflags" -o "$bin/$1.tmp.$$" "$2")
+    mv "$bin/$1.tmp.$$" "$bin/$1"  # atomic: a concurrent run never sees half a binary
+    echo "built $1 in $((SECONDS - began))s" >&2
   fi
 }
 
 build etcd go.etcd.io/etcd/server/v3
 build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
 build kubectl k8s.io/kubernetes/cmd/kubectl
+build kubelet k8s.io/kubernetes/cmd/kubelet
+build kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager
+build kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler
+build kube-proxy k8s.io/kubernetes/cmd/kube-proxy
 if [ ! -x "$bin/helm" ]; then
   echo "building helm $HELM_VERSION ..." >&2
   GOBIN="$bin/.helm" go install -trimpath -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"

@@ -10,6 +10,13 @@ how each component is configured and how to tell that it serves:
   settings that stand in for the missing controller-manager (no endpoint reconciler, no
   ``ServiceAccount`` admission plugin). It is ready when ``/readyz`` answers 200 and the
   ``default`` namespace exists.
+
+With a `ClusterNetwork` (what `aiguillage.devtools.node` passes), kube-apiserver is instead set
+up to serve a real node: it listens on the node's IP and advertises it (pods reach it through
+the ``kubernetes`` Service, whose endpoint is that address), keeps that endpoint up to date,
+authorizes kubelets with the Node authorizer and ``NodeRestriction``, admits pods with their
+ServiceAccount (the node's controller-manager creates them), and talks to kubelets with its
+own client certificate.
 """
 
 from __future__ import annotations
@@ -19,13 +26,17 @@ import json
 import ssl
 import urllib.request
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiguillage.devtools import pki
 
 __all__ = [
+    "APISERVER_KUBELET_CLIENT_CERT",
+    "APISERVER_KUBELET_CLIENT_KEY",
     "SERVICE_ACCOUNT_ISSUER",
     "SERVICE_CLUSTER_IP_RANGE",
+    "ClusterNetwork",
     "apiserver_argv",
     "apiserver_status",
     "etcd_argv",
@@ -34,6 +45,22 @@ __all__ = [
 
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc"
+APISERVER_KUBELET_CLIENT_CERT = "apiserver-kubelet-client.crt"
+APISERVER_KUBELET_CLIENT_KEY = "apiserver-kubelet-client.key"
+
+
+@dataclass(frozen=True)
+class ClusterNetwork:
+    """The addresses of a cluster with a node: where kube-apiserver listens, and the ranges.
+
+    ``node_ip`` is the machine's own address (kube-apiserver listens on it and advertises it;
+    the kubelet registers the node with it); ``service_cidr`` holds ClusterIPs (its first
+    address is the ``kubernetes`` Service's); ``pod_cidr`` holds the pods' addresses.
+    """
+
+    node_ip: str
+    service_cidr: str = "10.96.0.0/12"
+    pod_cidr: str = "10.88.0.0/16"
 
 
 def etcd_argv(
@@ -73,33 +100,57 @@ def apiserver_argv(
     *,
     host: str,
     port: int,
+    etcd_host: str,
     etcd_port: int,
+    network: ClusterNetwork | None = None,
     extra: Sequence[str] = (),
 ) -> list[str]:
     """Command line of kube-apiserver, with the credentials ``pki`` wrote into ``workdir``.
 
-    ``extra`` arguments come last; an extra ``--flag=value`` replaces the default ``--flag``.
+    Without ``network`` it serves on ``host`` with no node in mind; with it, it serves a node
+    (see the module docstring) and ``host`` should be ``network.node_ip``. ``extra`` arguments
+    come last; an extra ``--flag=value`` replaces the default ``--flag``.
     """
+    ca = workdir / pki.CA_CERT
+    if network is None:
+        cluster = [
+            # No controller-manager: nothing else would maintain the `kubernetes` endpoints.
+            "--endpoint-reconciler-type=none",
+            "--authorization-mode=RBAC",
+            f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
+            # No token controller: ServiceAccount admission would reject every pod, waiting
+            # for a `default` ServiceAccount that nothing creates.
+            "--disable-admission-plugins=ServiceAccount",
+        ]
+    else:
+        cluster = [
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
+            f"--service-cluster-ip-range={network.service_cidr}",
+            f"--kubelet-client-certificate={workdir / APISERVER_KUBELET_CLIENT_CERT}",
+            f"--kubelet-client-key={workdir / APISERVER_KUBELET_CLIENT_KEY}",
+            "--kubelet-preferred-address-types=InternalIP",
+            # The aggregation layer's settings; without them every start logs CA-bundle errors.
+            f"--requestheader-client-ca-file={ca}",
+            "--requestheader-allowed-names=front-proxy-client",
+            "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        ]
     defaults = [
-        f"--etcd-servers=http://{host}:{etcd_port}",
+        f"--etcd-servers=http://{etcd_host}:{etcd_port}",
         f"--bind-address={host}",
         f"--advertise-address={host}",
         f"--secure-port={port}",
-        # No controller-manager: nothing else would maintain the `kubernetes` endpoints.
-        "--endpoint-reconciler-type=none",
-        "--authorization-mode=RBAC",
-        f"--client-ca-file={workdir / pki.CA_CERT}",
+        *cluster,
+        f"--client-ca-file={ca}",
         f"--tls-cert-file={workdir / pki.SERVING_CERT}",
         f"--tls-private-key-file={workdir / pki.SERVING_KEY}",
         f"--cert-dir={workdir / 'apiserver-certs'}",
         f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
         f"--service-account-key-file={workdir / pki.SA_PUB}",
         f"--service-account-signing-key-file={workdir / pki.SA_KEY}",
-        f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
         "--allow-privileged=true",
-        # No token controller: ServiceAccount admission would reject every pod, waiting
-        # for a `default` ServiceAccount that nothing creates.
-        "--disable-admission-plugins=ServiceAccount",
         "--profiling=false",
     ]
     return [str(kube_apiserver), *_override_flags(defaults, extra)]

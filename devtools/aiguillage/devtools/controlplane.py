@@ -20,6 +20,11 @@ Consequences of having no controller-manager: namespaces exist but hold no ``def
 ServiceAccount, deleted namespaces stay ``Terminating`` forever, and nothing reconciles
 Deployments, ReplicaSets, Jobs or garbage collection.
 
+Given a `ClusterNetwork` (``ControlPlane(network=...)``), kube-apiserver is set up to serve a
+real node instead: it listens on the node's IP, which its certificate names along with the
+``kubernetes`` Service's ClusterIP, and the node's kubelets, controllers and pods reach it there
+(see `aiguillage.devtools.node`). etcd stays on loopback either way.
+
 Each process runs in its own session (process group) with its output in a log file in the
 temporary directory. `stop()` is idempotent and is also registered with `atexit`; on Linux the
 processes additionally get ``PR_SET_PDEATHSIG`` so that they die with the Python process even if
@@ -56,7 +61,7 @@ from types import TracebackType
 from typing import Self
 
 from aiguillage.devtools import components, pki, spawning
-from aiguillage.devtools.components import SERVICE_CLUSTER_IP_RANGE
+from aiguillage.devtools.components import SERVICE_CLUSTER_IP_RANGE, ClusterNetwork
 from aiguillage.devtools.kubeclient import KubectlError, run_kubectl, write_kubeconfig
 
 __all__ = [
@@ -64,6 +69,7 @@ __all__ = [
     "ADMIN_USER",
     "BIN_DIR_ENV",
     "K8S_VERSION",
+    "ClusterNetwork",
     "ControlPlane",
     "ControlPlaneError",
     "KubectlError",
@@ -138,15 +144,19 @@ class ControlPlane:
         start_timeout: float = 60.0,
         stop_timeout: float = 10.0,
         extra_apiserver_args: Sequence[str] = (),
+        network: ClusterNetwork | None = None,
     ) -> None:
         """Prepare, but do not start, a control plane.
 
         ``bin_dir`` defaults to `find_k8s_bin()`. ``start_timeout`` bounds each wait for a
         process to become ready; ``stop_timeout`` is how long a process gets after SIGTERM
         before SIGKILL. ``extra_apiserver_args`` are appended to the kube-apiserver command
-        line; an extra ``--flag=value`` replaces the default for ``--flag``.
+        line; an extra ``--flag=value`` replaces the default for ``--flag``. ``network`` makes
+        kube-apiserver serve a node on ``network.node_ip`` (see the module docstring).
         """
         self._bin_dir = bin_dir.resolve() if bin_dir is not None else find_k8s_bin()
+        self._network = network
+        self._host = network.node_ip if network is not None else _LOOPBACK
         self._start_timeout = start_timeout
         self._stop_timeout = stop_timeout
         self._extra_apiserver_args = tuple(extra_apiserver_args)
@@ -266,7 +276,12 @@ class ControlPlane:
     def server_url(self) -> str:
         """HTTPS URL of kube-apiserver, e.g. ``https://127.0.0.1:43211``."""
         self._require_started()
-        return f"https://{_LOOPBACK}:{self._apiserver_port}"
+        return f"https://{self._host}:{self._apiserver_port}"
+
+    @property
+    def network(self) -> ClusterNetwork | None:
+        """The node network kube-apiserver serves, or None when it serves no node."""
+        return self._network
 
     @property
     def etcd_url(self) -> str:
@@ -352,17 +367,28 @@ class ControlPlane:
     # -- credentials -------------------------------------------------------------------------
 
     def _write_credentials(self) -> None:
-        service_ip = next(ipaddress.IPv4Network(SERVICE_CLUSTER_IP_RANGE).hosts())
+        workdir = self._require_started()
+        service_range = self._network.service_cidr if self._network else SERVICE_CLUSTER_IP_RANGE
+        serving_ips: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [
+            ipaddress.ip_address(_LOOPBACK),
+            ipaddress.ip_address("::1"),
+            # The `kubernetes` Service's ClusterIP: pods connect to it by that address.
+            ipaddress.ip_address(str(next(ipaddress.ip_network(service_range).hosts()))),
+        ]
+        if self._network is not None:
+            serving_ips.append(ipaddress.ip_address(self._network.node_ip))
         pki.write_credentials(
-            self._require_started(),
-            admin_user=ADMIN_USER,
-            admin_group=ADMIN_GROUP,
-            serving_ips=[
-                ipaddress.ip_address(_LOOPBACK),
-                ipaddress.ip_address("::1"),
-                service_ip,
-            ],
+            workdir, admin_user=ADMIN_USER, admin_group=ADMIN_GROUP, serving_ips=serving_ips
         )
+        if self._network is not None:
+            # kube-apiserver's own identity towards kubelets (logs, exec, port-forward).
+            pki.issue_client_certificate(
+                workdir,
+                components.APISERVER_KUBELET_CLIENT_CERT,
+                components.APISERVER_KUBELET_CLIENT_KEY,
+                common_name="kube-apiserver-kubelet-client",
+                organization=ADMIN_GROUP,
+            )
 
     def _write_kubeconfig(self) -> None:
         write_kubeconfig(
@@ -377,8 +403,8 @@ class ControlPlane:
     # -- processes ---------------------------------------------------------------------------
 
     def _pick_ports(self) -> None:
-        ports = spawning.free_ports(_LOOPBACK, 3)
-        self._etcd_port, self._etcd_peer_port, self._apiserver_port = ports
+        self._etcd_port, self._etcd_peer_port = spawning.free_ports(_LOOPBACK, 2)
+        (self._apiserver_port,) = spawning.free_ports(self._host, 1)
 
     def _spawn_etcd(self) -> None:
         workdir = self._require_started()
@@ -402,9 +428,11 @@ class ControlPlane:
         argv = components.apiserver_argv(
             self._bin_dir / "kube-apiserver",
             workdir,
-            host=_LOOPBACK,
+            host=self._host,
             port=self._apiserver_port,
+            etcd_host=_LOOPBACK,
             etcd_port=self._etcd_port,
+            network=self._network,
             extra=self._extra_apiserver_args,
         )
         self._apiserver = spawning.spawn("kube-apiserver", argv, workdir)
@@ -414,7 +442,7 @@ class ControlPlane:
         assert context is not None
 
         def status(path: str) -> int:
-            return components.apiserver_status(_LOOPBACK, self._apiserver_port, context, path)
+            return components.apiserver_status(self._host, self._apiserver_port, context, path)
 
         # /readyz covers etcd, the RBAC bootstrap roles and the other post-start hooks; the
         # `default` namespace comes from a bootstrap controller that may lag behind.

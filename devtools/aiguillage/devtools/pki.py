@@ -12,6 +12,10 @@ admin kubeconfig of `aiguillage.devtools.kubeclient` embeds:
   user name and group;
 * ``sa.key`` / ``sa.pub``: an RSA key pair for signing and verifying service-account tokens.
 
+`issue_client_certificate` adds more client certificates signed by the same CA: the local node
+(`aiguillage.devtools.node`) issues one per component (kubelet as ``system:node:<name>``,
+controller-manager, scheduler, kube-proxy, and kube-apiserver's own client for kubelets).
+
 Everything is valid from an hour ago (tolerating clock skew) for a year. Private keys are
 unencrypted PKCS#8 PEM written with mode 0600; nothing here is meant to outlive the control
 plane's temporary directory.
@@ -39,6 +43,7 @@ __all__ = [
     "SA_PUB",
     "SERVING_CERT",
     "SERVING_KEY",
+    "issue_client_certificate",
     "write_credentials",
     "write_file",
 ]
@@ -78,12 +83,9 @@ def write_credentials(
     ``serving_ips`` are the IP subject alternative names of kube-apiserver's certificate (after
     its DNS names); ``admin_user`` and ``admin_group`` become the admin certificate's CN and O.
     """
-    now = datetime.datetime.now(datetime.UTC)
-    not_before = now - datetime.timedelta(hours=1)
-    not_after = now + datetime.timedelta(days=365)
-
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, _CA_NAME)])
+    not_before, not_after = _validity()
     ca_cert = (
         x509.CertificateBuilder()
         .subject_name(ca_name)
@@ -93,97 +95,120 @@ def write_credentials(
         .not_valid_before(not_before)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_key_usage(ca=True), critical=True)
         .add_extension(
             x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
         )
         .sign(ca_key, hashes.SHA256())
     )
+    write_file(workdir / CA_CERT, ca_cert.public_bytes(serialization.Encoding.PEM))
+    write_file(workdir / CA_KEY, _private_pem(ca_key), private=True)
 
-    def leaf(
-        subject: x509.Name,
-        usage: x509.ObjectIdentifier,
-        sans: list[x509.GeneralName],
-    ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-        key = ec.generate_private_key(ec.SECP256R1())
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(ca_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(not_before)
-            .not_valid_after(not_after)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                critical=False,
-            )
-        )
-        if sans:
-            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        return key, builder.sign(ca_key, hashes.SHA256())
-
-    serving_key, serving_cert = leaf(
-        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, _SERVING_NAME)]),
-        ExtendedKeyUsageOID.SERVER_AUTH,
-        [
+    _issue(
+        workdir,
+        SERVING_CERT,
+        SERVING_KEY,
+        subject=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, _SERVING_NAME)]),
+        usage=ExtendedKeyUsageOID.SERVER_AUTH,
+        sans=[
             *(x509.DNSName(name) for name in _SERVING_DNS_NAMES),
             *(x509.IPAddress(ip) for ip in serving_ips),
         ],
     )
-    admin_key, admin_cert = leaf(
-        x509.Name(
-            [
-                x509.NameAttribute(NameOID.ORGANIZATION_NAME, admin_group),
-                x509.NameAttribute(NameOID.COMMON_NAME, admin_user),
-            ]
-        ),
-        ExtendedKeyUsageOID.CLIENT_AUTH,
-        [],
+    issue_client_certificate(
+        workdir, ADMIN_CERT, ADMIN_KEY, common_name=admin_user, organization=admin_group
     )
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-    write_file(workdir / CA_CERT, ca_cert.public_bytes(serialization.Encoding.PEM))
-    write_file(workdir / CA_KEY, _private_pem(ca_key), private=True)
-    write_file(workdir / SERVING_CERT, serving_cert.public_bytes(serialization.Encoding.PEM))
-    write_file(workdir / SERVING_KEY, _private_pem(serving_key), private=True)
-    write_file(workdir / ADMIN_CERT, admin_cert.public_bytes(serialization.Encoding.PEM))
-    write_file(workdir / ADMIN_KEY, _private_pem(admin_key), private=True)
     write_file(workdir / SA_KEY, _private_pem(sa_key), private=True)
     write_file(
         workdir / SA_PUB,
         sa_key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         ),
+    )
+
+
+def issue_client_certificate(
+    workdir: Path,
+    cert_name: str,
+    key_name: str,
+    *,
+    common_name: str,
+    organization: str | None = None,
+) -> None:
+    """Write a client certificate signed by the CA in ``workdir`` (after `write_credentials`).
+
+    Kubernetes reads the CN as the user name and each O as a group, e.g.
+    ``common_name="system:node:n1", organization="system:nodes"`` for a kubelet.
+    """
+    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if organization:
+        attributes.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+    _issue(
+        workdir,
+        cert_name,
+        key_name,
+        subject=x509.Name(attributes),
+        usage=ExtendedKeyUsageOID.CLIENT_AUTH,
+        sans=[],
+    )
+
+
+def _issue(
+    workdir: Path,
+    cert_name: str,
+    key_name: str,
+    *,
+    subject: x509.Name,
+    usage: x509.ObjectIdentifier,
+    sans: list[x509.GeneralName],
+) -> None:
+    """Write a leaf certificate and its key, signed by ``workdir``'s CA, into ``workdir``."""
+    ca_cert = x509.load_pem_x509_certificate((workdir / CA_CERT).read_bytes())
+    ca_key = serialization.load_pem_private_key((workdir / CA_KEY).read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    not_before, not_after = _validity()
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(ca=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+    )
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    cert = builder.sign(ca_key, hashes.SHA256())
+    write_file(workdir / cert_name, cert.public_bytes(serialization.Encoding.PEM))
+    write_file(workdir / key_name, _private_pem(key), private=True)
+
+
+def _validity() -> tuple[datetime.datetime, datetime.datetime]:
+    """From an hour ago (tolerating clock skew) for a year."""
+    now = datetime.datetime.now(datetime.UTC)
+    return now - datetime.timedelta(hours=1), now + datetime.timedelta(days=365)
+
+
+def _key_usage(*, ca: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
     )
 
 
