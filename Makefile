@@ -61,8 +61,20 @@ system-deps: ## install the Debian packages tests need (redis-server), once
 node-deps: ## install the Debian packages of the local node and the image build, once
 	$(call apt_install,$(NODE_PACKAGES))
 
+.PHONY: images
+images: $(STAMP) node-deps ## build the node's images (Containerfile, demo, pause) into ~/.cache/aiguillage/images
+	$(BIN)/python -m aiguillage.devtools.images
+
+# What the local node needs, prepared only where one can run (Linux, root); elsewhere the node
+# tests skip and `make dev` says why and uses its process mode.
+.PHONY: node-prereqs
+node-prereqs:
+	@if [ "$$(uname -s)" = Linux ] && [ "$$(id -u)" = 0 ]; then \
+	  $(MAKE) --no-print-directory node-deps images; \
+	else echo "no local node here (it needs Linux and root): its tests skip, make dev uses processes"; fi
+
 .PHONY: k8s
-k8s: ## build kube-apiserver, etcd, kubectl and helm into ~/.cache/aiguillage (once)
+k8s: ## build etcd, the control plane, kubelet, kube-proxy, kubectl and helm into ~/.cache/aiguillage (once)
 	hack/build-k8s.sh > $(K8S_BIN_FILE).tmp && mv $(K8S_BIN_FILE).tmp $(K8S_BIN_FILE)
 
 .PHONY: crds
@@ -87,7 +99,7 @@ test-fuzz: $(STAMP) ## hypothesis fuzz tier: hostile requests (and upstreams) ag
 	$(BIN)/pytest -m fuzz -q
 
 .PHONY: test-e2e
-test-e2e: $(STAMP) k8s system-deps ## end-to-end tests on a real kube-apiserver
+test-e2e: $(STAMP) k8s system-deps node-prereqs ## end-to-end tests on a real kube-apiserver and the local node
 	AIGUILLAGE_K8S_BIN="$$(cat $(K8S_BIN_FILE))" $(BIN)/pytest -m e2e -q
 
 .PHONY: test-compat
@@ -104,7 +116,8 @@ compat-doc: $(STAMP) ## rewrite docs/compatibility.{json,md} from the last test-
 test: lint test-unit test-fuzz test-compat test-e2e ## everything CI runs
 
 .PHONY: dev
-dev: $(STAMP) k8s ## run the product locally until Ctrl-C
+dev: $(STAMP) k8s ## run the product locally until Ctrl-C (on the local node where one can run)
+	@$(MAKE) --no-print-directory node-prereqs || echo "[dev] preparing the local node failed (see above)"
 	AIGUILLAGE_K8S_BIN="$$(cat $(K8S_BIN_FILE))" $(BIN)/python -m aiguillage.devtools.dev
 
 # The benchmark's peers and feature services come from Debian: Node.js + npm (the Portkey

@@ -1,10 +1,16 @@
 """``make dev``: the whole product running locally until Ctrl-C.
 
-Starts a real etcd + kube-apiserver, installs the CRDs and ``examples/``, runs two
-simulated providers (EU and US), the operator, and a sidecar for namespace
-``support`` whose config files are synced from the operator's ConfigMap and Secret
-the way the kubelet syncs mounted volumes. Then it asks the sidecar one question
-with the official openai SDK and prints who answered.
+Where this machine can run the local node (Linux, root, the Debian packages of ``make
+system-deps``: see `aiguillage.devtools.node.preflight`), ``make dev`` runs the product on it
+(`aiguillage.devtools.dev_node`): the chart installed with the images of the working tree, the
+demo app in a pod next to its sidecar. Elsewhere it says why and runs the process mode below,
+which needs no node (``--mode`` forces one or the other).
+
+Process mode: starts a real etcd + kube-apiserver, installs the CRDs and ``examples/``, runs
+two simulated providers (EU and US), the operator, and a sidecar for namespace ``support``
+whose config files are synced from the operator's ConfigMap and Secret the way the kubelet
+syncs mounted volumes. Then it asks the sidecar one question with the official openai SDK and
+prints who answered.
 """
 
 from __future__ import annotations
@@ -20,9 +26,11 @@ from pathlib import Path
 
 import openai
 
-from aiguillage.devtools import processes
+from aiguillage.devtools import dev_node, images, processes
 from aiguillage.devtools.controlplane import ControlPlane
 from aiguillage.devtools.harness import LoopThread
+from aiguillage.devtools.node import preflight
+from aiguillage.devtools.node.lifecycle import find_bin_dir
 from aiguillage.devtools.simulators.openai import OpenAISimulator
 from aiguillage.devtools.waiting import wait_for
 
@@ -69,15 +77,52 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--once", action="store_true", help="stop after the first answer")
     parser.add_argument(
-        "--port", type=int, default=int(os.environ.get("AIGUILLAGE_DEV_PORT", 4000))
+        "--mode",
+        choices=["auto", "node", "process"],
+        default=os.environ.get("AIGUILLAGE_DEV_MODE", "auto"),
+        help="node: on the local node; process: operator and sidecar as local processes; "
+        "auto (default): the node where this machine can run one",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("AIGUILLAGE_DEV_PORT", 4000)),
+        help="the sidecar's port in process mode",
     )
     args = parser.parse_args()
-    workdir = ROOT / ".dev"
-    workdir.mkdir(exist_ok=True)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if args.mode != "process":
+        reasons = node_unavailable()
+        if not reasons:
+            return dev_node.run(args.once, stop, say)
+        if args.mode == "node":
+            say("the local node cannot run here: " + "; ".join(reasons))
+            return 1
+        say("the local node cannot run here: " + "; ".join(reasons))
+        say("falling back to process mode (operator and sidecar as local processes)")
+    return run_processes(args.once, args.port, stop)
 
+
+def node_unavailable() -> list[str]:
+    """Why the local node cannot run on this machine (empty when it can)."""
+    reasons = preflight(find_bin_dir())
+    if reasons:
+        return reasons
+    missing = [kind for kind in ("pause", "aiguillage", "demo") if images.built(kind) is None]
+    if missing and not images.can_build():
+        reasons.append(
+            f"images {', '.join(missing)} not built and buildah, mmdebstrap or go is missing "
+            "(`make system-deps images`)"
+        )
+    return reasons
+
+
+def run_processes(once: bool, port: int, stop: threading.Event) -> int:
+    """Process mode: the control plane, operator and sidecar as local processes."""
+    workdir = ROOT / ".dev"
+    workdir.mkdir(exist_ok=True)
     loop = LoopThread()
     sims = [
         OpenAISimulator("mistral-eu (simulated, FR)", port=18101, api_key="sk-demo-mistral"),
@@ -105,7 +150,7 @@ def main() -> int:
         mounts = workdir / NAMESPACE
         wait_for(lambda: sync_mounts(plane, mounts), timeout=60, what="the operator's ConfigMap")
         say(f"operator wrote ConfigMap/Secret for namespace {NAMESPACE}; synced into {mounts}")
-        listen = f"127.0.0.1:{args.port}"
+        listen = f"127.0.0.1:{port}"
         argv = processes.aiguillage(
             "sidecar", "--config-dir", str(mounts / "config"), "--listen", listen
         )
@@ -133,7 +178,7 @@ def main() -> int:
             f'answer: "{answer}" — via provider {h["x-aiguillage-provider"]} '
             f"({h['x-aiguillage-location']}), attempts {h['x-aiguillage-attempts']}"
         )
-        if args.once:
+        if once:
             return 0
         say(f"sidecar on {base}/v1 — try:  OPENAI_BASE_URL={base}/v1 OPENAI_API_KEY=x ...")
         say(f"kubectl:  KUBECONFIG={plane.kubeconfig_path} {plane.bin_dir}/kubectl get air,aip -A")

@@ -43,6 +43,7 @@ __all__ = [
     "ImageBuildError",
     "built",
     "cache_dir",
+    "can_build",
     "ensure",
     "inputs_digest",
     "main",
@@ -131,6 +132,11 @@ def built(kind: str) -> ImageArchive | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return image if kind == "base" or image.archive.is_file() else None
+
+
+def can_build() -> bool:
+    """Whether the tools the builds need are installed (buildah, mmdebstrap, go)."""
+    return all(shutil.which(tool) for tool in ("buildah", "mmdebstrap", "go"))
 
 
 def inputs_digest(paths: Sequence[str], *extra: str, root: Path = ROOT) -> str:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
+import getpass
 import logging
 import os
+import secrets
+import socket
 from collections.abc import Sequence
 
 
@@ -42,7 +46,28 @@ def run(argv: Sequence[str]) -> int:
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     # kopf logs every handled watch event at INFO; only problems are worth a line.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    # kopf reads its peering identity from POD_ID when set (its documented override), and
+    # otherwise derives it from getpass.getuser(), which fails under a UID without a name.
+    os.environ["POD_ID"] = identity()
     asyncio.run(
         kopf.operator(clusterwide=True, standalone=True, liveness_endpoint=args.liveness, memo=memo)
     )
     return 0
+
+
+def identity() -> str:
+    """This operator's name among its peers, as kopf would make it, under any UID.
+
+    kopf's own default calls ``getpass.getuser()``, which raises ``KeyError`` when the process
+    runs under a numeric UID with no passwd entry (OpenShift, hardened images): the pod's name
+    (``POD_ID``, kopf's variable, or ``POD_NAME``) is used when set, and the UID otherwise.
+    """
+    pod = os.environ.get("POD_ID") or os.environ.get("POD_NAME")
+    if pod:
+        return pod
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER in the environment
+        user = f"uid-{os.getuid()}"
+    started = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d%H%M%S")
+    return f"{user}@{socket.gethostname()}/{started}/{secrets.token_hex(2)}"

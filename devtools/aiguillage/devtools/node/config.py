@@ -1,5 +1,5 @@
 """The node's components as files and command lines: containerd, CNI, kubelet, kube-proxy,
-kube-controller-manager and kube-scheduler.
+kube-controller-manager, kube-scheduler and CoreDNS.
 
 Each setting that is not a default was the fix for a real failure on this project's machines
 (`LOCAL-CLUSTER.md` in the shared notes); the comments say which. `aiguillage.devtools.node.
@@ -18,10 +18,14 @@ from aiguillage.devtools.node.host import CNI_BIN_DIR
 from aiguillage.devtools.node.layout import BRIDGE, Layout
 
 __all__ = [
+    "COREDNS_RBAC",
+    "COREDNS_USER",
     "Ports",
     "cni_conflist",
     "containerd_config",
     "controller_manager_argv",
+    "coredns_argv",
+    "corefile",
     "kube_proxy_config",
     "kubelet_argv",
     "kubelet_config",
@@ -39,6 +43,7 @@ class Ports:
     proxy_metrics: int
     controller_manager: int
     scheduler: int
+    coredns_ready: int
 
 
 def gateway(network: ClusterNetwork) -> str:
@@ -143,13 +148,14 @@ def kubelet_config(layout: Layout, network: ClusterNetwork, ports: Ports, ca_cer
         "failSwapOn": False,
         # No CAP_SYS_RESOURCE: the kubelet cannot lower its own oom_score_adj.
         "oomScoreAdj": 0,
-        "podLogsDirectory": str(layout.pod_logs),
+        "podLogsDir": str(layout.pod_logs),
         # Default /usr/libexec/kubernetes/kubelet-plugins/volume/exec, which it would create.
         "volumePluginDir": str(layout.volume_plugin_dir),
-        # No cluster DNS and no host resolvers: a lookup in a pod fails at once rather than
-        # timing out on a server it cannot reach.
+        # The node's CoreDNS, on the bridge's address: Services by name, nothing else. No host
+        # resolvers: a lookup of an outside name fails at once rather than leaving the machine.
+        "clusterDNS": [gateway(network)],
+        "clusterDomain": CLUSTER_DOMAIN,
         "resolvConf": "",
-        "clusterDomain": "cluster.local",
         # A developer's disk is not a production node's: evict only when really full, and keep
         # the images `make images` loaded (they cannot be pulled back).
         "evictionHard": {
@@ -166,6 +172,56 @@ def kubelet_config(layout: Layout, network: ClusterNetwork, ports: Ports, ca_cer
         "maxPods": 110,
     }
     return json.dumps(config, indent=2)
+
+
+CLUSTER_DOMAIN = "cluster.local"
+COREDNS_USER = "aiguillage:coredns"
+
+COREDNS_RBAC: list[dict[str, Any]] = [
+    {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": COREDNS_USER},
+        "rules": [
+            {"apiGroups": [""], "resources": ["services", "namespaces"],
+             "verbs": ["list", "watch"]},
+            {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
+             "verbs": ["list", "watch"]},
+        ],
+    },
+    {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": COREDNS_USER},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": COREDNS_USER},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                      "name": COREDNS_USER}],
+    },
+]  # fmt: skip
+"""What CoreDNS's kubernetes plugin reads (what kubeadm grants ``system:coredns``)."""
+
+
+def corefile(layout: Layout, network: ClusterNetwork, ports: Ports) -> str:
+    """CoreDNS answering for Services (``<svc>.<ns>.svc.cluster.local``) and nothing else.
+
+    It listens on the bridge's address, where the kubelet points pods (``clusterDNS``); with
+    no ``forward`` plugin no query ever leaves the machine (other names get SERVFAIL at once).
+    """
+    return f""".:53 {{
+    bind {gateway(network)}
+    errors
+    ready 127.0.0.1:{ports.coredns_ready}
+    kubernetes {CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {{
+        kubeconfig {layout.kubeconfig("coredns")}
+    }}
+    cache 5
+}}
+"""
+
+
+def coredns_argv(coredns: Path, layout: Layout) -> list[str]:
+    return [str(coredns), "-conf", str(layout.config("Corefile"))]
 
 
 def kubelet_argv(

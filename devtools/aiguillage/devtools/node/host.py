@@ -32,8 +32,9 @@ NODE_BINARIES = (
     "kubelet",
     "kube-proxy",
     "kubectl",
+    "coredns",
 )
-"""Built by ``make k8s`` (``hack/build-k8s.sh``) from the pinned Go module."""
+"""Built by ``make k8s`` (``hack/build-k8s.sh``) from the pinned Go modules."""
 
 SYSTEM_TOOLS = {
     "containerd": "containerd",

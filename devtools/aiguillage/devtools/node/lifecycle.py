@@ -35,6 +35,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -58,9 +59,12 @@ _COMPONENT_USERS = {
     "kube-controller-manager": ("system:kube-controller-manager", None),
     "kube-scheduler": ("system:kube-scheduler", None),
     "kube-proxy": ("system:kube-proxy", None),
+    "coredns": (config.COREDNS_USER, None),
 }
 # Stopped in this order: nothing recreates pods once the controller-manager is gone.
-_STOP_ORDER = ("kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "containerd")
+_STOP_ORDER = (
+    "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "coredns", "containerd",
+)  # fmt: skip
 
 
 class NodeError(RuntimeError):
@@ -76,7 +80,7 @@ class Node:
         *,
         images: Sequence[images.ImageArchive] = (),
         log_dir: Path | None = None,
-        lock_path: Path = DEFAULT_LOCK_PATH,
+        lock: NodeLock | None = None,
         lock_timeout: float = 1800.0,
         start_timeout: float = 180.0,
         progress: Callable[[str], None] | None = None,
@@ -85,13 +89,16 @@ class Node:
 
         ``images`` are imported into containerd at start (the sandbox image is always
         imported). ``log_dir`` keeps the components' logs after the node is gone (default: in
-        its temporary root, removed at stop). ``lock_timeout`` is how long `start` waits for
-        another node on this machine to stop; ``progress`` receives one line per step.
+        its temporary root, removed at stop). ``lock`` is the machine-wide node lock (default
+        `DEFAULT_LOCK_PATH`); one the caller already holds is used as is and left held at stop.
+        ``lock_timeout`` is how long `start` waits for another node on this machine to stop;
+        ``progress`` receives one line per step.
         """
         self._bin_dir = bin_dir
         self._images = list(images)
         self._log_dir = log_dir
-        self._lock = NodeLock(lock_path)
+        self._lock = lock or NodeLock(DEFAULT_LOCK_PATH)
+        self._owns_lock = False
         self._lock_timeout = lock_timeout
         self._start_timeout = start_timeout
         self._progress = progress or (lambda line: log.info("%s", line))
@@ -127,17 +134,19 @@ class Node:
         with self._mutex:
             if self._layout is not None:
                 raise NodeError("node already started")
-            bin_dir = self._bin_dir or _find_bin_dir()
+            bin_dir = self._bin_dir or find_bin_dir()
             reasons = host.preflight(bin_dir)
             if reasons:
                 raise NodeError("a node cannot run here: " + "; ".join(reasons))
             assert bin_dir is not None
-            self._lock.acquire(
-                self._lock_timeout,
-                on_wait=lambda pid: self._progress(
-                    f"waiting for the node of PID {pid} to stop (one node per machine) ..."
-                ),
-            )
+            if not self._lock.held:
+                self._lock.acquire(
+                    self._lock_timeout,
+                    on_wait=lambda pid: self._progress(
+                        f"waiting for the node of PID {pid} to stop (one node per machine) ..."
+                    ),
+                )
+                self._owns_lock = True
             try:
                 sweep_dead_nodes(self._progress)
                 began = time.monotonic()
@@ -159,7 +168,7 @@ class Node:
         """
         with self._mutex:
             if self._layout is None:
-                self._lock.release()
+                self._release_lock()
                 return self.leftovers
             began = time.monotonic()
             layout = self._layout
@@ -180,8 +189,13 @@ class Node:
             for problem in self.leftovers:
                 log.warning("node teardown left: %s", problem)
             self.timings["stop"] = time.monotonic() - began
-            self._lock.release()
+            self._release_lock()
             return self.leftovers
+
+    def _release_lock(self) -> None:
+        if self._owns_lock:
+            self._lock.release()
+            self._owns_lock = False
 
     # -- what tests and make dev use -----------------------------------------------------------
 
@@ -259,6 +273,38 @@ class Node:
             raise NodeError("node not started")
         containerd.import_image(self._layout.containerd_socket, image.archive, image.name)
 
+    def serve_from_host(self, namespace: str, name: str, port: int) -> str:
+        """Make a server on this machine (listening on `host_ip`:``port``) a Service in the
+        cluster, and return its in-cluster URL, ``http://<name>.<namespace>.svc``.
+
+        The Service has no selector; its one endpoint is this machine, so pods reach the
+        server by name (the node's CoreDNS) through kube-proxy, as they would reach an
+        in-cluster model server. The namespace is created if needed.
+        """
+        service = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"ports": [{"name": "http", "port": 80, "targetPort": port}]},
+        }
+        endpoints = {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": f"{name}-host",
+                "namespace": namespace,
+                "labels": {"kubernetes.io/service-name": name},
+            },
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [self.host_ip], "conditions": {"ready": True}}],
+            "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
+        }
+        namespace_doc = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+        items = [namespace_doc, service, endpoints]
+        self.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                           "items": items}))  # fmt: skip
+        return f"http://{name}.{namespace}.svc"
+
     def api_get(self, path: str) -> dict[str, Any] | None:
         """``GET path`` on the API server as admin: the JSON body, or None if not found."""
         plane = self.plane
@@ -283,7 +329,7 @@ class Node:
     def _start(self, bin_dir: Path, layout: Layout, began: float) -> None:
         network = ClusterNetwork(node_ip=host.node_ip())
         self._network = network
-        ports = config.Ports(*spawning.free_ports("127.0.0.1", 6))
+        ports = config.Ports(*spawning.free_ports("127.0.0.1", 7))
         sandbox = images.built("pause")
         if sandbox is None:
             raise NodeError("the sandbox (pause) image is not built: run `make images`")
@@ -294,6 +340,9 @@ class Node:
         self._plane = ControlPlane(bin_dir, network=network, start_timeout=self._start_timeout)
         self._plane.start()
         self._write_credentials(layout, self._plane)
+        self._plane.kubectl("apply", "-f", "-", input=json.dumps(
+            {"apiVersion": "v1", "kind": "List", "items": config.COREDNS_RBAC}))  # fmt: skip
+        self._spawn(layout, "coredns", config.coredns_argv(bin_dir / "coredns", layout))
         self._wait("containerd", lambda: containerd.ready(layout.containerd_socket))
         for image in [sandbox, *self._images]:
             containerd.import_image(layout.containerd_socket, image.archive, image.name)
@@ -307,6 +356,7 @@ class Node:
         self._spawn(layout, "kube-proxy", config.kube_proxy_argv(bin_dir / "kube-proxy", layout))
         self._progress("waiting for the node to be Ready ...")
         self._wait("node Ready", self._node_ready)
+        self._wait("CoreDNS", lambda: _http_ok(f"http://127.0.0.1:{ports.coredns_ready}/ready"))
         self.timings["node_ready"] = time.monotonic() - began
         # Pods are admitted once their namespace has a ServiceAccount; the controller-manager
         # creates `default` a few seconds after the node is Ready.
@@ -329,6 +379,7 @@ class Node:
         layout.config("kube-proxy.json").write_text(
             config.kube_proxy_config(layout, network, ports, NODE_NAME)
         )
+        layout.config("Corefile").write_text(config.corefile(layout, network, ports))
         self._ports = ports
 
     def _write_credentials(self, layout: Layout, plane: ControlPlane) -> None:
@@ -442,6 +493,14 @@ def sweep_dead_nodes(progress: Callable[[str], None]) -> None:
             log.warning("cleaning up %s: %s", path, problem)
 
 
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except (OSError, http.client.HTTPException):
+        return False
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -452,7 +511,8 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _find_bin_dir() -> Path | None:
+def find_bin_dir() -> Path | None:
+    """The Kubernetes binaries directory, or None when they are not built."""
     try:
         return find_k8s_bin()
     except RuntimeError:

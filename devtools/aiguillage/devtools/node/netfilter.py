@@ -1,8 +1,11 @@
 """The node's iptables state: the guard that keeps pods' packets on this machine, and cleanup.
 
-The node adds one rule of its own: in ``FORWARD``, anything from the pod subnet that is not
-going out through the pods' bridge is dropped, so a pod can reach this machine and other pods
-but never a network beyond it (pods also get no default route; this is the second lock).
+The node adds one rule of its own: in the ``mangle`` table's ``FORWARD`` chain, anything from
+the pod subnet that is not going out through the pods' bridge is dropped, so a pod can reach
+this machine and other pods but never a network beyond it (pods also get no default route;
+this is the second lock). ``mangle`` is traversed before ``filter``, where kube-proxy puts its
+own rules first and accepts, among others, Service traffic DNATed to any endpoint: a Service
+whose endpoint is outside this machine would otherwise be a way out.
 kube-proxy and the kubelet add their ``KUBE-*`` chains and the CNI plugins ``CNI-*`` chains;
 `remove_node_rules` deletes all of them, and the jumps to them, from IPv4 and IPv6 tables in
 one ``iptables-restore`` per table. kube-proxy also creates named packet counters (``nfacct``
@@ -34,7 +37,7 @@ _COUNTERS = re.compile(r"\[\d+:\d+\]")
 def add_forward_guard(pod_cidr: str, bridge: str) -> None:
     """Drop forwarded packets from ``pod_cidr`` unless they leave through ``bridge``."""
     _iptables(
-        "iptables", "-I", "FORWARD", "1", "-s", pod_cidr, "!", "-o", bridge,
+        "iptables", "-t", "mangle", "-I", "FORWARD", "1", "-s", pod_cidr, "!", "-o", bridge,
         "-m", "comment", "--comment", GUARD_COMMENT, "-j", "DROP",
     )  # fmt: skip
 

@@ -39,6 +39,7 @@ NODE_PROCESS_NAMES = frozenset(
         "kube-proxy",
         "kube-controller-manager",
         "kube-scheduler",
+        "coredns",
         "pause",
     }
 )
@@ -151,10 +152,10 @@ def path_entries(path: Path, depth: int | None = None) -> frozenset[str] | None:
     for dirpath, dirnames, filenames in os.walk(path):
         relative = os.path.relpath(dirpath, path)
         level = 0 if relative == "." else relative.count(os.sep) + 1
-        if depth is not None and level + 1 >= depth:
-            dirnames[:] = []  # list this level's entries, descend no further
         for name in dirnames + filenames:
             entries.add(os.path.normpath(os.path.join(relative, name)))
+        if depth is not None and level + 1 >= depth:
+            dirnames[:] = []  # this level's entries are listed; descend no further
     return frozenset(entries)
 
 

@@ -1,0 +1,162 @@
+"""``make dev`` on the local node: the product as a platform team would run it, on this machine.
+
+It starts the node (`aiguillage.devtools.node.Node`) with the images of the working tree,
+``helm install``s the chart with them, applies ``examples/`` (the providers pointed at simulated
+EU and US providers running on this machine, where pods reach them), deploys the demo app (an
+openai-SDK program in a pod labelled for sidecar injection, `aiguillage.devtools.demo`) and
+prints the answers it gets and which provider served them. It stays up for ``kubectl`` until
+Ctrl-C, then tears everything down. `aiguillage.devtools.dev` chooses between this and the
+process mode, which needs no node.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aiguillage.devtools import demo, images
+from aiguillage.devtools.harness import LoopThread
+from aiguillage.devtools.node import Node
+from aiguillage.devtools.simulators.openai import OpenAISimulator
+from aiguillage.devtools.waiting import wait_for
+
+__all__ = ["DEMO_MODELS", "OPERATOR_NAMESPACE", "RELEASE", "example_documents", "run"]
+
+ROOT = Path(__file__).resolve().parents[3]
+NAMESPACE = "support"
+OPERATOR_NAMESPACE = "aiguillage-system"
+RELEASE = "aiguillage"
+SIMULATOR_NAMESPACE = "simulated-providers"
+DEMO_MODELS = ["summarizer", "sovereign-chat"]
+EXAMPLE_FILES = ("secrets.yaml", "providers.yaml", "routes.yaml")
+
+# The simulated providers, by the example provider each stands in for.
+SIMULATED = {
+    "mistral-eu": ("mistral-eu (simulated, FR)", "sk-demo-mistral"),
+    "openai-us": ("openai-us (simulated, US)", "sk-demo-openai"),
+}
+
+
+def example_documents(endpoints: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """The manifests of ``examples/``, AIProvider endpoints replaced from ``endpoints``."""
+    documents = []
+    for name in EXAMPLE_FILES:
+        for doc in yaml.safe_load_all((ROOT / "examples" / name).read_text()):
+            if not doc:
+                continue
+            provider = doc["metadata"]["name"] if doc.get("kind") == "AIProvider" else None
+            if endpoints and provider in endpoints:
+                doc["spec"]["endpoint"] = endpoints[provider]
+            documents.append(doc)
+    return documents
+
+
+def run(once: bool, stop: threading.Event, say: Callable[[str], None]) -> int:
+    """Run the demo on the node until ``stop`` is set (or the first answers, with ``once``)."""
+    began = time.monotonic()
+    workdir = ROOT / ".dev"
+    workdir.mkdir(exist_ok=True)
+    built = {kind: images.ensure(kind) for kind in ("pause", "aiguillage", "demo")}
+    product, demo_image = built["aiguillage"], built["demo"]
+    say(f"images: {product.name}, {demo_image.name} (built from this working tree)")
+    node = Node(images=[product, demo_image], log_dir=workdir / "node-logs", progress=say)
+    loop = LoopThread()
+    sims: dict[str, OpenAISimulator] = {}
+    try:
+        node.start()
+        say(
+            f"node Ready in {node.timings['node_ready']:.1f}s "
+            f"(kubelet, containerd, kube-proxy; logs: {workdir / 'node-logs'})"
+        )
+        (workdir / "pids").write_text("".join(f"{pid}\n" for pid in node.pids.values()))
+        endpoints = {}
+        for provider, (label, key) in SIMULATED.items():
+            sim = OpenAISimulator(label, host=node.host_ip, api_key=key)
+            loop.run(sim.start())
+            sims[provider] = sim
+            port = int(sim.url.rsplit(":", 1)[1])
+            url = node.serve_from_host(SIMULATOR_NAMESPACE, provider, port)
+            endpoints[provider] = f"{url}/v1"
+            say(f"simulated provider {label} at {sim.url}, in the cluster as {url}")
+        repository, tag = product.repository, product.tag
+        node.helm(
+            "install", RELEASE, str(ROOT / "charts" / "aiguillage"),
+            "--namespace", OPERATOR_NAMESPACE, "--create-namespace",
+            "--set", f"operator.image.repository={repository}",
+            "--set", f"operator.image.tag={tag}",
+            "--set", "operator.image.pullPolicy=Never",
+        )  # fmt: skip
+        say(f"helm install {RELEASE} charts/aiguillage (image {product.name})")
+        node.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(example_documents(endpoints)))
+        say("applied examples/ (providers pointed at the simulators)")
+        wait_for(
+            lambda: (
+                node.kubectl(
+                    "get", "configmap", "aiguillage-config", "-n", NAMESPACE, check=False
+                ).returncode
+                == 0
+            ),
+            timeout=180,
+            interval=0.5,
+            what="the operator's ConfigMap in namespace support",
+        )
+        injected = injection_served(node)
+        deployment = demo.demo_deployment(
+            NAMESPACE,
+            demo_image.name,
+            models=DEMO_MODELS,
+            sidecar_image=None if injected else product.name,
+        )
+        demo.deploy(node, deployment)
+        how = "injected by the operator" if injected else "declared in the Deployment"
+        say(f"demo app deployed in namespace {NAMESPACE} (sidecar {how})")
+        seen = 0
+        for answer in demo.wait_for_answers(node, NAMESPACE, DEMO_MODELS, timeout=240):
+            say(describe(answer))
+            seen += 1
+        say(f"first answers {time.monotonic() - began:.1f}s after `make dev` started")
+        if once:
+            return 0
+        kubectl = f"KUBECONFIG={node.kubeconfig_path} {node.bin_dir / 'kubectl'}"
+        say(f"kubectl:  {kubectl} get pods,air,aip -A")
+        say(f"demo app: {kubectl} logs -n {NAMESPACE} deploy/{demo.APP_NAME} -c app -f")
+        say("press Ctrl-C to stop everything")
+        while not stop.wait(5.0):
+            printed = [a for a in demo.answers(node, NAMESPACE)]
+            for answer in printed[seen:]:
+                say(describe(answer))
+            seen = max(seen, len(printed))
+        return 0
+    finally:
+        say("stopping ...")
+        for sim in sims.values():
+            loop.run(sim.stop())
+        loop.close()
+        left = node.stop()
+        if "stop" in node.timings:
+            verdict = "nothing left behind" if not left else f"left: {'; '.join(left)}"
+            say(f"node stopped in {node.timings['stop']:.1f}s, {verdict}")
+
+
+def injection_served(node: Node) -> bool:
+    """Whether the chart installed a mutating webhook (the operator injects sidecars)."""
+    out = node.kubectl(
+        "get", "mutatingwebhookconfigurations", "-l", f"app.kubernetes.io/instance={RELEASE}",
+        "-o", "name", check=False,
+    ).stdout  # fmt: skip
+    return bool(out.strip())
+
+
+def describe(answer: dict[str, Any]) -> str:
+    """One line saying what the demo app got for one model."""
+    if "answer" in answer:
+        return (
+            f'{answer["model"]}: "{answer["answer"]}" — via provider {answer["provider"]} '
+            f"({answer['location']}), attempts {answer['attempts']}"
+        )
+    return f"{answer.get('model')}: error {answer.get('status', '')} {answer.get('error')}"
