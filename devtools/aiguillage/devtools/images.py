@@ -82,6 +82,7 @@ _DEMO_INPUTS = (
     "hack/demo/Containerfile", "constraints.txt", "devtools/aiguillage/devtools/demo_app.py",
 )  # fmt: skip
 _PAUSE_INPUTS = ("hack/pause",)
+_ARCHIVE_FORMAT = "oci-archive, uncompressed layers"
 
 
 class ImageBuildError(RuntimeError):
@@ -196,13 +197,14 @@ def _ensure(kind: str, buildah: _Buildah, *, say: bool) -> ImageArchive:
 
 
 def _digest(kind: str, base: ImageArchive | None) -> str:
+    """The digest of what ``kind`` is built from (the archive's format included)."""
     if kind == "base":
         return inputs_digest((), DEBIAN_SUITE, *_BASE_PACKAGES, *_BASE_PURGE, *_BASE_EXCLUDES)
     if kind == "pause":
-        return inputs_digest(_PAUSE_INPUTS, "pause")
+        return inputs_digest(_PAUSE_INPUTS, _ARCHIVE_FORMAT)
     assert base is not None
     paths = _PRODUCT_INPUTS if kind == "aiguillage" else _DEMO_INPUTS
-    return inputs_digest(paths, base.digest)
+    return inputs_digest(paths, base.digest, _ARCHIVE_FORMAT)
 
 
 def _build_base(buildah: _Buildah, name: str) -> None:
@@ -291,7 +293,9 @@ class _Buildah:
         archive.parent.mkdir(parents=True, exist_ok=True)
         partial = archive.with_suffix(".partial")
         partial.unlink(missing_ok=True)
-        self.run("push", "--quiet", name, f"oci-archive:{partial}:{name}")
+        # Uncompressed: the node imports these archives at every start, and gunzip was most of
+        # that time; a registry push (the user's CI) compresses as usual.
+        self.run("push", "--quiet", "--disable-compression", name, f"oci-archive:{partial}:{name}")
         partial.replace(archive)
 
     def remove(self, name: str) -> None:

@@ -56,7 +56,7 @@ def containerd_config(layout: Layout, sandbox_image: str) -> str:
     """containerd 1.6's config (version 2), keeping every file under the node's root."""
     root = layout.containerd_dir
     return f"""version = 2
-root = "{root / "root"}"
+root = "{layout.containerd_root}"
 state = "{root / "state"}"
 # Plugins that would write outside the node's root (/opt/containerd) or probe for filesystems
 # this machine has not got.

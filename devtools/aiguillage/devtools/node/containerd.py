@@ -8,10 +8,20 @@ fully qualified name pods use (the kubelet normalises ``local/x`` to ``docker.io
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from pathlib import Path
 
-__all__ = ["CRI_NAMESPACE", "ContainerdError", "ctr", "image_names", "import_image", "ready"]
+__all__ = [
+    "CRI_NAMESPACE",
+    "ContainerdError",
+    "ctr",
+    "image_names",
+    "import_image",
+    "prune_images",
+    "purge_containers",
+    "ready",
+]
 
 CRI_NAMESPACE = "k8s.io"
 
@@ -52,6 +62,41 @@ def import_image(socket: Path, archive: Path, name: str) -> None:
         if not imported:
             raise ContainerdError(f"importing {archive} made no image named {repository}")
         ctr(socket, "images", "tag", "--force", imported[0], name)
+
+
+def purge_containers(socket: Path) -> int:
+    """Kill and delete every task and container (and its snapshot); return how many there were.
+
+    The image store outlives the node: what ran in it must not be found by the next one.
+    """
+    tasks = [line.split()[0] for line in ctr(socket, "tasks", "list").splitlines()[1:] if line]
+    for task in tasks:
+        with contextlib.suppress(ContainerdError):
+            ctr(socket, "tasks", "kill", "--signal", "SIGKILL", task, timeout=30)
+    for task in tasks:
+        with contextlib.suppress(ContainerdError):
+            ctr(socket, "tasks", "delete", "--force", task, timeout=30)
+    containers = ctr(socket, "containers", "list", "--quiet").split()
+    if containers:
+        with contextlib.suppress(ContainerdError):
+            ctr(socket, "containers", "delete", *containers, timeout=60)
+    return len(containers)
+
+
+def prune_images(socket: Path, keep: set[str]) -> list[str]:
+    """Delete every image but those named in ``keep``; return the names deleted.
+
+    An image is known by several names (its tag, its digest, and the CRI plugin's
+    ``sha256:<config>`` id), all pointing at the same manifest: every name of a kept manifest
+    stays. containerd's garbage collector then frees what no name holds any more.
+    """
+    rows = [line.split() for line in ctr(socket, "images", "list").splitlines()[1:]]
+    manifests = {row[0]: row[2] for row in rows if len(row) > 2}  # name -> manifest digest
+    kept = {manifests[name] for name in keep if name in manifests}
+    stale = [name for name, digest in manifests.items() if digest not in kept]
+    if stale:
+        ctr(socket, "images", "delete", *stale)
+    return stale
 
 
 def image_names(socket: Path) -> list[str]:

@@ -1,9 +1,12 @@
 """Where a node keeps its files: one temporary root per node, nothing in the machine's defaults.
 
-Every component gets its state under the root (containerd ``--root``/``--state`` and its own
-socket, the kubelet's ``--root-dir`` and ``--cert-dir``, the CNI configuration and IP
-allocations, pod logs), so a node never reads or writes ``/var/lib/containerd``,
-``/var/lib/kubelet``, ``/etc/cni`` or ``/var/lib/cni/networks``. The few paths the components
+Every component gets its state under the root (containerd's state and its own socket, the
+kubelet's ``--root-dir`` and ``--cert-dir``, the CNI configuration and IP allocations, pod
+logs), so a node never reads or writes ``/var/lib/containerd``, ``/var/lib/kubelet``,
+``/etc/cni`` or ``/var/lib/cni/networks``. The one thing kept from a node to the next is
+containerd's image store (``image_store``, in the cache next to the image archives, like a
+real node's image cache): importing and unpacking the images was most of a warm start; the
+node empties it of containers at every stop and start. The few paths the components
 hard-code (`HARD_CODED_PATHS`) are handled by `aiguillage.devtools.node.teardown`.
 """
 
@@ -34,6 +37,13 @@ class Layout:
     """The paths under one node's root directory."""
 
     root: Path
+    image_store: Path | None = None
+    """containerd's ``root`` (content, snapshots, metadata), kept across nodes; None: under
+    `root`, removed with it."""
+
+    @property
+    def containerd_root(self) -> Path:
+        return self.image_store or self.containerd_dir / "root"
 
     @property
     def owner_file(self) -> Path:

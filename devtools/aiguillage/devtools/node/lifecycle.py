@@ -54,6 +54,12 @@ log = logging.getLogger("aiguillage.devtools.node")
 
 NODE_NAME = "aiguillage-node"
 
+
+def image_store_dir() -> Path:
+    """containerd's image store, kept between nodes in the cache next to the image archives."""
+    return images.cache_dir().parent / "node" / "containerd"
+
+
 # The identities of the node's components, as the API server's bootstrap RBAC knows them.
 _COMPONENT_USERS = {
     "kube-controller-manager": ("system:kube-controller-manager", None),
@@ -110,8 +116,9 @@ class Node:
         self._before: residue.MachineState | None = None
         self._ports: config.Ports | None = None
         self.timings: dict[str, float] = {}
-        """Seconds: ``node_ready`` (start to node Ready), ``start`` (to pods admitted),
-        ``stop``. Filled in as they happen."""
+        """Seconds since `start` began: ``control_plane`` (API server ready),
+        ``images_imported``, ``node_ready`` (the node's Ready condition), ``start`` (pods are
+        admitted); and ``stop`` (how long the last stop took). Filled in as they happen."""
         self.leftovers: list[str] = []
         """What the last `stop` could not remove (empty after a clean teardown)."""
 
@@ -151,7 +158,7 @@ class Node:
                 sweep_dead_nodes(self._progress)
                 began = time.monotonic()
                 self._before = residue.snapshot()
-                layout = Layout(Path(tempfile.mkdtemp(prefix=ROOT_PREFIX)))
+                layout = Layout(Path(tempfile.mkdtemp(prefix=ROOT_PREFIX)), image_store_dir())
                 self._layout = layout
                 layout.owner_file.write_text(f"{os.getpid()}\n")
                 teardown.MachineRecord.take().save(layout)
@@ -174,6 +181,8 @@ class Node:
             layout = self._layout
             self._delete_pods()
             for name in _STOP_ORDER:
+                if name == "containerd":
+                    self._purge_image_store(layout)
                 spawning.terminate(self._processes.pop(name, None), 10.0)
             if self._plane is not None:
                 self._cleanup_kube_proxy()
@@ -336,16 +345,27 @@ class Node:
         self._write_files(layout, network, ports, sandbox.name)
         self._progress(f"starting containerd and the control plane on {network.node_ip} ...")
         self._prepare_network(network)
-        self._spawn(layout, "containerd", ["containerd", f"--config={layout.containerd_config}"])
+        containerd_argv = ["containerd", f"--config={layout.containerd_config}"]
+        self._spawn(layout, "containerd", containerd_argv)
         self._plane = ControlPlane(bin_dir, network=network, start_timeout=self._start_timeout)
         self._plane.start()
+        self.timings["control_plane"] = time.monotonic() - began
         self._write_credentials(layout, self._plane)
         self._plane.kubectl("apply", "-f", "-", input=json.dumps(
             {"apiVersion": "v1", "kind": "List", "items": config.COREDNS_RBAC}))  # fmt: skip
         self._spawn(layout, "coredns", config.coredns_argv(bin_dir / "coredns", layout))
         self._wait("containerd", lambda: containerd.ready(layout.containerd_socket))
-        for image in [sandbox, *self._images]:
-            containerd.import_image(layout.containerd_socket, image.archive, image.name)
+        if containerd.purge_containers(layout.containerd_socket):
+            # A node killed before its stop left containers in the image store; containerd's
+            # CRI plugin read them at start: restart it so that the kubelet never sees them.
+            spawning.terminate(self._processes.pop("containerd"), 10.0)
+            self._spawn(layout, "containerd", containerd_argv)
+            self._wait("containerd", lambda: containerd.ready(layout.containerd_socket))
+        wanted = [sandbox, *self._images]
+        containerd.prune_images(layout.containerd_socket, {image.name for image in wanted})
+        self._import_images(layout, [sandbox])
+        # The others are imported while the node starts (only sandboxes need one before).
+        importing = _Background(self._import_images, layout, self._images, began)
         pki_dir = self._plane.workdir
         self._spawn(layout, "kube-controller-manager", config.controller_manager_argv(
             bin_dir / "kube-controller-manager", layout, pki_dir, ports, network))  # fmt: skip
@@ -364,7 +384,19 @@ class Node:
             "the default ServiceAccount",
             lambda: self.api_get("/api/v1/namespaces/default/serviceaccounts/default"),
         )
+        importing.join(self._start_timeout)
         self.timings["start"] = time.monotonic() - began
+
+    def _import_images(
+        self, layout: Layout, wanted: Sequence[images.ImageArchive], began: float | None = None
+    ) -> None:
+        """Import what the image store lacks (an image's name says its content: a digest)."""
+        present = set(containerd.image_names(layout.containerd_socket))
+        for image in wanted:
+            if image.name not in present:
+                containerd.import_image(layout.containerd_socket, image.archive, image.name)
+        if began is not None:
+            self.timings["images_imported"] = time.monotonic() - began
 
     def _write_files(
         self, layout: Layout, network: ClusterNetwork, ports: config.Ports, sandbox: str
@@ -470,6 +502,14 @@ class Node:
                 "--timeout=60s", "--ignore-not-found", check=False, timeout=90,
             )  # fmt: skip
 
+    def _purge_image_store(self, layout: Layout) -> None:
+        """Leave only images in the store the next node reuses (best effort: the next start
+        purges again, and restarts containerd if it had to)."""
+        proc = self._processes.get("containerd")
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(containerd.ContainerdError):
+                containerd.purge_containers(layout.containerd_socket)
+
     def _cleanup_kube_proxy(self) -> None:
         """kube-proxy's own clean-up of its iptables (and nftables) state."""
         binary = self.plane.bin_dir / "kube-proxy"
@@ -477,10 +517,33 @@ class Node:
             subprocess.run([str(binary), "--cleanup"], capture_output=True, timeout=60, check=False)
 
 
+class _Background:
+    """A function run in a thread, whose exception `join` re-raises in the caller."""
+
+    def __init__(self, function: Callable[..., None], *args: Any) -> None:
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                function(*args)
+            except BaseException as exc:  # re-raised by join
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, name="aiguillage-node-images", daemon=True)
+        self._thread.start()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise NodeError(f"importing the images took more than {timeout:.0f}s")
+        if self._error is not None:
+            raise self._error
+
+
 def sweep_dead_nodes(progress: Callable[[str], None]) -> None:
     """Clean up after nodes whose owner died without stopping them (call with the lock held)."""
     for path in Path(tempfile.gettempdir()).glob(f"{ROOT_PREFIX}*"):
-        layout = Layout(path)
+        layout = Layout(path, image_store_dir())
         try:
             owner = int(layout.owner_file.read_text())
         except (OSError, ValueError):

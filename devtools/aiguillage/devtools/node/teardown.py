@@ -130,7 +130,8 @@ def _pids_mentioning(text: bytes) -> set[int]:
 
 def _unmount(layout: Layout) -> list[str]:
     """Detach every mount under the node's root and the runtime's hard-coded directories."""
-    prefixes = tuple(_prefix(p) for p in (layout.root, *HARD_CODED_PATHS))
+    paths = [layout.root, *HARD_CODED_PATHS, *([layout.image_store] if layout.image_store else [])]
+    prefixes = tuple(_prefix(p) for p in paths)
     libc = ctypes.CDLL(None, use_errno=True)
     for _attempt in range(5):
         points = [p for p in residue.mount_points() if p.startswith(prefixes)]
