@@ -45,12 +45,15 @@ NODE_PROCESS_NAMES = frozenset(
 )
 """Programs only a node runs on this machine (one node at a time: see `lock`)."""
 
-WATCHED_DIRECTORIES = (
-    Path("/etc"), Path("/opt"), Path("/usr/libexec"), Path("/usr/local"), Path("/var/lib"),
-    Path("/var/log"), Path("/run/containerd"),
+DEFAULT_PATHS = (
+    Path("/etc/cni"), Path("/etc/containerd"), Path("/etc/kubernetes"), Path("/opt/cni"),
+    Path("/opt/containerd"), Path("/usr/libexec/kubernetes"), Path("/var/lib/containerd"),
+    Path("/var/lib/kubelet"), Path("/var/lib/kube-proxy"), Path("/var/log/pods"),
+    Path("/run/kubernetes"),
 )  # fmt: skip
-"""Where a component with a forgotten default would write (two levels deep are compared):
-the kubelet's flex-volume directory under /usr/libexec was found this way."""
+"""Where Kubernetes components, containerd and CNI write by default; the node points each
+elsewhere, and a forgotten default shows up here (the kubelet's flex-volume directory under
+/usr/libexec and its pod logs under /var/log/pods were found this way)."""
 
 _BUILTIN_CHAINS = frozenset({"INPUT", "OUTPUT", "FORWARD", "PREROUTING", "POSTROUTING"})
 
@@ -81,7 +84,7 @@ def snapshot() -> MachineState:
         sysctls=sysctls.snapshot(),
         paths={
             **{str(path): path_entries(path) for path in HARD_CODED_PATHS},
-            **{str(path): path_entries(path, depth=2) for path in WATCHED_DIRECTORIES},
+            **{str(path): path_entries(path) for path in DEFAULT_PATHS},
         },
     )
 
@@ -143,19 +146,14 @@ def kubepods_cgroups() -> list[Path]:
     return [m / "kubepods" for m in cgroup_mounts() if (m / "kubepods").is_dir()]
 
 
-def path_entries(path: Path, depth: int | None = None) -> frozenset[str] | None:
-    """Every file and directory under ``path`` (relative; at most ``depth`` levels down), or
-    None if it does not exist."""
+def path_entries(path: Path) -> frozenset[str] | None:
+    """Every file and directory under ``path`` (relative), or None if it does not exist."""
     if not path.exists():
         return None
     entries = set()
     for dirpath, dirnames, filenames in os.walk(path):
-        relative = os.path.relpath(dirpath, path)
-        level = 0 if relative == "." else relative.count(os.sep) + 1
         for name in dirnames + filenames:
-            entries.add(os.path.normpath(os.path.join(relative, name)))
-        if depth is not None and level + 1 >= depth:
-            dirnames[:] = []  # this level's entries are listed; descend no further
+            entries.add(os.path.relpath(os.path.join(dirpath, name), path))
     return frozenset(entries)
 
 
