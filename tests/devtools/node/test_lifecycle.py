@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -206,3 +207,55 @@ def test_teardown_leaves_nothing(node_session: NodeSession, tmp_path: Path) -> N
     assert [name for name, pid in pids.items() if Path(f"/proc/{pid}").exists()] == []
     assert not root.exists()
     NodeSession.timings["teardown_test_stop"] = node.timings["stop"]
+
+
+KILLED_OWNER = """
+import sys, time
+from pathlib import Path
+from aiguillage.devtools import images
+from aiguillage.devtools.node import Node
+from tests.devtools.node.test_lifecycle import start_sleeper
+product = images.built("aiguillage")
+node = Node(images=[product], log_dir=Path(sys.argv[1]))
+node.start()
+start_sleeper(node, product.name)
+print("running", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_node_whose_owner_was_killed_is_cleaned_up_by_the_next_start(
+    node_session: NodeSession, tmp_path: Path
+) -> None:
+    """SIGKILL leaves shims, pods, mounts, links, chains and cgroups; the next start sweeps."""
+    node_session.stop()
+    product = images.ensure("aiguillage", say=False)
+    lock = NodeLock(DEFAULT_LOCK_PATH)
+    lock.acquire(timeout=1800)
+    before = residue.snapshot()
+    lock.release()
+    owner = subprocess.Popen(
+        [sys.executable, "-c", KILLED_OWNER, str(tmp_path)],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[3],
+    )  # fmt: skip
+    try:
+        assert owner.stdout is not None
+        assert owner.stdout.readline().strip() == "running"
+    finally:
+        owner.kill()
+        owner.wait(30)
+    lock.acquire(timeout=1800)
+    try:
+        orphaned = " ".join(residue.leftovers(before, residue.snapshot()))
+        for left in ("process: containerd-shim-runc-v2", "link: cni0", "/kubepods"):
+            assert left in orphaned, f"{left!r}: the kill left less than expected: {orphaned}"
+        node = Node(images=[product], lock=lock, log_dir=tmp_path / "next")
+        try:
+            node.start()  # sweeps what the killed owner left
+        finally:
+            left = node.stop()
+        after = residue.snapshot()
+    finally:
+        lock.release()
+    assert left == []
+    assert residue.leftovers(before, after) == []
