@@ -105,6 +105,12 @@ def node(node_session: NodeSession) -> Node:
     return node_session.get()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that start a node of their own (marker ``own_node``) run before the others, so
+    that the session's node starts once, after them, instead of being stopped and restarted."""
+    items.sort(key=lambda item: item.get_closest_marker("own_node") is None)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     timings = NodeSession.timings
     if timings:

@@ -25,6 +25,7 @@ def test_example_providers_are_pointed_at_the_given_endpoints() -> None:
 
 @pytest.mark.e2e
 @pytest.mark.node
+@pytest.mark.own_node
 def test_make_dev_on_the_node_prints_answers_and_leaves_nothing(
     node_session: NodeSession,
 ) -> None:

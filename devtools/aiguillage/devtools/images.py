@@ -82,7 +82,6 @@ _DEMO_INPUTS = (
     "hack/demo/Containerfile", "constraints.txt", "devtools/aiguillage/devtools/demo_app.py",
 )  # fmt: skip
 _PAUSE_INPUTS = ("hack/pause",)
-_ARCHIVE_FORMAT = "oci-archive, uncompressed layers"
 
 
 class ImageBuildError(RuntimeError):
@@ -197,14 +196,58 @@ def _ensure(kind: str, buildah: _Buildah, *, say: bool) -> ImageArchive:
 
 
 def _digest(kind: str, base: ImageArchive | None) -> str:
-    """The digest of what ``kind`` is built from (the archive's format included)."""
+    """The digest of what ``kind`` is built from."""
     if kind == "base":
         return inputs_digest((), DEBIAN_SUITE, *_BASE_PACKAGES, *_BASE_PURGE, *_BASE_EXCLUDES)
     if kind == "pause":
-        return inputs_digest(_PAUSE_INPUTS, _ARCHIVE_FORMAT)
+        return inputs_digest(_PAUSE_INPUTS)
     assert base is not None
     paths = _PRODUCT_INPUTS if kind == "aiguillage" else _DEMO_INPUTS
-    return inputs_digest(paths, base.digest, _ARCHIVE_FORMAT)
+    return inputs_digest(paths, base.digest)
+
+
+def report(kind: str) -> str:
+    """What the built image ``kind`` is made of: ``du`` by directory, site-packages apart."""
+    image = built(kind)
+    if image is None:
+        raise ImageBuildError(f"image {kind} is not built: run `make images`")
+    with _Buildah() as buildah:
+        lines = [f"{image.name}"]
+        container = buildah.run("from", "--quiet", "--pull-never", image.name).strip()
+        try:
+            root = Path(buildah.run("mount", container).strip())
+            lines += _du(root, ["usr/lib", "usr/bin", "usr/share", "etc", "var", "opt"], depth=1)
+            lines += [] if len(lines) > 1 else _du(root, ["."], depth=1)  # FROM scratch: pause
+            site = next(iter((root / "opt" / "aiguillage" / "lib").glob("python3*")), None)
+            if site is not None:
+                lines.append("site-packages:")
+                lines += _du(site / "site-packages", ["."], depth=1, top=15)
+        finally:
+            buildah.run("umount", container, check=False)
+            buildah.run("rm", container, check=False)
+    return "\n".join(lines)
+
+
+def _du(root: Path, paths: Sequence[str], *, depth: int, top: int = 0) -> list[str]:
+    """``du -s`` of each path, or of its children (``depth`` 1), biggest first."""
+    targets = []
+    for relative in paths:
+        path = root / relative
+        if not path.exists():
+            continue
+        children = sorted(path.iterdir()) if depth else [path]
+        targets += [c for c in children if not c.is_symlink()]
+    if not targets:
+        return []
+    out = _run(["du", "-s", "--block-size=1K", *map(str, targets)], "du")
+    rows = sorted(
+        ((int(size), Path(name).relative_to(root)) for size, name in
+         (line.split("\t", 1) for line in out.splitlines())),
+        reverse=True,
+    )  # fmt: skip
+    if top:
+        rows = rows[:top]
+    return [f"  {size / 1024:7.1f} MiB  {name}" for size, name in rows if size >= 512]
 
 
 def _build_base(buildah: _Buildah, name: str) -> None:
@@ -286,16 +329,14 @@ class _Buildah:
             # pip inside the build must trust what this machine trusts (a TLS-intercepting
             # proxy's CA, say); mounted for the RUN steps only, never part of the image.
             argv += ["--volume", f"{ca_bundle}:/tmp/host-ca.crt:ro"]
-            argv += ["--build-arg", "PIP_CERT=/tmp/host-ca.crt"]
+            argv += ["--build-arg", "CA_BUNDLE=/tmp/host-ca.crt"]
         self.run(*argv, str(context))
 
     def push(self, name: str, archive: Path) -> None:
         archive.parent.mkdir(parents=True, exist_ok=True)
         partial = archive.with_suffix(".partial")
         partial.unlink(missing_ok=True)
-        # Uncompressed: the node imports these archives at every start, and gunzip was most of
-        # that time; a registry push (the user's CI) compresses as usual.
-        self.run("push", "--quiet", "--disable-compression", name, f"oci-archive:{partial}:{name}")
+        self.run("push", "--quiet", name, f"oci-archive:{partial}:{name}")
         partial.replace(archive)
 
     def remove(self, name: str) -> None:
@@ -373,6 +414,7 @@ def _run(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("kinds", nargs="*", metavar="KIND", help=f"of {', '.join(KINDS)} (all)")
+    parser.add_argument("--report", action="store_true", help="show what each image holds")
     args = parser.parse_args(argv)
     unknown = [kind for kind in args.kinds if kind not in KINDS]
     if unknown:
@@ -382,6 +424,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             image = ensure(kind)
             where = image.archive if kind != "base" else "buildah storage"
             print(f"{kind}: {image.name} ({where})")
+            if args.report:
+                print(report(kind))
     except ImageBuildError as exc:
         print(f"make images: {exc}", file=sys.stderr)
         return 1

@@ -177,6 +177,7 @@ def test_components_read_their_configuration_strictly(node_session: NodeSession)
         assert "strict decoding error" not in log, component
 
 
+@pytest.mark.own_node
 def test_teardown_leaves_nothing(node_session: NodeSession, tmp_path: Path) -> None:
     """Start a node, run a pod, stop: no process, mount, link, chain, cgroup or sysctl left."""
     node_session.stop()  # the session's node, if an earlier test started one
@@ -224,6 +225,7 @@ time.sleep(600)
 """
 
 
+@pytest.mark.own_node
 def test_a_node_whose_owner_was_killed_is_cleaned_up_by_the_next_start(
     node_session: NodeSession, tmp_path: Path
 ) -> None:
