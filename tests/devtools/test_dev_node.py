@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from aiguillage.devtools import dev_node
+from aiguillage.devtools import dev_node, images
 from tests.conftest import NodeSession
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,8 +19,18 @@ def test_example_providers_are_pointed_at_the_given_endpoints() -> None:
     documents = dev_node.example_documents({"mistral-eu": "http://mistral-eu.sims.svc/v1"})
     providers = {d["metadata"]["name"]: d for d in documents if d["kind"] == "AIProvider"}
     assert providers["mistral-eu"]["spec"]["endpoint"] == "http://mistral-eu.sims.svc/v1"
-    assert providers["openai-us"]["spec"]["endpoint"] == "http://127.0.0.1:18102/v1"  # untouched
-    assert {d["kind"] for d in documents} >= {"Namespace", "Secret", "AIProvider", "AIRoute"}
+    assert providers["openai-us"]["spec"]["endpoint"] != "http://mistral-eu.sims.svc/v1"
+    kinds = [d["kind"] for d in documents]
+    assert set(kinds) >= {"Namespace", "Secret", "AIProvider", "AIRoute"}
+    assert kinds.index("AIRoute") > kinds.index("AIProvider") > kinds.index("Namespace")
+
+
+def test_the_chart_is_given_the_built_image() -> None:
+    image = images.ImageArchive("aiguillage", "localhost/aiguillage:0123", Path("x"), "0123", 0)
+    values = dev_node.chart_image_values(image)
+    assert values[1].endswith("image.repository=localhost/aiguillage")
+    assert values[3].endswith("image.tag=0123")
+    assert values[5].endswith("image.pullPolicy=Never")
 
 
 @pytest.mark.e2e

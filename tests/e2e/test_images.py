@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from aiguillage.devtools import demo, images
+from aiguillage.devtools.dev_node import chart_image_values
 from aiguillage.devtools.harness import LoopThread
 from aiguillage.devtools.node import Node
 from aiguillage.devtools.simulators.bedrock import BedrockSimulator
@@ -65,10 +66,7 @@ def installed(node_session: Any) -> Iterator[Installed]:
                  *(f"{k}={v}" for k, v in RESTRICTED_NAMESPACE_LABELS.items()))  # fmt: skip
     node.helm(
         "install", "aiguillage", str(ROOT / "charts" / "aiguillage"),
-        "--namespace", OPERATOR_NAMESPACE,
-        "--set", f"operator.image.repository={image.repository}",
-        "--set", f"operator.image.tag={image.tag}",
-        "--set", "operator.image.pullPolicy=Never",
+        "--namespace", OPERATOR_NAMESPACE, *chart_image_values(image),
         "--wait", "--timeout", "180s",
     )  # fmt: skip
     result = Installed(node, image)

@@ -25,7 +25,14 @@ from aiguillage.devtools.node import Node
 from aiguillage.devtools.simulators.openai import OpenAISimulator
 from aiguillage.devtools.waiting import wait_for
 
-__all__ = ["DEMO_MODELS", "OPERATOR_NAMESPACE", "RELEASE", "example_documents", "run"]
+__all__ = [
+    "DEMO_MODELS",
+    "OPERATOR_NAMESPACE",
+    "RELEASE",
+    "chart_image_values",
+    "example_documents",
+    "run",
+]
 
 ROOT = Path(__file__).resolve().parents[3]
 NAMESPACE = "support"
@@ -33,7 +40,8 @@ OPERATOR_NAMESPACE = "aiguillage-system"
 RELEASE = "aiguillage"
 SIMULATOR_NAMESPACE = "simulated-providers"
 DEMO_MODELS = ["summarizer", "sovereign-chat"]
-EXAMPLE_FILES = ("secrets.yaml", "providers.yaml", "routes.yaml")
+# What `examples/` holds for the cluster itself (Argo CD's manifests are for Argo CD).
+EXAMPLE_KINDS = ("Namespace", "Secret", "AIProvider", "AIRoute", "AIPolicy")
 
 # The simulated providers, by the example provider each stands in for.
 SIMULATED = {
@@ -43,17 +51,30 @@ SIMULATED = {
 
 
 def example_documents(endpoints: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    """The manifests of ``examples/``, AIProvider endpoints replaced from ``endpoints``."""
+    """The manifests of ``examples/`` (every YAML file, recursively), namespaces first, with
+    AIProvider endpoints replaced from ``endpoints``."""
     documents = []
-    for name in EXAMPLE_FILES:
-        for doc in yaml.safe_load_all((ROOT / "examples" / name).read_text()):
-            if not doc:
+    for path in sorted((ROOT / "examples").rglob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not isinstance(doc, dict) or doc.get("kind") not in EXAMPLE_KINDS:
                 continue
             provider = doc["metadata"]["name"] if doc.get("kind") == "AIProvider" else None
             if endpoints and provider in endpoints:
                 doc["spec"]["endpoint"] = endpoints[provider]
             documents.append(doc)
-    return documents
+    return sorted(documents, key=lambda doc: EXAMPLE_KINDS.index(doc["kind"]))
+
+
+def chart_image_values(image: images.ImageArchive) -> list[str]:
+    """``--set`` arguments making the chart run ``image`` (the values' layout has moved from
+    ``operator.image`` to a top-level ``image`` shared with the sidecar: follow the chart)."""
+    values = yaml.safe_load((ROOT / "charts" / "aiguillage" / "values.yaml").read_text())
+    prefix = "image" if "image" in values else "operator.image"
+    return [
+        "--set", f"{prefix}.repository={image.repository}",
+        "--set", f"{prefix}.tag={image.tag}",
+        "--set", f"{prefix}.pullPolicy=Never",
+    ]  # fmt: skip
 
 
 def run(once: bool, stop: threading.Event, say: Callable[[str], None]) -> int:
@@ -83,13 +104,10 @@ def run(once: bool, stop: threading.Event, say: Callable[[str], None]) -> int:
             url = node.serve_from_host(SIMULATOR_NAMESPACE, provider, port)
             endpoints[provider] = f"{url}/v1"
             say(f"simulated provider {label} at {sim.url}, in the cluster as {url}")
-        repository, tag = product.repository, product.tag
         node.helm(
             "install", RELEASE, str(ROOT / "charts" / "aiguillage"),
             "--namespace", OPERATOR_NAMESPACE, "--create-namespace",
-            "--set", f"operator.image.repository={repository}",
-            "--set", f"operator.image.tag={tag}",
-            "--set", "operator.image.pullPolicy=Never",
+            *chart_image_values(product),
         )  # fmt: skip
         say(f"helm install {RELEASE} charts/aiguillage (image {product.name})")
         node.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(example_documents(endpoints)))
