@@ -24,6 +24,13 @@ from tests.conftest import NodeSession
 
 pytestmark = [pytest.mark.e2e, pytest.mark.node]
 
+NODE_SYSCTLS = {
+    "net/ipv4/ip_forward": "1",  # the bridge plugin (isGateway)
+    "vm/overcommit_memory": "1",  # the kubelet
+    "kernel/panic": "10",
+    "kernel/panic_on_oops": "1",
+}
+
 PROBE = """
 import json, os, socket, ssl, urllib.request
 out = {}
@@ -193,10 +200,21 @@ def test_teardown_leaves_nothing(node_session: NodeSession, tmp_path: Path) -> N
             pids, root = dict(node.pids), node.root
             start_sleeper(node, product.name)
             busy = " ".join(residue.leftovers(before, residue.snapshot()))
-            # The check sees every kind of thing a node makes (so its silence below means it).
-            for made in ("process: kubelet", "process: containerd-shim-runc-v2", "link: cni0",
-                         "/kubepods", "KUBE-SERVICES", "mount: ", "sysctl: net/ipv4/ip_forward",
-                         "nfacct object: "):  # fmt: skip
+            # The check sees every kind of thing a node makes (so its silence below means it),
+            # sysctls included: those the kubelet and the bridge plugin set, unless they already
+            # had that value.
+            changed = [f"sysctl: {path}" for path, value in NODE_SYSCTLS.items()
+                       if before.sysctls.get(path) != value]  # fmt: skip
+            for made in (
+                "process: kubelet",
+                "process: containerd-shim-runc-v2",
+                "link: cni0",
+                "/kubepods",
+                "KUBE-SERVICES",
+                "mount: ",
+                "nfacct object: ",
+                *changed,
+            ):
                 assert made in busy, f"{made!r} not seen while the node runs: {busy}"
         finally:
             left = node.stop()
