@@ -57,12 +57,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from aiguillage.devtools import components, pki, spawning
+from aiguillage.devtools.cache import cache_root
 from aiguillage.devtools.components import SERVICE_CLUSTER_IP_RANGE, ClusterNetwork
 from aiguillage.devtools.kubeclient import KubectlError, run_kubectl, write_kubeconfig
+from aiguillage.devtools.started import Started
 
 __all__ = [
     "ADMIN_GROUP",
@@ -109,13 +109,7 @@ def find_k8s_bin() -> Path:
         bin_dir = Path(configured).expanduser()
         origin = f"${BIN_DIR_ENV}"
     else:
-        cache = os.environ.get("AIGUILLAGE_CACHE")
-        if cache:
-            cache_dir = Path(cache).expanduser()
-        else:
-            xdg = os.environ.get("XDG_CACHE_HOME")
-            cache_dir = (Path(xdg) if xdg else Path.home() / ".cache") / "aiguillage"
-        bin_dir = cache_dir / f"bin-{K8S_VERSION}"
+        bin_dir = cache_root() / f"bin-{K8S_VERSION}"
         origin = "the default cache directory"
     missing = [
         name
@@ -130,7 +124,7 @@ def find_k8s_bin() -> Path:
     return bin_dir.resolve()
 
 
-class ControlPlane:
+class ControlPlane(Started):
     """etcd plus kube-apiserver on loopback, with an admin kubeconfig.
 
     Use it as a context manager, or call `start()` and `stop()`. After `stop()` it can be
@@ -171,18 +165,6 @@ class ControlPlane:
         self._start_seconds: float | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         """Generate credentials, start etcd and kube-apiserver, and wait until the API serves."""

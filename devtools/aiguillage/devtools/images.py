@@ -37,6 +37,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from aiguillage.devtools.cache import cache_root
+
 __all__ = [
     "KINDS",
     "ImageArchive",
@@ -108,14 +110,8 @@ class ImageArchive:
 
 
 def cache_dir() -> Path:
-    """``${AIGUILLAGE_CACHE:-${XDG_CACHE_HOME:-~/.cache}/aiguillage}/images``."""
-    configured = os.environ.get("AIGUILLAGE_CACHE")
-    if configured:
-        base = Path(configured).expanduser()
-    else:
-        xdg = os.environ.get("XDG_CACHE_HOME")
-        base = (Path(xdg) if xdg else Path.home() / ".cache") / "aiguillage"
-    return base / "images"
+    """Where the images are cached: ``images/`` in `aiguillage.devtools.cache.cache_root`."""
+    return cache_root() / "images"
 
 
 def built(kind: str) -> ImageArchive | None:

@@ -3,6 +3,7 @@ leaves the machine, and teardown leaves nothing behind (checked, not assumed).""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -184,6 +185,21 @@ def test_components_read_their_configuration_strictly(node_session: NodeSession)
         assert "strict decoding error" not in log, component
 
 
+@contextlib.contextmanager
+def node_left_clean(lock: NodeLock, before: residue.MachineState, **options: Any) -> Iterator[Node]:
+    """A node of this test's own, under the lock the test holds; once stopped, the machine
+    must be exactly as ``before`` (and the node's own check must agree)."""
+    node = Node(lock=lock, **options)
+    try:
+        node.start()
+        yield node
+    finally:
+        left = node.stop()
+        after = residue.snapshot()
+    assert left == []
+    assert residue.leftovers(before, after) == []
+
+
 @pytest.mark.own_node
 def test_teardown_leaves_nothing(node_session: NodeSession, tmp_path: Path) -> None:
     """Start a node, run a pod, stop: no process, mount, link, chain, cgroup or sysctl left."""
@@ -194,15 +210,13 @@ def test_teardown_leaves_nothing(node_session: NodeSession, tmp_path: Path) -> N
     lock.acquire(timeout=1800)  # held across both snapshots: no other node can run meanwhile
     try:
         before = residue.snapshot()
-        node = Node(images=[product], lock=lock, log_dir=tmp_path)
-        try:
-            node.start()
+        with node_left_clean(lock, before, images=[product], log_dir=tmp_path) as node:
             pids, root = dict(node.pids), node.root
             start_sleeper(node, product.name)
             busy = " ".join(residue.leftovers(before, residue.snapshot()))
-            # The check sees every kind of thing a node makes (so its silence below means it),
-            # sysctls included: those the kubelet and the bridge plugin set, unless they already
-            # had that value.
+            # The check sees every kind of thing a node makes (so its silence means it),
+            # sysctls included: those the kubelet and the bridge plugin set, unless they
+            # already had that value.
             changed = [f"sysctl: {path}" for path, value in NODE_SYSCTLS.items()
                        if before.sysctls.get(path) != value]  # fmt: skip
             for made in (
@@ -216,13 +230,8 @@ def test_teardown_leaves_nothing(node_session: NodeSession, tmp_path: Path) -> N
                 *changed,
             ):
                 assert made in busy, f"{made!r} not seen while the node runs: {busy}"
-        finally:
-            left = node.stop()
-        after = residue.snapshot()
     finally:
         lock.release()
-    assert left == []
-    assert residue.leftovers(before, after) == []
     assert [name for name, pid in pids.items() if Path(f"/proc/{pid}").exists()] == []
     assert not root.exists()
     NodeSession.timings["teardown_test_stop"] = node.timings["stop"]
@@ -269,13 +278,8 @@ def test_a_node_whose_owner_was_killed_is_cleaned_up_by_the_next_start(
         orphaned = " ".join(residue.leftovers(before, residue.snapshot()))
         for left in ("process: containerd-shim-runc-v2", "link: cni0", "/kubepods"):
             assert left in orphaned, f"{left!r}: the kill left less than expected: {orphaned}"
-        node = Node(images=[product], lock=lock, log_dir=tmp_path / "next")
-        try:
-            node.start()  # sweeps what the killed owner left
-        finally:
-            left = node.stop()
-        after = residue.snapshot()
+        # Its start sweeps what the killed owner left; its stop must then leave nothing.
+        with node_left_clean(lock, before, images=[product], log_dir=tmp_path / "next"):
+            pass
     finally:
         lock.release()
-    assert left == []
-    assert residue.leftovers(before, after) == []

@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from aiguillage.devtools.cache import cache_root
+
 ROOT = Path(__file__).resolve().parents[4]
 LOADGEN_SRC = ROOT / "hack" / "loadgen"
 PORTKEY_SRC = ROOT / "bench" / "peers" / "portkey"
@@ -42,11 +44,7 @@ TOOLS_REQUIREMENTS = ("matplotlib==3.11.2", "py-spy==0.4.3")
 
 
 def cache_dir() -> Path:
-    configured = os.environ.get("AIGUILLAGE_CACHE")
-    if configured:
-        return Path(configured).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "aiguillage"
+    return cache_root()
 
 
 def say(text: str) -> None:

@@ -38,8 +38,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiguillage.devtools import images, pki, spawning
 from aiguillage.devtools.controlplane import ClusterNetwork, ControlPlane, find_k8s_bin
@@ -47,6 +46,7 @@ from aiguillage.devtools.kubeclient import write_kubeconfig
 from aiguillage.devtools.node import config, containerd, host, netfilter, residue, teardown
 from aiguillage.devtools.node.layout import BRIDGE, ROOT_PREFIX, Layout
 from aiguillage.devtools.node.lock import DEFAULT_LOCK_PATH, NodeLock
+from aiguillage.devtools.started import Started
 
 __all__ = ["Node", "NodeError"]
 
@@ -77,7 +77,7 @@ class NodeError(RuntimeError):
     """The node could not start here (the message says why, and what would fix it)."""
 
 
-class Node:
+class Node(Started):
     """The local single-node cluster. Use it as a context manager, or `start()` and `stop()`."""
 
     def __init__(
@@ -123,18 +123,6 @@ class Node:
         """What the last `stop` could not remove (empty after a clean teardown)."""
 
     # -- lifecycle ---------------------------------------------------------------------------
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         """Start every component and wait until the node is Ready and admits pods."""

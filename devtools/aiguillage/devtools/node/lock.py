@@ -15,8 +15,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
+from typing import IO
 
 __all__ = ["DEFAULT_LOCK_PATH", "NodeLock", "NodeLockTimeout"]
 
@@ -87,15 +86,3 @@ class NodeLock:
         except OSError:
             return None
         return int(text) if text.isdigit() else None
-
-    def __enter__(self) -> Self:
-        self.acquire(timeout=0)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
