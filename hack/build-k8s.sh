@@ -34,7 +34,7 @@ build kubelet k8s.io/kubernetes/cmd/kubelet
 build kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager
 build kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler
 build kube-proxy k8s.io/kubernetes/cmd/kube-proxy
-build coredns github.com/coredns/coredns coredns "-s -w"
+build coredns . coredns "-s -w"  # hack/coredns/main.go: CoreDNS with the plugins the node uses
 if [ ! -x "$bin/helm" ]; then
   echo "building helm $HELM_VERSION ..." >&2
   GOBIN="$bin/.helm" go install -trimpath -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
