@@ -26,7 +26,3 @@ def test_changed_names_each_difference_with_both_values() -> None:
         "net/ipv4/ip_forward": ("0", "1"),
         "vm/new": ("", "5"),
     }
-
-
-def test_restoring_an_unchanged_machine_writes_nothing() -> None:
-    assert sysctls.restore(sysctls.snapshot()) == []
