@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from aiguillage.devtools import images, pki, spawning
+from aiguillage.devtools.cache import cache_root
 from aiguillage.devtools.controlplane import ClusterNetwork, ControlPlane, find_k8s_bin
 from aiguillage.devtools.kubeclient import write_kubeconfig
 from aiguillage.devtools.node import config, containerd, host, netfilter, residue, teardown
@@ -57,7 +58,7 @@ NODE_NAME = "aiguillage-node"
 
 def image_store_dir() -> Path:
     """containerd's image store, kept between nodes in the cache next to the image archives."""
-    return images.cache_dir().parent / "node" / "containerd"
+    return cache_root() / "node" / "containerd"
 
 
 # The identities of the node's components, as the API server's bootstrap RBAC knows them.
@@ -143,7 +144,7 @@ class Node(Started):
                 )
                 self._owns_lock = True
             try:
-                sweep_dead_nodes(self._progress)
+                teardown.sweep_dead_nodes(image_store_dir(), self._progress)
                 began = time.monotonic()
                 self._before = residue.snapshot()
                 layout = Layout(Path(tempfile.mkdtemp(prefix=ROOT_PREFIX)), image_store_dir())
@@ -528,38 +529,12 @@ class _Background:
             raise self._error
 
 
-def sweep_dead_nodes(progress: Callable[[str], None]) -> None:
-    """Clean up after nodes whose owner died without stopping them (call with the lock held)."""
-    for path in Path(tempfile.gettempdir()).glob(f"{ROOT_PREFIX}*"):
-        layout = Layout(path, image_store_dir())
-        try:
-            owner = int(layout.owner_file.read_text())
-        except (OSError, ValueError):
-            owner = None
-        if owner is not None and owner != os.getpid() and _alive(owner):
-            continue  # cannot happen with the lock held, unless it was taken by hand
-        progress(f"cleaning up after a node left by PID {owner} ({path}) ...")
-        problems = teardown.clean_machine(layout, teardown.MachineRecord.load(layout))
-        for problem in problems:
-            log.warning("cleaning up %s: %s", path, problem)
-
-
 def _http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             return bool(response.status == 200)
     except (OSError, http.client.HTTPException):
         return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
 
 
 def find_bin_dir() -> Path | None:

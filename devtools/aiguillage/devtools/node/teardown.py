@@ -15,18 +15,23 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import logging
 import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiguillage.devtools.node import netfilter, residue, sysctls
-from aiguillage.devtools.node.layout import BRIDGE, HARD_CODED_PATHS, Layout
+from aiguillage.devtools.node.layout import BRIDGE, HARD_CODED_PATHS, ROOT_PREFIX, Layout
 
-__all__ = ["MachineRecord", "clean_machine"]
+__all__ = ["MachineRecord", "clean_machine", "sweep_dead_nodes"]
+
+log = logging.getLogger("aiguillage.devtools.node")
 
 _MNT_DETACH = 2  # from <sys/mount.h>
 
@@ -210,3 +215,29 @@ def _remove_new_entries(record: MachineRecord | None) -> list[str]:
 
 def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], capture_output=True, check=False, timeout=30)
+
+
+def sweep_dead_nodes(image_store: Path, progress: Callable[[str], None]) -> None:
+    """Clean up after nodes whose owner died without stopping them (call with the lock held)."""
+    for path in Path(tempfile.gettempdir()).glob(f"{ROOT_PREFIX}*"):
+        layout = Layout(path, image_store)
+        try:
+            owner = int(layout.owner_file.read_text())
+        except (OSError, ValueError):
+            owner = None
+        if owner is not None and owner != os.getpid() and _alive(owner):
+            continue  # cannot happen with the lock held, unless it was taken by hand
+        progress(f"cleaning up after a node left by PID {owner} ({path}) ...")
+        problems = clean_machine(layout, MachineRecord.load(layout))
+        for problem in problems:
+            log.warning("cleaning up %s: %s", path, problem)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
