@@ -83,7 +83,7 @@ class NodeSession:
     @staticmethod
     def require_node_support() -> None:
         """Skip where a node cannot exist at all; fail (with the fix) where it merely lacks
-        something `make system-deps` / `make k8s` provide."""
+        something `make node-deps` / `make k8s` provide."""
         if not sys.platform.startswith("linux") or os.geteuid() != 0:
             pytest.skip("the local node needs Linux and root")
         reasons = preflight(find_bin_dir())

@@ -1,7 +1,7 @@
 """``make dev``: the whole product running locally until Ctrl-C.
 
 Where this machine can run the local node (Linux, root, the Debian packages of ``make
-system-deps``: see `aiguillage.devtools.node.preflight`), ``make dev`` runs the product on it
+node-deps``: see `aiguillage.devtools.node.preflight`), ``make dev`` runs the product on it
 (`aiguillage.devtools.dev_node`): the chart installed with the images of the working tree, the
 demo app in a pod next to its sidecar. Elsewhere it says why and runs the process mode below,
 which needs no node (``--mode`` forces one or the other).
@@ -114,7 +114,7 @@ def node_unavailable() -> list[str]:
     if missing and not images.can_build():
         reasons.append(
             f"images {', '.join(missing)} not built and buildah, mmdebstrap or go is missing "
-            "(`make system-deps images`)"
+            "(`make node-deps images`)"
         )
     return reasons
 

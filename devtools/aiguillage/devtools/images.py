@@ -397,7 +397,7 @@ def _run(
         )  # fmt: skip
     except FileNotFoundError as exc:
         raise ImageBuildError(
-            f"{what}: {argv[0]} is not installed (`make system-deps` installs it)"
+            f"{what}: {argv[0]} is not installed (`make node-deps` installs it)"
         ) from exc
     except subprocess.TimeoutExpired as exc:
         raise ImageBuildError(f"{what}: no result after {timeout:.0f}s") from exc

@@ -48,7 +48,7 @@ SYSTEM_TOOLS = {
     "nfacct": "nfacct",
     "ip": "iproute2",
 }
-"""Commands the node runs, and the Debian package each comes from (``make system-deps``)."""
+"""Commands the node runs, and the Debian package each comes from (``make node-deps``)."""
 
 CNI_BIN_DIR = Path("/usr/lib/cni")
 """Where Debian's containernetworking-plugins installs the CNI plugins."""
@@ -79,7 +79,7 @@ def preflight(bin_dir: Path | None) -> list[str]:
     if missing_tools:
         reasons.append(
             f"Debian packages missing: {', '.join(sorted(set(missing_tools)))} "
-            "(`make system-deps` installs them)"
+            "(`make node-deps` installs them)"
         )
     if bin_dir is None:
         reasons.append("Kubernetes binaries not built (`make k8s` builds them)")
