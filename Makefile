@@ -74,7 +74,7 @@ node-prereqs:
 	else echo "no local node here (it needs Linux and root): its tests skip, make dev uses processes"; fi
 
 .PHONY: k8s
-k8s: ## build etcd, the control plane, kubelet, kube-proxy, kubectl and helm into ~/.cache/aiguillage (once)
+k8s: ## build etcd, the control plane, kubelet, kube-proxy, CoreDNS, kubectl and helm into ~/.cache/aiguillage (once)
 	hack/build-k8s.sh > $(K8S_BIN_FILE).tmp && mv $(K8S_BIN_FILE).tmp $(K8S_BIN_FILE)
 
 .PHONY: crds
