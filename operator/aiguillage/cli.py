@@ -33,7 +33,10 @@ def _crds(args: argparse.Namespace) -> int:
 def _sidecar(args: argparse.Namespace) -> int:
     from aiguillage.sidecar import main as sidecar_main
 
-    return sidecar_main.run(args.config_dir, args.listen, args.credentials_dir)
+    limits = sidecar_main.Limits.from_environment(
+        args.drain_seconds, args.idle_timeout, args.body_timeout, args.allowed_hosts
+    )
+    return sidecar_main.run(args.config_dir, args.listen, args.credentials_dir, limits)
 
 
 def _scan(args: argparse.Namespace) -> int:
@@ -95,6 +98,29 @@ def parser() -> argparse.ArgumentParser:
         help="default: the credentials/ folder beside the config dir",
     )
     s.add_argument("--listen", default="127.0.0.1:4000")
+    s.add_argument(
+        "--drain-seconds",
+        type=float,
+        help="on SIGTERM, seconds requests in flight get to finish before they are ended "
+        "(env AIGUILLAGE_DRAIN_SECONDS; default 20, under the pod's 30 s grace period)",
+    )
+    s.add_argument(
+        "--idle-timeout",
+        type=float,
+        help="seconds a connection may go without complete request headers, idle or slow "
+        "(env AIGUILLAGE_IDLE_TIMEOUT; default 30)",
+    )
+    s.add_argument(
+        "--body-timeout",
+        type=float,
+        help="seconds to receive a request body once its headers arrived "
+        "(env AIGUILLAGE_BODY_TIMEOUT; default 60)",
+    )
+    s.add_argument(
+        "--allowed-hosts",
+        help="comma-separated Host names served besides loopback, e.g. a Service name "
+        "(env AIGUILLAGE_ALLOWED_HOSTS)",
+    )
     s.set_defaults(run=_sidecar)
 
     sc = sub.add_parser(

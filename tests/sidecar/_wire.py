@@ -13,6 +13,7 @@ from typing import Any
 
 import anthropic.types
 import openai.types.chat
+import openai.types.shared
 import orjson
 import pydantic
 from anthropic.types.message_create_params import MessageCreateParamsNonStreaming
@@ -81,3 +82,20 @@ def openai_chunks(raw: bytes) -> list[openai.types.chat.ChatCompletionChunk]:
         openai.types.chat.ChatCompletionChunk.model_validate(orjson.loads(f[6:]))
         for f in frames[:-1]
     ]
+
+
+def openai_error(raw: bytes) -> openai.types.shared.ErrorObject:
+    """An OpenAI error body ``{"error": {...}}``, checked with the SDK's ErrorObject type."""
+    parsed = orjson.loads(raw)
+    assert set(parsed) == {"error"}, parsed
+    error = openai.types.shared.ErrorObject.model_validate(parsed["error"])
+    assert error.message
+    assert error.type
+    return error
+
+
+def anthropic_error(raw: bytes) -> anthropic.types.ErrorResponse:
+    """An Anthropic error body, checked with the SDK's ErrorResponse type."""
+    error = anthropic.types.ErrorResponse.model_validate(orjson.loads(raw))
+    assert error.error.message
+    return error

@@ -22,6 +22,7 @@ import aiohttp
 import openai
 import orjson
 import pytest
+from multidict import CIMultiDict
 
 from aiguillage.devtools.harness import LoopThread
 from aiguillage.devtools.simulators.anthropic import AnthropicSimulator
@@ -192,14 +193,14 @@ class Raw:
 class RunningSidecar:
     """A started :class:`Sidecar` with its directories, audit file and helpers."""
 
-    def __init__(self, lt: LoopThread, sidecar: Sidecar, root: Path) -> None:
+    def __init__(self, lt: LoopThread, sidecar: Sidecar, audit_path: Path) -> None:
         self.lt = lt
         self.sidecar = sidecar
         self.url = sidecar.url
         self.base_url = self.url + "/v1"
         self.config_dir = sidecar.config_dir
         self.credentials_dir = sidecar.credentials_dir
-        self.audit_path = root / "audit.jsonl"
+        self.audit_path = audit_path
 
     @property
     def runtime(self) -> Any:
@@ -223,9 +224,18 @@ class RunningSidecar:
         *,
         json: Any = None,
         data: bytes | None = None,
-        headers: dict[str, str] | None = None,
+        headers: dict[str, str] | list[tuple[str, str]] | None = None,
     ) -> Raw:
-        """One plain HTTP request (no SDK in between), made on the servers' loop."""
+        """One plain HTTP request (no SDK in between), made on the servers' loop.
+
+        ``content-type: application/json`` is sent unless ``headers`` sets it; a list of
+        pairs sends a header once per pair (repeated headers)."""
+        sent = CIMultiDict({"content-type": "application/json"})
+        pairs = headers.items() if isinstance(headers, dict) else headers or []
+        if any(name.lower() == "content-type" for name, _ in pairs):
+            sent.popall("content-type", None)
+        for name, value in pairs:
+            sent.add(name, value)
 
         async def go() -> Raw:
             async with (
@@ -234,7 +244,7 @@ class RunningSidecar:
                     method,
                     self.url + path,
                     data=orjson.dumps(json) if json is not None else data,
-                    headers={"content-type": "application/json", **(headers or {})},
+                    headers=sent,
                 ) as resp,
             ):
                 body = await resp.read()
@@ -360,7 +370,8 @@ def claude(lt: LoopThread) -> Iterator[AnthropicSimulator]:
 def start_sidecar(lt: LoopThread, tmp_path: Path) -> Iterator[StartSidecar]:
     """``start_sidecar(config, credentials=CREDENTIALS, **sidecar_kwargs)`` -> RunningSidecar.
 
-    ``config=None`` starts a sidecar with an empty config directory (not ready).
+    ``config=None`` starts a sidecar with an empty config directory (not ready);
+    ``audit_path`` puts its audit file elsewhere than in its own folder.
     """
     started: list[Sidecar] = []
 
@@ -369,6 +380,7 @@ def start_sidecar(lt: LoopThread, tmp_path: Path) -> Iterator[StartSidecar]:
         credentials: dict[str, str] | None = None,
         *,
         poll_seconds: float = 0.05,
+        audit_path: Path | None = None,
         **kwargs: Any,
     ) -> RunningSidecar:
         root = tmp_path / f"sidecar{len(started)}"
@@ -379,16 +391,17 @@ def start_sidecar(lt: LoopThread, tmp_path: Path) -> Iterator[StartSidecar]:
             config,
             CREDENTIALS if credentials is None else credentials,
         )
+        audit = audit_path or root / "audit.jsonl"
         sidecar = Sidecar(
             config_dir,
             credentials_dir,
-            str(root / "audit.jsonl"),
+            str(audit),
             poll_seconds=poll_seconds,
             **kwargs,
         )
         lt.run(sidecar.start("127.0.0.1:0"))
         started.append(sidecar)
-        return RunningSidecar(lt, sidecar, root)
+        return RunningSidecar(lt, sidecar, audit)
 
     yield start
     for sidecar in started:

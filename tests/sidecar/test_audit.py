@@ -1,16 +1,30 @@
-"""Audit records (``audit.py``): one JSON line per request, with every attempt."""
+"""Audit records (``audit.py``): one JSON line per request, with every attempt, in a file that
+follows log rotation and survives a full disk without losing a record."""
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
+import shutil
+import subprocess
 from decimal import Decimal
 from pathlib import Path
 
 import orjson
 import pytest
 
+from aiguillage.devtools.simulators.openai import OpenAISimulator
 from aiguillage.sidecar.audit import AttemptRecord, AuditLog, AuditRecord
 from aiguillage.sidecar.config import PolicyFinding
+from tests.sidecar.conftest import (
+    MESSAGES,
+    StartSidecar,
+    eu_target,
+    route,
+    two_provider_config,
+    wait_for,
+)
 
 
 def record(request_id: str = "r1") -> AuditRecord:
@@ -122,3 +136,192 @@ async def test_log_to_stdout(capsysbinary: pytest.CaptureFixture[bytes]) -> None
 
     out = capsysbinary.readouterr().out
     assert orjson.loads(out)["requestId"] == "to-stdout"
+
+
+# -- rotation --------------------------------------------------------------------------------------
+
+
+def ids(path: Path) -> list[str]:
+    return [orjson.loads(line)["requestId"] for line in path.read_bytes().splitlines()]
+
+
+async def written(log: AuditLog, *request_ids: str) -> None:
+    for rid in request_ids:
+        log.write(record(rid))
+    await asyncio.sleep(0)  # the scheduled flush runs
+    await asyncio.sleep(0)
+
+
+async def test_a_renamed_file_is_followed_by_a_new_one(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(str(path), check_every=0)
+    await written(log, "a")
+    path.rename(tmp_path / "audit.jsonl.1")  # logrotate's default: rename (then create)
+
+    await written(log, "b", "c")
+
+    assert ids(tmp_path / "audit.jsonl.1") == ["a"]
+    assert ids(path) == ["b", "c"]
+    log.close()
+
+
+async def test_a_renamed_and_recreated_file_is_reopened(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(str(path), check_every=0)
+    await written(log, "a")
+    path.rename(tmp_path / "audit.jsonl.1")
+    path.touch()  # logrotate "create"
+
+    await written(log, "b")
+
+    assert ids(tmp_path / "audit.jsonl.1") == ["a"]
+    assert ids(path) == ["b"]
+    log.close()
+
+
+async def test_copytruncate_leaves_no_hole(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(str(path), check_every=0)
+    await written(log, "a", "b")
+    (tmp_path / "audit.jsonl.1").write_bytes(path.read_bytes())  # logrotate copytruncate
+    with path.open("r+b") as f:
+        f.truncate(0)
+
+    await written(log, "c")
+
+    # Appending: the next line starts the emptied file, not at the old offset after NULs.
+    assert path.read_bytes() == record("c").to_json() + b"\n"
+    log.close()
+
+
+async def test_reopen_follows_a_rename_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(str(path), check_every=3600)  # only an explicit reopen (SIGHUP) follows
+    await written(log, "a")
+    path.rename(tmp_path / "audit.jsonl.1")
+
+    log.reopen()
+    assert path.exists()
+    await written(log, "b")
+
+    assert ids(path) == ["b"]
+    log.close()
+
+
+# -- write errors ----------------------------------------------------------------------------------
+
+
+class Counted:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, int]] = []
+
+    def __call__(self, metric: str, reason: str, records: int) -> None:
+        self.calls.append((metric, reason, records))
+
+
+async def test_a_file_that_cannot_be_written_falls_back_whole_records(tmp_path: Path) -> None:
+    fallback = tmp_path / "stdout"
+    with fallback.open("ab") as out:
+        log = AuditLog("/dev/full", fallback=out, retry_every=3600)
+        counted = Counted()
+        log.count_error = counted
+        await written(log, "a", "b")
+        await written(log, "c")
+        log.close()
+
+    assert ids(fallback) == ["a", "b", "c"]
+    assert counted.calls == [
+        ("aiguillage_audit_write_errors_total", "ENOSPC", 2),
+        ("aiguillage_audit_write_errors_total", "ENOSPC", 1),
+    ]
+
+
+async def test_a_file_that_cannot_be_opened_falls_back_and_is_retried(tmp_path: Path) -> None:
+    fallback = tmp_path / "stdout"
+    missing_dir = tmp_path / "not-yet"
+    with fallback.open("ab") as out:
+        log = AuditLog(str(missing_dir / "audit.jsonl"), fallback=out, retry_every=0)
+        await written(log, "a")
+        missing_dir.mkdir()  # the volume appears
+        await written(log, "b")
+        log.close()
+
+    assert ids(fallback) == ["a"]
+    assert ids(missing_dir / "audit.jsonl") == ["b"]
+
+
+def test_a_full_disk_loses_no_record_and_answers_every_request(
+    tmp_path: Path,
+    start_sidecar: StartSidecar,
+    eu: OpenAISimulator,
+    us: OpenAISimulator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    disk = small_disk(tmp_path / "disk")
+    try:
+        filler = disk / "filler"
+        fill(filler)
+        fallback_path = tmp_path / "stdout"
+        with fallback_path.open("ab") as fallback:
+            sc = start_sidecar(
+                two_provider_config(eu, us, route("chat", eu_target())),
+                audit_path=disk / "audit.jsonl",
+                audit_fallback=fallback,
+            )
+            body = {"model": "chat", "messages": MESSAGES}
+            sent = []
+            for i in range(40):
+                rid = f"full-{i}"
+                resp = sc.raw(
+                    "POST", "/v1/chat/completions", json=body, headers={"x-request-id": rid}
+                )
+                assert resp.status == 200  # answered requests stay answered
+                sent.append(rid)
+
+            def audited() -> list[str]:
+                return ids(disk / "audit.jsonl") + ids(fallback_path)
+
+            wait_for(lambda: len(audited()) >= len(sent), what="every record somewhere")
+            assert sorted(audited()) == sorted(sent)  # zero lost, zero duplicated
+            diverted = len(ids(fallback_path))
+            assert diverted > 0
+            assert sc.metric("aiguillage_audit_write_errors_total", reason="ENOSPC") == diverted
+            assert "cannot be written (ENOSPC)" in caplog.text
+
+            # Space comes back: the file is retried and used again.
+            filler.unlink()
+
+            def back_in_the_file() -> bool:
+                rid = f"later-{len(sent)}"
+                sc.raw("POST", "/v1/chat/completions", json=body, headers={"x-request-id": rid})
+                sent.append(rid)
+                return rid in ids(disk / "audit.jsonl")
+
+            wait_for(back_in_the_file, timeout=10, what="records back in the file")
+            sc.lt.run(sc.sidecar.stop())
+            assert sorted(audited()) == sorted(sent)
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def small_disk(where: Path) -> Path:
+    """A real 64 KiB filesystem (tmpfs); skips the test where mounting is not allowed."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root (the /dev/full tests cover the write path)")
+    where.mkdir()
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(where)],
+        capture_output=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.decode().strip()}")
+    return where
+
+
+def fill(path: Path) -> None:
+    """Write ``path`` until its filesystem is full."""
+    with path.open("wb", buffering=0) as f, pytest.raises(OSError, match="space") as full:  # noqa: PT012
+        while True:
+            f.write(b"\0" * 1024)
+    assert full.value.errno == errno.ENOSPC

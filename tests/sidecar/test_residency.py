@@ -297,6 +297,63 @@ def test_invalid_header_value_is_400(
     assert us.requests == []
 
 
+def test_repeated_headers_all_apply(
+    us_first: RunningSidecar, eu: OpenAISimulator, us: OpenAISimulator
+) -> None:
+    # Two instances: the first allows the whole world's US, the second only the EU. Reading
+    # either one alone would serve the US target first; every instance applies.
+    resp = us_first.raw(
+        "POST",
+        "/v1/chat/completions",
+        json={"model": "chat", "messages": MESSAGES},
+        headers=[("x-aiguillage-residency", "US, FR"), ("x-aiguillage-residency", "EU")],
+    )
+
+    assert resp.status == 200
+    assert resp.headers["x-aiguillage-provider"] == "mistral-eu"
+    assert us.requests == []
+    record = us_first.audit_for(resp.headers["x-request-id"])
+    assert record["residency"]["locations"] == ["FR"]
+
+
+def test_repeated_headers_that_share_nothing_leave_no_compliant_target(
+    us_first: RunningSidecar, eu: OpenAISimulator, us: OpenAISimulator
+) -> None:
+    resp = us_first.raw(
+        "POST",
+        "/v1/chat/completions",
+        json={"model": "chat", "messages": MESSAGES},
+        headers=[("x-aiguillage-jurisdiction", "US"), ("x-aiguillage-jurisdiction", "FR")],
+    )
+
+    assert resp.status == 503
+    assert resp.json()["error"]["code"] == "no_compliant_target"
+    assert eu.requests == []
+    assert us.requests == []
+
+
+@pytest.mark.parametrize("header", ["x-aiguillage-residency", "x-aiguillage-jurisdiction"])
+def test_empty_header_is_400_not_unrestricted(
+    header: str, us_first: RunningSidecar, eu: OpenAISimulator, us: OpenAISimulator
+) -> None:
+    resp = us_first.raw(
+        "POST",
+        "/v1/chat/completions",
+        json={"model": "chat", "messages": MESSAGES},
+        headers=[(header, "EU"), (header, " ")],
+    )
+
+    assert resp.status == 400
+    error = resp.json()["error"]
+    assert error["code"] == "invalid_residency_header"
+    assert header in error["message"]
+    assert "empty" in error["message"]
+    assert eu.requests == []
+    assert us.requests == []
+    record = us_first.audit_for(resp.headers["x-request-id"])
+    assert (record["outcome"], record["status"]) == ("invalid_residency_header", 400)
+
+
 def test_provider_without_residency_data_is_never_used_under_a_rule(
     start_sidecar: StartSidecar, eu: OpenAISimulator, us: OpenAISimulator
 ) -> None:

@@ -1,20 +1,44 @@
-"""One JSON line per request that proves where it went.
+"""One JSON line per request that proves where it went, and the file it is written to.
 
 Records carry no prompt, completion or key: only routing facts, token counts and
-cost. They are written to a file or stdout without blocking the event loop for
-long (small writes to a buffered file object, flushed once per loop iteration).
+cost. :class:`AuditLog` writes them to a file (``AIGUILLAGE_AUDIT_LOG``) or stdout
+without blocking the event loop for long: records are queued and written in one
+``write(2)`` per loop iteration.
+
+Operations, as decided for the audit file (the README's "Operations" section says the same):
+
+- **Rotation.** The file is opened with ``O_APPEND``, so after a ``copytruncate`` rotation
+  the next lines go to the start of the emptied file (no hole). A rename rotation (with or
+  without ``create``) is noticed by a ``stat`` of the path at most every
+  ``check_every`` seconds (when records are written): when the path is gone or names
+  another file, the file is reopened (created if missing). Lines written in between land
+  in the renamed file, never nowhere. ``SIGHUP`` reopens it at once (:meth:`AuditLog.reopen`).
+- **Write errors** (a full disk, a read-only or vanished volume...). A request's answer never
+  depends on the audit: records are written after it, outside the handler. A record that
+  cannot be written to the file is written to stdout instead (whole lines only: a line cut
+  by a full disk is truncated off the file again), counted in
+  ``aiguillage_audit_write_errors_total{reason=<errno>}``, and the failure is logged once.
+  Records keep going to stdout until the file is retried, every ``retry_every`` seconds; then
+  it is reopened and used again. Only if stdout fails too is a record lost, and it is counted
+  in ``aiguillage_audit_records_lost_total``. An audit to stdout falls back to stderr.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
+import os
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import IO, Any
 
 import orjson
 
+from aiguillage.sidecar import log
 from aiguillage.sidecar.config import PolicyFinding
 
 
@@ -24,7 +48,9 @@ class AttemptRecord:
     model: str
     location: str | None
     jurisdiction: str | None
-    outcome: str  # ok | http_error | timeout | connect_error | protocol_error | skipped_*
+    # ok | http_error | timeout | connect_error | protocol_error | rejected | stream_error |
+    # cancelled (the client went away or the drain ended) | internal_error | skipped_*
+    outcome: str
     latency_ms: float = 0.0
     status: int | None = None
     detail: str = ""
@@ -100,23 +126,206 @@ class AuditRecord:
         )
 
 
+# Called with (metric name, errno name, number of records) when records miss the file.
+ErrorCounter = Callable[[str, str, int], None]
+
+
+def _reason(exc: OSError) -> str:
+    return errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+
+
 class AuditLog:
-    def __init__(self, path: str | None) -> None:
-        self._own = path not in (None, "-")
-        self._out: IO[bytes] = open(path, "ab") if path and self._own else sys.stdout.buffer  # noqa: SIM115
+    """The audit trail of one sidecar: a file reopened on rotation, or stdout.
+
+    ``path`` ``None`` or ``"-"`` means stdout. ``fallback`` is where records go while the
+    file cannot be written (default: stdout; stderr when the audit itself is stdout).
+    """
+
+    def __init__(
+        self,
+        path: str | None,
+        *,
+        fallback: IO[bytes] | None = None,
+        check_every: float = 1.0,
+        retry_every: float = 1.0,
+    ) -> None:
+        self.path = path if path not in (None, "-") else None
+        self._fallback = fallback
+        self.check_every = check_every
+        self.retry_every = retry_every
+        self.count_error: ErrorCounter | None = None
+        self._pending: list[bytes] = []
         self._flush_scheduled = False
+        self._fd: int | None = None
+        self._identity: tuple[int, int] | None = None
+        self._next_check = 0.0
+        self._failure: str | None = None  # errno name while the file cannot be written
+        self._retry_at = 0.0
+        self._diverted = 0
+        if self.path is not None:
+            try:
+                self._open()
+            except OSError as exc:
+                self._failed(exc, 0.0)
+
+    # -- writing ---------------------------------------------------------------------------
 
     def write(self, record: AuditRecord) -> None:
-        self._out.write(record.to_json() + b"\n")
+        """Queue ``record``; it is written once the current loop iteration is over."""
+        self._pending.append(record.to_json() + b"\n")
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        self._out.flush()
+        self.flush()
+
+    def flush(self) -> None:
+        """Write every queued record now (to the file, or where it falls back to)."""
+        lines, self._pending = self._pending, []
+        if not lines:
+            return
+        data = b"".join(lines)
+        if self.path is None:
+            self._to_stdout(data, len(lines))
+            return
+        now = time.monotonic()
+        if self._failure is not None:
+            if now < self._retry_at:
+                self._divert(data, len(lines), self._failure)
+                return
+            self._retry(now)
+        elif now >= self._next_check:
+            self._next_check = now + self.check_every
+            self._follow_rotation(now)
+        if self._fd is None:  # reopening failed
+            self._divert(data, len(lines), self._failure or "EBADF")
+            return
+        written = 0
+        try:
+            while written < len(data):
+                written += os.write(self._fd, data[written:])
+        except OSError as exc:
+            kept = self._keep_whole_lines(data, written)
+            self._failed(exc, now)
+            rest = data[kept:]
+            self._divert(rest, rest.count(b"\n"), self._failure or "EIO")
+
+    def _keep_whole_lines(self, data: bytes, written: int) -> int:
+        """Cut a torn last line off the file; return how many bytes of ``data`` it kept."""
+        kept = data.rfind(b"\n", 0, written) + 1
+        if kept < written and self._fd is not None:
+            try:
+                size = os.fstat(self._fd).st_size
+                os.ftruncate(self._fd, max(0, size - (written - kept)))
+            except OSError:
+                pass  # the torn fragment stays; every whole record still reaches stdout
+        return kept
+
+    def _to_stdout(self, data: bytes, count: int) -> None:
+        try:
+            out = sys.stdout.buffer
+            out.write(data)
+            out.flush()
+        except (OSError, ValueError) as exc:
+            reason = _reason(exc) if isinstance(exc, OSError) else "closed"
+            self._count("aiguillage_audit_write_errors_total", reason, count)
+            self._last_resort(data, count, sys.stderr.buffer)
+
+    def _divert(self, data: bytes, count: int, reason: str) -> None:
+        if not count:
+            return
+        self._diverted += count
+        self._count("aiguillage_audit_write_errors_total", reason, count)
+        self._last_resort(data, count, self._fallback or sys.stdout.buffer)
+
+    def _last_resort(self, data: bytes, count: int, out: IO[bytes]) -> None:
+        try:
+            out.write(data)
+            out.flush()
+        except (OSError, ValueError) as exc:
+            self._count("aiguillage_audit_records_lost_total", type(exc).__name__, count)
+            log.server.error(
+                "%d audit record(s) lost: neither the file nor stdout took them", count
+            )
+
+    def _count(self, metric: str, reason: str, count: int) -> None:
+        if self.count_error is not None:
+            self.count_error(metric, reason, count)
+
+    # -- the file --------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        assert self.path is not None
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        stat = os.fstat(fd)
+        self._close_fd()
+        self._fd, self._identity = fd, (stat.st_dev, stat.st_ino)
+
+    def _close_fd(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def _follow_rotation(self, now: float) -> None:
+        """Reopen the file when its path was renamed away, removed or replaced."""
+        assert self.path is not None
+        try:
+            stat = os.stat(self.path)
+            if (stat.st_dev, stat.st_ino) == self._identity:
+                return
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            self._failed(exc, now)
+            return
+        log.server.info("audit file %s was rotated: reopening it", self.path)
+        try:
+            self._open()
+        except OSError as exc:
+            self._failed(exc, now)
+
+    def _failed(self, exc: OSError, now: float) -> None:
+        if self._failure is None:
+            log.server.warning(
+                "audit file %s cannot be written (%s): records go to stdout until it can; "
+                "retrying every %gs",
+                self.path,
+                _reason(exc),
+                self.retry_every,
+            )
+        self._failure = _reason(exc)
+        self._retry_at = now + self.retry_every
+
+    def _retry(self, now: float) -> None:
+        try:
+            self._open()
+        except OSError as exc:
+            self._failed(exc, now)
+            return
+        self._failure = None
+        self._next_check = now + self.check_every
+        log.server.info(
+            "audit file %s is writable again (%d record(s) went to stdout meanwhile)",
+            self.path,
+            self._diverted,
+        )
+        self._diverted = 0
+
+    def reopen(self) -> None:
+        """Write what is queued, then reopen the file (SIGHUP, after a rotation)."""
+        self.flush()
+        if self.path is None:
+            return
+        try:
+            self._open()
+        except OSError as exc:
+            self._failed(exc, time.monotonic())
+        else:
+            self._failure = None
 
     def close(self) -> None:
-        self._out.flush()
-        if self._own:
-            self._out.close()
+        self.flush()
+        self._close_fd()

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from aiguillage.sidecar import responses
 from aiguillage.sidecar.adapters.anthropic import error_json
+from aiguillage.sidecar.guard import Guard
 from aiguillage.sidecar.loader import Snapshot
 
 ANTHROPIC_VERSION = "anthropic-version"
@@ -36,9 +37,15 @@ def looks_anthropic(request: web.Request) -> bool:
 
 
 def error(
-    request: web.Request, status: int, message: str, code: str, **headers: str
+    request: web.Request,
+    status: int,
+    message: str,
+    code: str,
+    type_: str = "invalid_request_error",
+    **headers: str,
 ) -> web.Response:
-    """An error in the client's API shape (see :func:`looks_anthropic`)."""
+    """An error in the client's API shape (see :func:`looks_anthropic`); ``type_`` is the
+    OpenAI error type (Anthropic's follows from the status)."""
     if looks_anthropic(request):
         return web.Response(
             status=status,
@@ -46,7 +53,7 @@ def error(
             content_type="application/json",
             headers=headers,
         )
-    return responses.error(status, message, "invalid_request_error", code, headers)
+    return responses.error(status, message, type_, code, headers)
 
 
 def _model(request: web.Request, name: str) -> dict[str, Any]:
@@ -59,14 +66,26 @@ def _json(obj: Any) -> web.Response:
     return web.Response(body=orjson.dumps(obj), content_type="application/json")
 
 
-def add_routes(app: web.Application, snapshot: Callable[[], Snapshot | None]) -> None:
-    """Add the model listings, then the catch-all for every other path (added last)."""
+def add_routes(
+    app: web.Application, snapshot: Callable[[], Snapshot | None], guard: Guard | None = None
+) -> None:
+    """Add the model listings, then the catch-all for every other path (added last).
+
+    ``guard`` refuses model listings to foreign hosts and pages (see :mod:`.guard`)."""
 
     def routes() -> list[str]:
         snap = snapshot()
         return list(snap.config.routes) if snap else []
 
+    def refused(request: web.Request) -> web.Response | None:
+        refusal = guard.refusal(request) if guard is not None else None
+        if refusal is None:
+            return None
+        return error(request, refusal.status, refusal.message, refusal.code, "permission_error")
+
     async def list_models(request: web.Request) -> web.Response:
+        if (refusal := refused(request)) is not None:
+            return refusal
         data = [_model(request, name) for name in routes()]
         if ANTHROPIC_VERSION in request.headers:
             return _json(
@@ -80,6 +99,8 @@ def add_routes(app: web.Application, snapshot: Callable[[], Snapshot | None]) ->
         return _json({"object": "list", "data": data})
 
     async def get_model(request: web.Request) -> web.Response:
+        if (refusal := refused(request)) is not None:
+            return refusal
         name = request.match_info["model"]
         if name not in routes():
             return error(

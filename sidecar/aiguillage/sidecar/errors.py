@@ -2,6 +2,7 @@
 
     SidecarError
     ├── ConfigError              the config or credentials directory cannot be used
+    ├── InvalidRequest           the client's request is malformed (a 400 naming the field)
     └── AttemptError             one attempt at one target failed; decides failover
         ├── ConnectFailed        no connection (refused, reset before any answer, DNS)
         ├── TimedOut             connect, first-token, stream-idle or total deadline
@@ -41,6 +42,16 @@ class SidecarError(Exception):
 
 class ConfigError(SidecarError):
     """A config directory that cannot be loaded; the message says which file and why."""
+
+
+class InvalidRequest(SidecarError):
+    """A client mistake found before routing: ``field`` names where, the message what is
+    wrong and what would be right. Answered with a 400 in the client's API shape."""
+
+    def __init__(self, field: str, message: str, code: str = "invalid_request") -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.code = code
 
 
 class AttemptError(SidecarError):

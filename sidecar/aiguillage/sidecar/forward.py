@@ -183,9 +183,14 @@ async def forward(
                         await asyncio.sleep(delay)
                         continue
                 break
-            except BaseException:
-                # Cancelled, or an unexpected error: a half-open probe must not stay taken.
+            except BaseException as exc:
+                # Cancelled, or an unexpected error: a half-open probe must not stay taken,
+                # and the attempt's record must not keep the "ok" it was created with.
                 state.release()
+                entry.latency_ms = (loop.time() - started) * 1000
+                entry.outcome = (
+                    "cancelled" if isinstance(exc, asyncio.CancelledError) else "internal_error"
+                )
                 raise
             entry.latency_ms = (loop.time() - started) * 1000
             if answer.ok:

@@ -1,4 +1,15 @@
-"""``aiguillage sidecar``: start the data plane and serve until SIGTERM."""
+"""``aiguillage sidecar``: start the data plane, serve until SIGTERM, then drain and exit 0.
+
+Signals: SIGTERM and SIGINT drain (see :mod:`aiguillage.sidecar.shutdown`) and exit 0; SIGHUP
+reopens the audit file (after a log rotation) and keeps serving.
+
+Connection limits (against idle and slow clients): a connection that has no complete request
+headers for ``idle_timeout`` seconds is closed, whether it is idle between requests (keep-alive)
+or trickling its headers byte by byte (aiohttp's keep-alive timer runs from the connection's
+start and from each answer, and is not reset by partial headers); a request whose body is not
+received within ``body_timeout`` seconds of its headers gets a 408 and its connection closed
+(after at most :data:`LINGER_SECONDS` more).
+"""
 
 from __future__ import annotations
 
@@ -8,16 +19,26 @@ import logging
 import os
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from aiohttp import web
 
 from aiguillage.sidecar import log
 from aiguillage.sidecar.audit import AuditLog
+from aiguillage.sidecar.guard import Guard
 from aiguillage.sidecar.limits.quota import LimiterSettings
 from aiguillage.sidecar.reload import POLL_SECONDS, reload_once, watch
-from aiguillage.sidecar.server import MAX_BODY, Runtime, make_app
+from aiguillage.sidecar.server import BODY_SECONDS, MAX_BODY, Runtime, make_app
+from aiguillage.sidecar.shutdown import DRAIN_SECONDS
+
+IDLE_SECONDS = 30.0
+# After an early answer (408, 413), how long the rest of a body is read and dropped before the
+# connection is closed, so that the client gets the answer (aiohttp's default: 10 s).
+LINGER_SECONDS = 2.0
+# How long aiohttp waits for handlers at cleanup; the drain has ended them before.
+_CLEANUP_SECONDS = 1.0
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -25,8 +46,51 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return (host.strip("[]") or "127.0.0.1"), int(port)
 
 
+@dataclass(frozen=True)
+class Limits:
+    """Operational bounds of one sidecar (CLI flags, environment, or defaults)."""
+
+    drain_seconds: float = DRAIN_SECONDS
+    idle_timeout: float = IDLE_SECONDS
+    body_timeout: float = BODY_SECONDS
+    allowed_hosts: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_environment(
+        cls,
+        drain_seconds: float | None = None,
+        idle_timeout: float | None = None,
+        body_timeout: float | None = None,
+        allowed_hosts: str | None = None,
+    ) -> Limits:
+        """Flags win over ``AIGUILLAGE_DRAIN_SECONDS``, ``AIGUILLAGE_IDLE_TIMEOUT``,
+        ``AIGUILLAGE_BODY_TIMEOUT`` and ``AIGUILLAGE_ALLOWED_HOSTS`` (comma-separated)."""
+        env = os.environ
+        hosts = allowed_hosts if allowed_hosts is not None else env.get("AIGUILLAGE_ALLOWED_HOSTS")
+        return cls(
+            drain_seconds=_seconds(drain_seconds, "AIGUILLAGE_DRAIN_SECONDS", DRAIN_SECONDS),
+            idle_timeout=_seconds(idle_timeout, "AIGUILLAGE_IDLE_TIMEOUT", IDLE_SECONDS),
+            body_timeout=_seconds(body_timeout, "AIGUILLAGE_BODY_TIMEOUT", BODY_SECONDS),
+            allowed_hosts=frozenset(h.strip() for h in (hosts or "").split(",") if h.strip()),
+        )
+
+
+def _seconds(flag: float | None, variable: str, default: float) -> float:
+    if flag is not None:
+        value = flag
+    else:
+        text = os.environ.get(variable)
+        try:
+            value = float(text) if text else default
+        except ValueError:
+            raise SystemExit(f"{variable}={text!r}: expected a number of seconds") from None
+    if value < 0:
+        raise SystemExit(f"{variable}: expected a number of seconds >= 0, not {value:g}")
+    return value
+
+
 class Sidecar:
-    """The data plane as an object: load config, serve, watch for changes, stop."""
+    """The data plane as an object: load config, serve, watch for changes, drain, stop."""
 
     def __init__(
         self,
@@ -37,14 +101,18 @@ class Sidecar:
         max_body: int = MAX_BODY,
         span_exporter: Any = None,
         limiter_settings: LimiterSettings | None = None,
+        limits: Limits | None = None,
+        audit_fallback: IO[bytes] | None = None,
     ) -> None:
         self.config_dir = config_dir
         self.credentials_dir = credentials_dir
         self.poll_seconds = poll_seconds
         self.max_body = max_body
+        self.limits = limits or Limits()
         self.runtime = Runtime(
-            audit=AuditLog(audit_path),
+            audit=AuditLog(audit_path, fallback=audit_fallback),
             span_exporter=span_exporter,
+            guard=Guard(self.limits.allowed_hosts),
             limiter_settings=limiter_settings or LimiterSettings(),
         )
         self._runner: web.AppRunner | None = None
@@ -54,8 +122,17 @@ class Sidecar:
     async def start(self, listen: str = "127.0.0.1:4000") -> str:
         rt = self.runtime
         reload_once(rt, self.config_dir, self.credentials_dir)
-        app = make_app(rt, self.max_body)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        app = make_app(rt, self.max_body, self.limits.body_timeout)
+        self._runner = web.AppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            # A client that goes away cancels its handler, and so its upstream request.
+            handler_cancellation=True,
+            keepalive_timeout=self.limits.idle_timeout,
+            lingering_time=LINGER_SECONDS,
+            shutdown_timeout=_CLEANUP_SECONDS,
+        )
         await self._runner.setup()
         host, port = parse_listen(listen)
         site = web.TCPSite(self._runner, host, port, backlog=1024, reuse_address=True)
@@ -68,33 +145,59 @@ class Sidecar:
         log.server.info("listening on %s", self.url)
         return self.url
 
-    async def stop(self) -> None:
+    async def drain(self, seconds: float | None = None) -> int:
+        """Stop accepting, let requests in flight finish for up to ``seconds`` (default: the
+        limits' drain time), end the others. Returns how many had to be ended."""
+        runner = self._runner
+        if runner is None:
+            return 0
+        for site in list(runner.sites):
+            await site.stop()
+        if runner.server is not None:
+            runner.server.pre_shutdown()  # idle keep-alive connections close now
+        wait = self.limits.drain_seconds if seconds is None else seconds
+        return await self.runtime.inflight.drain(wait)
+
+    async def stop(self, drain_seconds: float = 0.0) -> None:
+        """Drain for ``drain_seconds`` (none by default), then release everything."""
+        await self.drain(drain_seconds)
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
         if self._runner is not None:
             await self._runner.cleanup()
+            self._runner = None
         # After the requests: their settlements are sent (or given up) before it closes.
         await self.runtime.limiter.close()
         self.runtime.audit.close()
         self.runtime.telemetry.shutdown()
 
 
-async def serve(config_dir: Path, credentials_dir: Path, listen: str, audit: str | None) -> None:
-    sidecar = Sidecar(config_dir, credentials_dir, audit)
+async def serve(
+    config_dir: Path, credentials_dir: Path, listen: str, audit: str | None, limits: Limits
+) -> None:
+    sidecar = Sidecar(config_dir, credentials_dir, audit, limits=limits)
     await sidecar.start(listen)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, sidecar.runtime.audit.reopen)
     try:
         await stop.wait()
+        log.server.info("stopping: draining for up to %gs", limits.drain_seconds)
     finally:
-        await sidecar.stop()
+        await sidecar.stop(limits.drain_seconds)
+    log.server.info("stopped")
 
 
-def run(config_dir: Path, listen: str, credentials_dir: Path | None = None) -> int:
+def run(
+    config_dir: Path,
+    listen: str,
+    credentials_dir: Path | None = None,
+    limits: Limits | None = None,
+) -> int:
     logging.basicConfig(
         level=os.environ.get("AIGUILLAGE_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
@@ -102,10 +205,11 @@ def run(config_dir: Path, listen: str, credentials_dir: Path | None = None) -> i
     )
     creds = credentials_dir or config_dir.parent / "credentials"
     audit = os.environ.get("AIGUILLAGE_AUDIT_LOG")
+    main = serve(config_dir, creds, listen, audit, limits or Limits.from_environment())
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        asyncio.run(serve(config_dir, creds, listen, audit))
+        asyncio.run(main)
     else:
-        uvloop.run(serve(config_dir, creds, listen, audit))
+        uvloop.run(main)
     return 0

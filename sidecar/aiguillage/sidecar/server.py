@@ -6,15 +6,21 @@ it started with, so a reload never changes a request mid-flight. Each operation'
 :class:`~aiguillage.sidecar.frontends.Frontend` shapes the sidecar's own errors for the
 client's API and picks the adapter serving each target (translating when a provider's
 adapter lacks the client's operation; see :mod:`aiguillage.sidecar.frontends`).
+
+Every API request leaves exactly one audit record that says what the client got, whatever
+happens: a refusal before routing (:mod:`.guard`, :mod:`.validation`), an answer, a client
+that went away (``client_closed``: the upstream request is cancelled with the handler, as
+the server runs with aiohttp's ``handler_cancellation``), the end of a drain
+(``shutdown``, see :mod:`.shutdown`), or an exception nobody expected (``internal_error``:
+a 500, or an error event in a started stream, in the client's API shape; the log names the
+exception type and the request id, never the body).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import os
-import secrets
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -24,17 +30,19 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from aiguillage.sidecar import endpoints, outcomes, upstream
+from aiguillage.sidecar import endpoints, log, outcomes, upstream, validation
 from aiguillage.sidecar.adapters.base import (
     FORWARDABLE_HEADERS,
     Adapter,
     Call,
     Operation,
     StreamTranslator,
+    UpstreamRequest,
 )
+from aiguillage.sidecar.adapters.openai_chat import UnsupportedRequest
 from aiguillage.sidecar.audit import AuditLog, AuditRecord
 from aiguillage.sidecar.config import Provider, Route, Target
-from aiguillage.sidecar.errors import AttemptError, TimedOut, UpstreamProtocol
+from aiguillage.sidecar.errors import AttemptError, InvalidRequest, TimedOut, UpstreamProtocol
 from aiguillage.sidecar.forward import (
     AllAttemptsFailed,
     Answer,
@@ -47,22 +55,27 @@ from aiguillage.sidecar.forward import (
 )
 from aiguillage.sidecar.frontends import Frontend, frontend_for
 from aiguillage.sidecar.frontends.base import Adapters
+from aiguillage.sidecar.guard import Guard
 from aiguillage.sidecar.health import HealthBoard
 from aiguillage.sidecar.limits.errors import LimitError
 from aiguillage.sidecar.limits.quota import Caller, Limiter, LimiterSettings
 from aiguillage.sidecar.loader import Snapshot
 from aiguillage.sidecar.metrics import Metrics, new_metrics
 from aiguillage.sidecar.redact import redactor_for
+from aiguillage.sidecar.request_id import request_id
 from aiguillage.sidecar.residency import ResidencyRule
 from aiguillage.sidecar.residency_headers import (
     JURISDICTION_HEADER,
     LOCATION_HEADER,
-    UnknownRegionError,
+    InvalidResidencyHeader,
     from_headers,
 )
+from aiguillage.sidecar.shutdown import InFlight
 from aiguillage.sidecar.telemetry import Telemetry
 
 MAX_BODY = 16 * 1024 * 1024
+# Seconds a client has to send the whole body once its headers arrived (slow clients).
+BODY_SECONDS = 60.0
 
 
 @dataclass
@@ -85,6 +98,8 @@ class Runtime:
     # The task applying config changes (see reload.watch); not ready once it has stopped.
     watcher: asyncio.Task[None] | None = None
     limiter_settings: LimiterSettings = field(default_factory=LimiterSettings)
+    guard: Guard = field(default_factory=Guard)
+    inflight: InFlight = field(default_factory=InFlight)
     telemetry: Telemetry = field(init=False)
     # Rate limits and budgets (see limits/quota.py), and who they count the requests of.
     limiter: Limiter = field(init=False)
@@ -94,18 +109,14 @@ class Runtime:
         self.telemetry = Telemetry(self.metrics, self.span_exporter)
         self.limiter = Limiter(self.metrics, self.limiter_settings)
         self.caller = Caller(self.namespace, self.service_account or "default", self.pod)
+        self.audit.count_error = self._count_audit_error
+
+    def _count_audit_error(self, metric: str, reason: str, records: int) -> None:
+        self.metrics.inc(metric, (("reason", reason),), records)
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
 T = TypeVar("T")
-
-# Request ids: 64 random bits per process, then a counter — unique, and cheaper than uuid4.
-_ID_PREFIX = secrets.token_hex(8)
-_ID_COUNTER = itertools.count(1)
-
-
-def next_request_id() -> str:
-    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
 def _headers(rid: str, route: Route, chosen: Chosen) -> dict[str, str]:
@@ -120,35 +131,131 @@ def _headers(rid: str, route: Route, chosen: Chosen) -> dict[str, str]:
 
 
 class Exchange:
-    """One client request, from parsed body to the answer and its audit record."""
+    """One client request, from its raw body to the answer and its audit record."""
 
     def __init__(
-        self,
-        rt: Runtime,
-        snap: Snapshot,
-        request: web.Request,
-        route: Route,
-        call: Call,
-        record: AuditRecord,
-        frontend: Frontend,
+        self, rt: Runtime, request: web.Request, record: AuditRecord, frontend: Frontend
     ) -> None:
         self.rt = rt
-        self.snap = snap
         self.request = request
-        self.route = route
-        self.call = call
         self.record = record
         self.rid = record.request_id
         self.frontend = frontend
         self.client: web.StreamResponse | None = None
         # The translator of the stream being relayed (the last attempt's), once there is one.
         self.translator: StreamTranslator | None = None
+        # Known once the body is read and routed (see serve()).
+        self.snap: Snapshot
+        self.route: Route
+        self.call: Call
+
+    async def serve(
+        self, operation: Operation, max_body: int, body_seconds: float
+    ) -> web.StreamResponse:
+        """Check, parse and route the request, then answer it along its route."""
+        rt, request, record = self.rt, self.request, self.record
+        refusal = rt.guard.refusal(request)
+        if refusal is not None:
+            return self.refuse(refusal.status, refusal.message, refusal.code, "permission_error")
+        snap = rt.snapshot
+        if snap is None:
+            return self.refuse(503, "the sidecar has no valid config yet", "not_ready", "api_error")
+        self.snap = snap
+        record.config_hash = snap.config.hash
+        if not record.namespace:
+            record.namespace = snap.config.namespace
+        try:
+            async with asyncio.timeout(body_seconds):
+                raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return self.refuse(
+                413, f"request body is larger than {max_body} bytes", "request_too_large"
+            )
+        except TimeoutError:
+            response = self.refuse(
+                408, f"the request body was not received within {body_seconds:g}s", "body_timeout"
+            )
+            response.force_close()
+            return response
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return self.refuse(400, f"request body is not valid JSON: {exc}", "invalid_json")
+        if not isinstance(body, dict):
+            return self.refuse(400, "request body must be a JSON object", "invalid_json")
+        try:
+            model = validation.model(body)
+        except InvalidRequest as exc:
+            return self.refuse(400, str(exc), exc.code)
+        record.model = model
+        route = snap.config.routes.get(model)
+        if route is None:
+            known = ", ".join(sorted(snap.config.routes)) or "none"
+            return self.refuse(
+                404, f'no route for model "{model}" (routes: {known})', "route_not_found"
+            )
+        record.route = route.name
+        try:
+            stream, wants_usage = validation.check(operation, body, raw)
+        except InvalidRequest as exc:
+            return self.refuse(400, str(exc), exc.code)
+        stream = stream and self.frontend.streams
+        record.stream = stream
+        self.route = route
+        try:
+            header_rule = from_headers(
+                request.headers.getall(LOCATION_HEADER, []),
+                request.headers.getall(JURISDICTION_HEADER, []),
+            )
+        except InvalidResidencyHeader as exc:
+            return self.refuse(400, str(exc), "invalid_residency_header")
+        headers = request.headers
+        self.call = Call(
+            operation,
+            body,
+            stream,
+            client_wants_usage=wants_usage,
+            client_headers={h: v for h in FORWARDABLE_HEADERS if (v := headers.get(h))} or None,
+        )
+        return await self.run(header_rule)
+
+    def refuse(
+        self, status: int, message: str, code: str, type_: str = "invalid_request_error"
+    ) -> web.Response:
+        """The sidecar's own refusal of the request, in the client's API shape."""
+        self.record.outcome, self.record.status = code, status
+        headers = {"x-request-id": self.rid}
+        if self.record.route:
+            headers["x-aiguillage-route"] = self.record.route
+        return self.frontend.error(status, message, type_, code, headers=headers)
+
+    def client_gone(self) -> None:
+        """The client closed its connection before its answer was complete."""
+        record = self.record
+        record.outcome = "client_closed"
+        if self.client is None:
+            record.status = 499  # nginx's "client closed request": nothing was answered
+
+    async def end(self, status: int, message: str, code: str) -> web.StreamResponse:
+        """End the request on the sidecar's side: an error answer, or an error event that
+        ends a stream already started (its status stays the 200 the client got)."""
+        self.record.outcome = code
+        if self.client is None:
+            self.record.status = status
+            headers = {"x-request-id": self.rid}
+            if self.record.route:
+                headers["x-aiguillage-route"] = self.record.route
+            return self.frontend.error(status, message, "server_error", code, headers=headers)
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await self.client.write(self.frontend.stream_error(message, code, self.translator))
+            await self.client.write_eof()
+        return self.client
 
     async def unary(
         self, adapter: Adapter, target: Target, provider: Provider, chosen: Chosen
     ) -> Answer[bytes]:
         assert self.rt.session is not None
-        req = adapter.build(self.call, target.model)
+        req = _build(adapter, self.call, target.model)
         resp = await upstream.send(self.rt.session, req, self.route.timeouts)
         body, usage = await upstream.read_answer(
             resp, adapter, self.call, target.model, self.route.size_limits
@@ -160,7 +267,7 @@ class Exchange:
     ) -> Answer[None]:
         assert self.rt.session is not None
         loop = asyncio.get_running_loop()
-        req = adapter.build(self.call, target.model)
+        req = _build(adapter, self.call, target.model)
         first_token_by = loop.time() + self.route.timeouts.first_token
         resp = await upstream.send(self.rt.session, req, self.route.timeouts)
         translator = self.translator = adapter.stream_translator(self.call, target.model)
@@ -236,12 +343,8 @@ class Exchange:
             attempt,
         )
 
-    async def run(self) -> web.StreamResponse:
+    async def run(self, header_rule: ResidencyRule | None) -> web.StreamResponse:
         rule = self.route.rule
-        header_rule = from_headers(
-            self.request.headers.get(LOCATION_HEADER),
-            self.request.headers.get(JURISDICTION_HEADER),
-        )
         if header_rule is not None:
             rule = rule.narrow(header_rule)
         self.record.residency = rule.as_dict()
@@ -393,108 +496,74 @@ class Exchange:
             record.outcome, record.status = "stream_error", 200
 
 
-def _operation_handler(operation: Operation, max_body: int) -> Any:
+def _build(adapter: Adapter, call: Call, model: str) -> UpstreamRequest:
+    try:
+        return adapter.build(call, model)
+    except orjson.JSONEncodeError as exc:
+        # Only the client's values can make a body unwritable (nested too deep once
+        # translated): the client's 400, not the provider's fault nor a failover.
+        raise UnsupportedRequest(
+            f"the request cannot be written in the wire format of api {adapter.provider.api}: {exc}"
+        ) from exc
+
+
+def _where(exc: BaseException) -> str:
+    """Where an unexpected exception was raised (file:line in function), for the log."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return "?"
+    code = tb.tb_frame.f_code
+    return f"{os.path.basename(code.co_filename)}:{tb.tb_lineno} in {code.co_name}"
+
+
+def _operation_handler(operation: Operation, max_body: int, body_seconds: float) -> Any:
     frontend = frontend_for(operation)
-    error = frontend.error
+    name = operation.value
 
     async def handle(request: web.Request) -> web.StreamResponse:
         rt = request.app[RUNTIME]
-        snap = rt.snapshot
-        rid = request.headers.get("x-request-id") or next_request_id()
-        with_id = {"x-request-id": rid}
-        if snap is None:
-            return error(
-                503,
-                "the sidecar has no valid config yet",
-                "aiguillage_error",
-                "not_ready",
-                headers=with_id,
-            )
-        try:
-            raw = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return error(
-                413,
-                f"request body is larger than {max_body} bytes",
-                "invalid_request_error",
-                "request_too_large",
-                headers=with_id,
-            )
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            return error(
-                400,
-                f"request body is not valid JSON: {exc}",
-                "invalid_request_error",
-                "invalid_json",
-                headers=with_id,
-            )
-        if not isinstance(body, dict):
-            return error(
-                400,
-                "request body must be a JSON object",
-                "invalid_request_error",
-                "invalid_json",
-                headers=with_id,
-            )
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            return error(
-                400,
-                'request needs a "model" string',
-                "invalid_request_error",
-                "model_required",
-                headers=with_id,
-            )
-        route = snap.config.routes.get(model)
-        if route is None:
-            known = ", ".join(sorted(snap.config.routes)) or "none"
-            return error(
-                404,
-                f'no route for model "{model}" (routes: {known})',
-                "invalid_request_error",
-                "route_not_found",
-                headers=with_id,
-            )
-        stream = body.get("stream") is True and frontend.streams
-        options = body.get("stream_options")
-        headers = request.headers
-        call = Call(
-            operation,
-            body,
-            stream,
-            client_wants_usage=isinstance(options, dict) and options.get("include_usage") is True,
-            client_headers={h: v for h in FORWARDABLE_HEADERS if (v := headers.get(h))} or None,
-        )
         start_ns = time.time_ns()
         record = AuditRecord(
             time=start_ns / 1e9,
-            request_id=rid,
-            namespace=rt.namespace or snap.config.namespace,
+            request_id=request_id(request.headers.get("x-request-id")),
+            namespace=rt.namespace,
             pod=rt.pod,
             service_account=rt.service_account,
-            route=route.name,
-            model=model,
-            operation=operation.value,
-            stream=stream,
+            route=None,
+            model="",
+            operation=name,
+            stream=False,
             residency={},
-            config_hash=snap.config.hash,
         )
+        exchange = Exchange(rt, request, record, frontend)
+        task = rt.inflight.enter()
         try:
-            exchange = Exchange(rt, snap, request, route, call, record, frontend)
-            try:
-                return await exchange.run()
-            except UnknownRegionError as exc:
-                record.outcome, record.status = "bad_request", 400
-                return error(
-                    400,
-                    f"{LOCATION_HEADER}/{JURISDICTION_HEADER}: {exc}",
-                    "invalid_request_error",
-                    "invalid_residency_header",
-                    headers={**with_id, "x-aiguillage-route": route.name},
-                )
+            return await exchange.serve(operation, max_body, body_seconds)
+        except asyncio.CancelledError:
+            if not rt.inflight.expired:
+                exchange.client_gone()
+                raise
+            # Cancelled by the sidecar itself at the end of a drain: answer truthfully.
+            if task is not None:
+                task.uncancel()
+            return await exchange.end(503, "the sidecar is shutting down", "shutdown")
+        except Exception as exc:
+            log.server.error(
+                "request %s failed inside the sidecar: %s at %s",
+                record.request_id,
+                type(exc).__name__,
+                _where(exc),
+            )
+            return await exchange.end(
+                500,
+                f"the sidecar failed to handle this request ({type(exc).__name__}); "
+                f"request id {record.request_id}",
+                "internal_error",
+            )
         finally:
+            rt.inflight.leave(task)
             rt.audit.write(record)
             # Metrics and traces are built after the answer is on its way, not before.
             asyncio.get_running_loop().call_soon(
@@ -529,22 +598,26 @@ async def metrics(request: web.Request) -> web.Response:
     )
 
 
-def make_app(rt: Runtime, max_body: int = MAX_BODY) -> web.Application:
-    """The sidecar's application; ``max_body`` bounds a request body (larger ones get 413)."""
+def make_app(
+    rt: Runtime, max_body: int = MAX_BODY, body_seconds: float = BODY_SECONDS
+) -> web.Application:
+    """The sidecar's application; ``max_body`` bounds a request body (larger ones get 413),
+    ``body_seconds`` the time to receive it once the headers arrived (408 after)."""
     app = web.Application(client_max_size=max_body)
     app[RUNTIME] = rt
-    app.router.add_post("/v1/chat/completions", _operation_handler(Operation.CHAT, max_body))
-    app.router.add_post("/v1/embeddings", _operation_handler(Operation.EMBEDDINGS, max_body))
-    app.router.add_post("/v1/completions", _operation_handler(Operation.COMPLETIONS, max_body))
-    app.router.add_post("/v1/responses", _operation_handler(Operation.RESPONSES, max_body))
-    app.router.add_post("/v1/messages", _operation_handler(Operation.MESSAGES, max_body))
-    app.router.add_post(
-        "/v1/messages/count_tokens", _operation_handler(Operation.COUNT_TOKENS, max_body)
-    )
+    for path, operation in (
+        ("/v1/chat/completions", Operation.CHAT),
+        ("/v1/embeddings", Operation.EMBEDDINGS),
+        ("/v1/completions", Operation.COMPLETIONS),
+        ("/v1/responses", Operation.RESPONSES),
+        ("/v1/messages", Operation.MESSAGES),
+        ("/v1/messages/count_tokens", Operation.COUNT_TOKENS),
+    ):
+        app.router.add_post(path, _operation_handler(operation, max_body, body_seconds))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
-    endpoints.add_routes(app, lambda: rt.snapshot)
+    endpoints.add_routes(app, lambda: rt.snapshot, rt.guard)
 
     async def session_ctx(app: web.Application) -> Any:
         rt.session = upstream.new_session()

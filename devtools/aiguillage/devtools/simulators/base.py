@@ -164,6 +164,8 @@ class Simulator:
         self.configure(chunks=chunks, chunk_interval=chunk_interval)
         self.faults = FaultPlan()
         self._log: deque[RecordedRequest] = deque(maxlen=max_log)
+        # Ids of API requests whose client closed the connection before the answer was over.
+        self.client_gone: list[str] = []
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
@@ -323,6 +325,7 @@ class Simulator:
 
     def clear_requests(self) -> None:
         self._log.clear()
+        self.client_gone.clear()
 
     def clear(self) -> None:
         """Forget the faults and the request log."""
@@ -445,12 +448,13 @@ class Simulator:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), 0.05)
 
-    async def _sleep(self, seconds: float) -> None:
-        """Sleep, but wake up early when the simulator stops."""
+    async def _sleep(self, seconds: float, request: web.Request) -> None:
+        """Sleep, but wake up early when the simulator stops or the client goes away."""
         if seconds <= 0 or self._stopping is None:
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._hold(request)
 
     # -- request dispatch ----------------------------------------------------------------------
 
@@ -483,10 +487,17 @@ class Simulator:
                             request.transport.close()
                         return web.Response(status=204)
                     if fault.kind == "slow_first_byte":
-                        await self._sleep(fault.delay)
+                        await self._sleep(fault.delay, request)
                 self.authenticate(call)
                 return await handler(call)
             except ApiError as err:
                 return self.error_response(call, err)
+            finally:
+                # A client that went away mid-answer (the simulator's own resets excluded).
+                transport = request.transport
+                if (transport is None or transport.is_closing()) and (
+                    fault is None or fault.kind not in ("drop", "reset_mid_stream")
+                ):
+                    self.client_gone.append(call.request_id)
 
         return dispatch

@@ -1,0 +1,355 @@
+"""Checks of a client's request body before it is routed: the JSON types the sidecar relies on.
+
+The handler (:mod:`aiguillage.sidecar.server`) parses the body once, finds the route from
+:func:`model`, and calls :func:`check` with the operation the client called. ``check`` raises
+:class:`~aiguillage.sidecar.errors.InvalidRequest` naming the field (``messages[2].tool_calls``,
+``stop``...) when a value has a type no provider accepts and the sidecar or its adapters would
+trip over, so the client gets a 400 in its own API's shape instead of a crash, a failover or a
+bill at two providers (``"stream": 1`` would be read as "not streamed" by the sidecar and as
+"streamed" by the provider).
+
+Only types and the few ranges the sidecar itself depends on are checked here; what a value
+means (a model's limits, a tool schema's validity) stays the provider's to judge, and what one
+provider's wire format cannot express is refused by its adapter. ``null`` is read as "not set",
+as the OpenAI API does. The checks walk only the fields present in the body and the messages'
+top level, so they cost a few microseconds per request.
+
+Depth: orjson parses up to 1024 levels of nesting but writes at most 254, and adapters nest a
+client's values a few levels deeper when they translate. A body nested more than
+:data:`MAX_DEPTH` levels is refused. It is measured only when the body holds more opening
+brackets than that, by serialising it wrapped in ``254 - MAX_DEPTH`` levels of lists: orjson
+then fails exactly when the body is deeper than :data:`MAX_DEPTH`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from aiguillage.sidecar.adapters.base import Operation
+from aiguillage.sidecar.errors import InvalidRequest
+
+# orjson refuses to serialise more than this many levels of nesting.
+ORJSON_MAX_DEPTH = 254
+# Levels a body may have: the rest, up to orjson's limit, is left for adapters' wrapping.
+MAX_DEPTH = 200
+
+Check = Callable[[Any, str], None]
+
+
+def model(body: dict[str, Any]) -> str:
+    """The ``model`` a request body asks for (the route's name), or InvalidRequest."""
+    value = body.get("model")
+    if not isinstance(value, str) or not value:
+        raise InvalidRequest("model", 'the request needs a "model" string', "model_required")
+    return value
+
+
+def check(operation: Operation, body: dict[str, Any], raw: bytes) -> tuple[bool, bool]:
+    """``(stream, client_wants_usage)`` of a parsed request body, or InvalidRequest."""
+    fields = FIELDS[operation]
+    for name, value in body.items():
+        if value is not None:
+            checker = fields.get(name)
+            if checker is not None:
+                checker(value, name)
+    for name in REQUIRED.get(operation, ()):
+        if body.get(name) is None:
+            raise InvalidRequest(name, "is required")
+    stream = body.get("stream") is True
+    if stream and operation is Operation.EMBEDDINGS:
+        raise InvalidRequest("stream", "embeddings cannot be streamed; leave it out or false")
+    options = body.get("stream_options")
+    wants_usage = isinstance(options, dict) and options.get("include_usage") is True
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:
+        _check_depth(body)
+    return stream, wants_usage
+
+
+def _check_depth(body: dict[str, Any]) -> None:
+    wrapped: Any = body
+    for _ in range(ORJSON_MAX_DEPTH - MAX_DEPTH):
+        wrapped = [wrapped]
+    try:
+        orjson.dumps(wrapped)
+    except orjson.JSONEncodeError:
+        raise InvalidRequest(
+            "", f"the body is nested more than {MAX_DEPTH} levels deep", "nested_too_deep"
+        ) from None
+
+
+# -- value checks ----------------------------------------------------------------------------
+
+
+def _kind(value: Any) -> str:
+    """The JSON type of a parsed value, as an error message names it."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return "null"
+
+
+def _wrong(field: str, expected: str, value: Any) -> InvalidRequest:
+    return InvalidRequest(field, f"must be {expected}, not {_kind(value)}")
+
+
+def boolean(value: Any, field: str) -> None:
+    if not isinstance(value, bool):
+        raise _wrong(field, "true or false", value)
+
+
+def string(value: Any, field: str) -> None:
+    if not isinstance(value, str):
+        raise _wrong(field, "a string", value)
+
+
+def number(value: Any, field: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _wrong(field, "a number", value)
+
+
+def obj(value: Any, field: str) -> None:
+    if not isinstance(value, dict):
+        raise _wrong(field, "an object", value)
+
+
+def integer(minimum: int) -> Check:
+    def check_integer(value: Any, field: str) -> None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _wrong(field, "an integer", value)
+        if value < minimum:
+            raise InvalidRequest(field, f"must be at least {minimum}, not {value}")
+
+    return check_integer
+
+
+def string_or_object(value: Any, field: str) -> None:
+    if not isinstance(value, str | dict):
+        raise _wrong(field, "a string or an object", value)
+
+
+def strings(value: Any, field: str) -> None:
+    if not isinstance(value, list):
+        raise _wrong(field, "an array of strings", value)
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise _wrong(f"{field}[{i}]", "a string", item)
+
+
+def string_or_strings(value: Any, field: str) -> None:
+    if not isinstance(value, str):
+        if not isinstance(value, list):
+            raise _wrong(field, "a string or an array of strings", value)
+        strings(value, field)
+
+
+def objects(value: Any, field: str) -> None:
+    if not isinstance(value, list):
+        raise _wrong(field, "an array of objects", value)
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise _wrong(f"{field}[{i}]", "an object", item)
+
+
+def string_or_objects(value: Any, field: str) -> None:
+    if not isinstance(value, str):
+        if not isinstance(value, list):
+            raise _wrong(field, "a string or an array of objects", value)
+        objects(value, field)
+
+
+def stream_options(value: Any, field: str) -> None:
+    obj(value, field)
+    include = value.get("include_usage")
+    if include is not None and not isinstance(include, bool):
+        raise _wrong(f"{field}.include_usage", "true or false", include)
+
+
+def tools(value: Any, field: str) -> None:
+    objects(value, field)
+    for i, tool in enumerate(value):
+        function = tool.get("function")
+        if function is not None and not isinstance(function, dict):
+            raise _wrong(f"{field}[{i}].function", "an object", function)
+
+
+def chat_messages(value: Any, field: str) -> None:
+    if not isinstance(value, list) or not value:
+        raise InvalidRequest(field, f"must be a non-empty array of messages, not {_kind(value)}")
+    for i, message in enumerate(value):
+        where = f"{field}[{i}]"
+        if not isinstance(message, dict):
+            raise _wrong(where, "a message object", message)
+        if not isinstance(message.get("role"), str):
+            raise _wrong(f"{where}.role", "a string", message.get("role"))
+        content = message.get("content")
+        if content is not None and not isinstance(content, str):
+            string_or_objects(content, f"{where}.content")
+        calls = message.get("tool_calls")
+        if calls is not None:
+            objects(calls, f"{where}.tool_calls")
+            for j, call in enumerate(calls):
+                function = call.get("function")
+                if not isinstance(function, dict):
+                    raise _wrong(f"{where}.tool_calls[{j}].function", "an object", function)
+        call_id = message.get("tool_call_id")
+        if call_id is not None and not isinstance(call_id, str):
+            raise _wrong(f"{where}.tool_call_id", "a string", call_id)
+
+
+def anthropic_messages(value: Any, field: str) -> None:
+    if not isinstance(value, list) or not value:
+        raise InvalidRequest(field, f"must be a non-empty array of messages, not {_kind(value)}")
+    for i, message in enumerate(value):
+        where = f"{field}[{i}]"
+        if not isinstance(message, dict):
+            raise _wrong(where, "a message object", message)
+        if not isinstance(message.get("role"), str):
+            raise _wrong(f"{where}.role", "a string", message.get("role"))
+        content = message.get("content")
+        if content is None:
+            raise InvalidRequest(f"{where}.content", "is required")
+        string_or_objects(content, f"{where}.content")
+
+
+def embedding_input(value: Any, field: str) -> None:
+    if isinstance(value, str):
+        return
+    if not isinstance(value, list) or not value:
+        raise InvalidRequest(
+            field, f"must be a string or a non-empty array of strings, not {_kind(value)}"
+        )
+    for i, item in enumerate(value):
+        if isinstance(item, list):  # token ids
+            if not all(isinstance(t, int) and not isinstance(t, bool) for t in item):
+                raise _wrong(f"{field}[{i}]", "an array of integers (token ids)", item)
+        elif not isinstance(item, str) and (isinstance(item, bool) or not isinstance(item, int)):
+            raise _wrong(f"{field}[{i}]", "a string", item)
+
+
+def prompt(value: Any, field: str) -> None:
+    if isinstance(value, str):
+        return
+    if not isinstance(value, list):
+        raise _wrong(field, "a string or an array of strings", value)
+    for i, item in enumerate(value):
+        if not isinstance(item, str | int | list) or isinstance(item, bool):
+            raise _wrong(f"{field}[{i}]", "a string", item)
+
+
+def responses_input(value: Any, field: str) -> None:
+    if not isinstance(value, str):
+        if not isinstance(value, list):
+            raise _wrong(field, "a string or an array of input items", value)
+        objects(value, field)
+
+
+# -- what each operation's body may hold -----------------------------------------------------
+
+TOKENS = integer(0)
+COUNT = integer(1)
+SAMPLING: dict[str, Check] = {
+    "temperature": number,
+    "top_p": number,
+    "presence_penalty": number,
+    "frequency_penalty": number,
+    "seed": integer(-(2**63)),
+}
+STREAMING: dict[str, Check] = {"stream": boolean, "stream_options": stream_options}
+
+FIELDS: dict[Operation, dict[str, Check]] = {
+    Operation.CHAT: {
+        **SAMPLING,
+        **STREAMING,
+        "messages": chat_messages,
+        "max_tokens": TOKENS,
+        "max_completion_tokens": TOKENS,
+        "n": COUNT,
+        "stop": string_or_strings,
+        "tools": tools,
+        "tool_choice": string_or_object,
+        "parallel_tool_calls": boolean,
+        "response_format": obj,
+        "logprobs": boolean,
+        "top_logprobs": TOKENS,
+        "logit_bias": obj,
+        "modalities": strings,
+        "metadata": obj,
+        "user": string,
+    },
+    Operation.COMPLETIONS: {
+        **SAMPLING,
+        **STREAMING,
+        "prompt": prompt,
+        "max_tokens": TOKENS,
+        "n": COUNT,
+        "best_of": COUNT,
+        "stop": string_or_strings,
+        "echo": boolean,
+        "suffix": string,
+        "logprobs": TOKENS,
+        "logit_bias": obj,
+        "user": string,
+    },
+    Operation.EMBEDDINGS: {
+        "input": embedding_input,
+        "dimensions": COUNT,
+        "encoding_format": string,
+        "stream": boolean,
+        "user": string,
+    },
+    Operation.RESPONSES: {
+        **STREAMING,
+        "input": responses_input,
+        "instructions": string,
+        "max_output_tokens": TOKENS,
+        "tools": objects,
+        "tool_choice": string_or_object,
+        "parallel_tool_calls": boolean,
+        "previous_response_id": string,
+        "store": boolean,
+        "text": obj,
+        "reasoning": obj,
+        "metadata": obj,
+        "include": strings,
+        "temperature": number,
+        "top_p": number,
+        "user": string,
+    },
+    Operation.MESSAGES: {
+        "stream": boolean,
+        "messages": anthropic_messages,
+        "system": string_or_objects,
+        "max_tokens": TOKENS,
+        "stop_sequences": strings,
+        "tools": objects,
+        "tool_choice": obj,
+        "metadata": obj,
+        "thinking": obj,
+        "temperature": number,
+        "top_p": number,
+        "top_k": TOKENS,
+    },
+}
+
+# Anthropic's count_tokens takes a Messages body (without the sampling fields).
+FIELDS[Operation.COUNT_TOKENS] = FIELDS[Operation.MESSAGES]
+
+REQUIRED: dict[Operation, tuple[str, ...]] = {
+    Operation.CHAT: ("messages",),
+    Operation.EMBEDDINGS: ("input",),
+    Operation.COMPLETIONS: ("prompt",),
+    Operation.MESSAGES: ("messages",),
+    Operation.COUNT_TOKENS: ("messages",),
+}

@@ -1,0 +1,238 @@
+"""Truthful failures (``server.py``): whatever is raised inside the sidecar, and whenever the
+client goes away, the client gets an answer in its API's shape (or nothing, if it left) and
+the audit record and metrics say exactly what happened.
+
+Unexpected exceptions are injected by monkeypatching an adapter; client disconnects use a
+simulator that answers slowly and records when its connection was closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import aiohttp
+import anthropic
+import openai
+import pytest
+
+from aiguillage.devtools.simulators.openai import OpenAISimulator
+from aiguillage.sidecar.adapters.openai import OpenAIAdapter, OpenAIStream
+from aiguillage.sidecar.config import Target
+from tests.sidecar._wire import anthropic_error, openai_error
+from tests.sidecar.conftest import (
+    CLIENT_KEY,
+    MESSAGES,
+    RunningSidecar,
+    StartSidecar,
+    eu_target,
+    route,
+    two_provider_config,
+    us_target,
+    wait_for,
+)
+
+SECRET = "the patient's diagnosis is confidential"
+
+
+class Boom(ValueError):
+    """What a bug deep inside the sidecar could raise (its message carries request data)."""
+
+
+def fail_reading(monkeypatch: pytest.MonkeyPatch) -> None:
+    def read_response(self: OpenAIAdapter, call: Any, raw: bytes, model: str) -> Any:
+        raise Boom(SECRET)
+
+    monkeypatch.setattr(OpenAIAdapter, "read_response", read_response)
+
+
+def fail_streaming_after(monkeypatch: pytest.MonkeyPatch, good_events: int) -> None:
+    feed = OpenAIStream.feed
+    seen = {"n": 0}
+
+    def broken(self: OpenAIStream, event: str | None, data: bytes) -> Iterable[bytes]:
+        seen["n"] += 1
+        if seen["n"] > good_events:
+            raise Boom(SECRET)
+        return feed(self, event, data)
+
+    monkeypatch.setattr(OpenAIStream, "feed", broken)
+
+
+def assert_logged_without_data(caplog: pytest.LogCaptureFixture, rid: str) -> None:
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    message = errors[0].getMessage()
+    assert rid in message
+    assert "Boom" in message
+    assert errors[0].exc_info is None  # no traceback: its frames could show request data
+    assert SECRET not in caplog.text
+
+
+# -- unexpected exceptions -------------------------------------------------------------------------
+
+
+def test_an_exception_before_the_answer_is_a_500_in_the_openai_shape(
+    sidecar: RunningSidecar,
+    us: OpenAISimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fail_reading(monkeypatch)
+    resp = sidecar.raw(
+        "POST",
+        "/v1/chat/completions",
+        json={"model": "chat", "messages": MESSAGES},
+        headers={"x-request-id": "boom-1"},
+    )
+
+    assert resp.status == 500
+    assert resp.headers["content-type"].startswith("application/json")  # not aiohttp's page
+    error = openai_error(resp.body)
+    assert (error.type, error.code) == ("server_error", "internal_error")
+    assert "boom-1" in error.message
+    assert SECRET not in error.message
+    assert resp.headers["x-request-id"] == "boom-1"
+    assert us.requests == []  # a bug is not a provider failure: no failover
+    record = sidecar.audit_for("boom-1")
+    assert (record["outcome"], record["status"]) == ("internal_error", 500)
+    assert [a["outcome"] for a in record["attempts"]] == ["internal_error"]
+    wait_for(lambda: sidecar.metric("aiguillage_requests_total", outcome="internal_error") == 1)
+    assert sidecar.metric("aiguillage_requests_total", outcome="ok") == 0
+    assert_logged_without_data(caplog, "boom-1")
+
+
+def test_the_openai_sdk_sees_an_internal_server_error(
+    sidecar: RunningSidecar, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fail_reading(monkeypatch)
+    with pytest.raises(openai.InternalServerError) as caught:
+        sidecar.client().chat.completions.create(model="chat", messages=MESSAGES)
+    assert caught.value.code == "internal_error"
+
+
+def test_an_exception_on_the_messages_api_is_an_anthropic_500(
+    start_sidecar: StartSidecar,
+    eu: OpenAISimulator,
+    us: OpenAISimulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sc = start_sidecar(two_provider_config(eu, us, route("mistral", eu_target())))
+    fail_reading(monkeypatch)
+    client = anthropic.Anthropic(base_url=sc.url, api_key=CLIENT_KEY, max_retries=0)
+    with pytest.raises(anthropic.InternalServerError) as caught:
+        client.messages.create(model="mistral", max_tokens=8, messages=MESSAGES)
+
+    assert anthropic_error(caught.value.response.content).error.type == "api_error"
+    record = sc.audit_for(caught.value.response.headers["x-request-id"])
+    assert (record["outcome"], record["status"], record["operation"]) == (
+        "internal_error",
+        500,
+        "messages",
+    )
+
+
+def test_an_exception_after_the_stream_started_ends_it_with_an_error_event(
+    sidecar: RunningSidecar,
+    eu: OpenAISimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fail_streaming_after(monkeypatch, good_events=2)
+    received: list[str] = []
+    stream = sidecar.client().chat.completions.create(
+        model="chat", messages=MESSAGES, stream=True, extra_headers={"x-request-id": "boom-2"}
+    )
+    with pytest.raises(openai.APIError) as caught:  # noqa: PT012
+        for chunk in stream:
+            received.extend(c.delta.content or "" for c in chunk.choices)
+
+    assert received  # the stream had started
+    assert "internal" in caught.value.message or "failed" in caught.value.message
+    record = sidecar.audit_for("boom-2")
+    # The client got a 200 and a broken stream: the audit says both.
+    assert (record["outcome"], record["status"]) == ("internal_error", 200)
+    assert_logged_without_data(caplog, "boom-2")
+
+
+def test_an_exception_before_the_first_stream_byte_is_a_500(
+    sidecar: RunningSidecar, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fail_streaming_after(monkeypatch, good_events=0)
+    with pytest.raises(openai.InternalServerError):
+        sidecar.client().chat.completions.create(
+            model="chat", messages=MESSAGES, stream=True, extra_headers={"x-request-id": "boom-3"}
+        )
+    record = sidecar.audit_for("boom-3")
+    assert (record["outcome"], record["status"]) == ("internal_error", 500)
+
+
+# -- clients that go away --------------------------------------------------------------------------
+
+
+async def leave_before_the_answer(url: str, body: dict[str, Any], rid: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.5):
+                await session.post(url, json=body, headers={"x-request-id": rid})
+
+
+async def leave_mid_stream(url: str, body: dict[str, Any], rid: str) -> bytes:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, json=body, headers={"x-request-id": rid}) as resp,
+    ):
+        assert resp.status == 200
+        first = await resp.content.readline()
+        resp.close()  # hang up with the stream still going
+        return first
+
+
+@pytest.fixture
+def one_target(
+    start_sidecar: StartSidecar, eu: OpenAISimulator, us: OpenAISimulator
+) -> RunningSidecar:
+    priced = Target.model_validate(
+        {
+            "provider": "mistral-eu",
+            "model": "mistral-small-latest",
+            "pricing": {"input_per_million": "2", "output_per_million": "6"},
+        }
+    )
+    return start_sidecar(two_provider_config(eu, us, route("chat", priced, us_target(1))))
+
+
+def test_a_client_that_leaves_cancels_the_upstream_request(
+    one_target: RunningSidecar, eu: OpenAISimulator, us: OpenAISimulator, lt: Any
+) -> None:
+    eu.set_faults([{"kind": "slow_first_byte", "delay": 60}])
+    body = {"model": "chat", "messages": MESSAGES}
+    lt.run(leave_before_the_answer(one_target.base_url + "/chat/completions", body, "gone-1"))
+
+    # The provider sees its connection closed long before it would have answered.
+    wait_for(lambda: eu.client_gone, timeout=10, what="the provider's connection to close")
+    record = one_target.audit_for("gone-1")
+    assert (record["outcome"], record["status"]) == ("client_closed", 499)
+    assert [a["outcome"] for a in record["attempts"]] == ["cancelled"]
+    assert record["usage"] == {"inputTokens": 0, "outputTokens": 0}
+    assert record["costEur"] is None  # nothing billed: no usage was reported
+    assert us.requests == []  # and no failover for a client that left
+    wait_for(lambda: one_target.metric("aiguillage_requests_total", outcome="client_closed") == 1)
+
+
+def test_a_client_that_leaves_mid_stream_cancels_the_upstream_stream(
+    one_target: RunningSidecar, eu: OpenAISimulator, us: OpenAISimulator, lt: Any
+) -> None:
+    eu.configure(chunks=200, chunk_interval=0.2)  # 40 s of stream
+    body = {"model": "chat", "messages": MESSAGES, "stream": True}
+    first = lt.run(leave_mid_stream(one_target.base_url + "/chat/completions", body, "gone-2"))
+
+    assert first.startswith(b"data: ")
+    wait_for(lambda: eu.client_gone, timeout=10, what="the provider's stream to be closed")
+    record = one_target.audit_for("gone-2")
+    assert (record["outcome"], record["status"]) == ("client_closed", 200)
+    assert record["attempts"][0]["outcome"] == "cancelled"
+    assert record["costEur"] is None or float(record["costEur"]) == 0
+    assert us.requests == []
