@@ -3,6 +3,7 @@ names the field, before any provider is contacted, and an audit record saying so
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -166,6 +167,19 @@ def test_depth_up_to_the_limit_passes_and_beyond_is_refused() -> None:
     assert str(MAX_DEPTH) in str(error)
 
 
+def test_tool_call_arguments_too_deep_once_parsed_are_refused() -> None:
+    # Arguments are a JSON text: flat in the body, but translating adapters parse and embed it.
+    arguments = json.dumps({"x": nested(300)})
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": arguments}}
+    body = {**CHAT, "messages": [{"role": "assistant", "tool_calls": [call]}]}
+    error = refused(Operation.CHAT, body)
+    assert error.field == "messages[0].tool_calls[0].function.arguments"
+    assert error.code == "nested_too_deep"
+
+    body = {"model": "m", "input": [{"type": "function_call", "arguments": arguments}]}
+    assert refused(Operation.RESPONSES, body).field == "input[0].arguments"
+
+
 def test_brackets_inside_strings_do_not_refuse_a_flat_body() -> None:
     body = {**CHAT, "messages": [{"role": "user", "content": "[" * 5000}]}
     check(Operation.CHAT, body, orjson.dumps(body))
@@ -255,6 +269,23 @@ def test_messages_endpoint_answers_the_anthropic_shape(
     error = anthropic_error(resp.body).error
     assert error.type == "invalid_request_error"
     assert error.message.startswith("messages[0].content: ")
+    assert claude.requests == []
+
+
+def test_deep_tool_call_arguments_are_a_400_not_a_500_on_a_translating_route(
+    both: RunningSidecar, claude: AnthropicSimulator
+) -> None:
+    arguments = json.dumps({"x": nested(300)})
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": arguments}}
+    messages = [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+    ]
+    resp = both.raw("POST", "/v1/chat/completions", json={"model": "claude", "messages": messages})
+
+    assert resp.status == 400
+    assert openai_error(resp.body).code == "nested_too_deep"
     assert claude.requests == []
 
 

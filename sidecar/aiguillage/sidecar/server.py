@@ -37,9 +37,7 @@ from aiguillage.sidecar.adapters.base import (
     Call,
     Operation,
     StreamTranslator,
-    UpstreamRequest,
 )
-from aiguillage.sidecar.adapters.openai_chat import UnsupportedRequest
 from aiguillage.sidecar.audit import AuditLog, AuditRecord
 from aiguillage.sidecar.config import Provider, Route, Target
 from aiguillage.sidecar.errors import AttemptError, InvalidRequest, TimedOut, UpstreamProtocol
@@ -255,7 +253,7 @@ class Exchange:
         self, adapter: Adapter, target: Target, provider: Provider, chosen: Chosen
     ) -> Answer[bytes]:
         assert self.rt.session is not None
-        req = _build(adapter, self.call, target.model)
+        req = adapter.build(self.call, target.model)
         resp = await upstream.send(self.rt.session, req, self.route.timeouts)
         body, usage = await upstream.read_answer(
             resp, adapter, self.call, target.model, self.route.size_limits
@@ -267,7 +265,7 @@ class Exchange:
     ) -> Answer[None]:
         assert self.rt.session is not None
         loop = asyncio.get_running_loop()
-        req = _build(adapter, self.call, target.model)
+        req = adapter.build(self.call, target.model)
         first_token_by = loop.time() + self.route.timeouts.first_token
         resp = await upstream.send(self.rt.session, req, self.route.timeouts)
         translator = self.translator = adapter.stream_translator(self.call, target.model)
@@ -494,17 +492,6 @@ class Exchange:
         record.cost_eur = cost(chosen.target, usage)
         if not ok:
             record.outcome, record.status = "stream_error", 200
-
-
-def _build(adapter: Adapter, call: Call, model: str) -> UpstreamRequest:
-    try:
-        return adapter.build(call, model)
-    except orjson.JSONEncodeError as exc:
-        # Only the client's values can make a body unwritable (nested too deep once
-        # translated): the client's 400, not the provider's fault nor a failover.
-        raise UnsupportedRequest(
-            f"the request cannot be written in the wire format of api {adapter.provider.api}: {exc}"
-        ) from exc
 
 
 def _where(exc: BaseException) -> str:

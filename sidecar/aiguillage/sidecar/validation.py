@@ -63,21 +63,38 @@ def check(operation: Operation, body: dict[str, Any], raw: bytes) -> tuple[bool,
         raise InvalidRequest("stream", "embeddings cannot be streamed; leave it out or false")
     options = body.get("stream_options")
     wants_usage = isinstance(options, dict) and options.get("include_usage") is True
-    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:
-        _check_depth(body)
+    if _brackets(raw) > MAX_DEPTH:
+        _check_depth(body, "the body")
     return stream, wants_usage
 
 
-def _check_depth(body: dict[str, Any]) -> None:
-    wrapped: Any = body
+def _brackets(text: bytes) -> int:
+    # An upper bound of the nesting depth (brackets inside strings count too), at C speed.
+    return text.count(b"[") + text.count(b"{")
+
+
+def _check_depth(value: Any, what: str, field: str = "") -> None:
+    wrapped: Any = value
     for _ in range(ORJSON_MAX_DEPTH - MAX_DEPTH):
         wrapped = [wrapped]
     try:
         orjson.dumps(wrapped)
-    except orjson.JSONEncodeError:
+    except TypeError:  # orjson's JSONEncodeError: a parsed JSON value can only be too deep
         raise InvalidRequest(
-            "", f"the body is nested more than {MAX_DEPTH} levels deep", "nested_too_deep"
+            field, f"{what} is nested more than {MAX_DEPTH} levels deep", "nested_too_deep"
         ) from None
+
+
+def json_arguments(value: Any, field: str) -> None:
+    """Tool call arguments: a JSON text that translating adapters parse and embed."""
+    if not isinstance(value, str):
+        return  # adapters refuse what is not a JSON object text
+    if value.count("[") + value.count("{") > MAX_DEPTH:
+        try:
+            parsed = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return
+        _check_depth(parsed, "the JSON text", field)
 
 
 # -- value checks ----------------------------------------------------------------------------
@@ -203,6 +220,9 @@ def chat_messages(value: Any, field: str) -> None:
                 function = call.get("function")
                 if not isinstance(function, dict):
                     raise _wrong(f"{where}.tool_calls[{j}].function", "an object", function)
+                arguments = function.get("arguments")
+                if arguments is not None:
+                    json_arguments(arguments, f"{where}.tool_calls[{j}].function.arguments")
         call_id = message.get("tool_call_id")
         if call_id is not None and not isinstance(call_id, str):
             raise _wrong(f"{where}.tool_call_id", "a string", call_id)
@@ -253,6 +273,10 @@ def responses_input(value: Any, field: str) -> None:
         if not isinstance(value, list):
             raise _wrong(field, "a string or an array of input items", value)
         objects(value, field)
+        for i, item in enumerate(value):
+            arguments = item.get("arguments")
+            if arguments is not None:
+                json_arguments(arguments, f"{field}[{i}].arguments")
 
 
 # -- what each operation's body may hold -----------------------------------------------------

@@ -1,0 +1,226 @@
+"""Fuzz tier: hostile request bodies on every endpoint, against every provider format.
+
+One sidecar serves a route per wire format (``openai``, ``azure-openai``, ``anthropic``,
+``gemini``, ``vertex-ai``, ``bedrock``), each backed by its simulator. Hypothesis generates
+bodies for ``/v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``,
+``/v1/responses`` and ``/v1/messages``: a valid body with fields replaced by values of the
+wrong type, extra fields, deep nesting, huge strings and unicode edge cases, or bytes that
+are not JSON at all. For every one:
+
+- the answer is well formed in the client's API shape (an OpenAI or Anthropic error body,
+  a JSON object, or an SSE stream that ends with its end marker or an error event);
+- the sidecar never answers 500 (the providers here are well behaved: a 500 could only be
+  the sidecar failing on what the client sent);
+- the audit record of the request says what the client got: its status, and ``ok`` only
+  for a 200;
+- nothing is logged at ERROR (no unhandled exception, no "internal error").
+
+Run by ``make test-fuzz`` (part of ``make test``). The examples are the same on every run
+(``derandomize``) so CI does not fail at random; ``AIGUILLAGE_FUZZ_RANDOM=1`` explores new
+ones and ``AIGUILLAGE_FUZZ_EXAMPLES`` sets how many per endpoint.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+
+from aiguillage.devtools.harness import LoopThread
+from aiguillage.devtools.simulators.base import Simulator
+from aiguillage.sidecar.config import SidecarConfig, Target
+from aiguillage.sidecar.main import Sidecar
+from tests.sidecar._wire import anthropic_error, openai_error
+from tests.sidecar.conftest import route, write_files
+from tests.sidecar.fuzz._bodies import bodies
+from tests.sidecar.test_sdk_matrix import ROWS
+
+pytestmark = pytest.mark.fuzz
+
+EXAMPLES = int(os.environ.get("AIGUILLAGE_FUZZ_EXAMPLES", "500"))
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=not os.environ.get("AIGUILLAGE_FUZZ_RANDOM"),
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+ROUTES = sorted(ROWS)
+EMBEDDING_MODELS = {"gemini": "text-embedding-004", "vertex-ai": "text-embedding-005"}
+
+
+# -- one sidecar for the module --------------------------------------------------------------------
+
+
+class Served:
+    """The sidecar, its audit file read incrementally, and the errors logged meanwhile."""
+
+    def __init__(self, lt: LoopThread, sidecar: Sidecar, audit: Path) -> None:
+        self.lt = lt
+        self.sidecar = sidecar
+        self.audit = audit
+        self._offset = 0
+        self._records: dict[str, dict[str, Any]] = {}
+        self.errors: list[logging.LogRecord] = []
+        self._ids = itertools.count(1)
+
+    def next_id(self) -> str:
+        return f"fuzz-{next(self._ids)}"
+
+    def record(self, rid: str) -> dict[str, Any]:
+        from tests.sidecar.conftest import wait_for
+
+        def find() -> dict[str, Any] | None:
+            with self.audit.open("rb") as f:
+                f.seek(self._offset)
+                data = f.read()
+            end = data.rfind(b"\n") + 1
+            for line in data[:end].splitlines():
+                parsed = orjson.loads(line)
+                self._records[parsed["requestId"]] = parsed
+            self._offset += end
+            return self._records.pop(rid, None)
+
+        return wait_for(find, 10, f"audit record {rid}")  # type: ignore[no-any-return]
+
+
+class ErrorLog(logging.Handler):
+    def __init__(self, into: list[logging.LogRecord]) -> None:
+        super().__init__(logging.ERROR)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.into.append(record)
+
+
+@pytest.fixture(scope="module")
+def served(lt: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    root = tmp_path_factory.mktemp("fuzz")
+    sims: list[Simulator] = []
+    providers, routes, credentials = {}, [], {}
+    for api in ROUTES:
+        row = ROWS[api]
+        sim = row.simulator()
+        lt.run(sim.start())
+        sims.append(sim)
+        providers[api] = row.provider(sim.url)
+        credentials[api] = row.credential
+        routes.append(route(api, Target(provider=api, model=row.model)))
+        embedding = EMBEDDING_MODELS.get(api, "text-embedding-3-small")
+        routes.append(route(f"{api}-embed", Target(provider=api, model=embedding)))
+    providers = {name: p.model_copy(update={"credential": name}) for name, p in providers.items()}
+    config = SidecarConfig(
+        namespace="fuzz", providers=providers, routes={r.name: r for r in routes}
+    )
+    write_files(root / "config", root / "credentials", config, credentials)
+    sidecar = Sidecar(root / "config", root / "credentials", str(root / "audit.jsonl"))
+    lt.run(sidecar.start("127.0.0.1:0"))
+    served = Served(lt, sidecar, root / "audit.jsonl")
+    handler = ErrorLog(served.errors)
+    for name in ("aiguillage", "aiohttp"):
+        logging.getLogger(name).addHandler(handler)
+    try:
+        yield served
+    finally:
+        for name in ("aiguillage", "aiohttp"):
+            logging.getLogger(name).removeHandler(handler)
+        lt.run(sidecar.stop())
+        for sim in sims:
+            lt.run(sim.stop())
+
+
+# -- the property --------------------------------------------------------------------------------
+
+END_MARKERS = (b"data: [DONE]", b"event: message_stop", b"event: response.completed")
+
+
+async def send(url: str, raw: bytes, rid: str) -> tuple[int, dict[str, str], bytes]:
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as session,
+        session.post(
+            url, data=raw, headers={"content-type": "application/json", "x-request-id": rid}
+        ) as resp,
+    ):
+        return resp.status, {k.lower(): v for k, v in resp.headers.items()}, await resp.read()
+
+
+def check_shape(path: str, status: int, headers: dict[str, str], body: bytes) -> None:
+    anthropic = path == "/v1/messages"
+    content_type = headers.get("content-type", "")
+    if status != 200:
+        assert content_type.startswith("application/json"), (status, body[:200])
+        if anthropic:
+            anthropic_error(body)
+        else:
+            openai_error(body)
+    elif content_type.startswith("text/event-stream"):
+        frames = [f for f in body.split(b"\n\n") if f.strip()]
+        assert frames, "an empty stream"
+        last = frames[-1]
+        if not any(marker in last for marker in END_MARKERS):
+            data = last.split(b"data: ", 1)[1]
+            error = orjson.loads(data)
+            if anthropic:
+                anthropic_error(data)
+            else:
+                assert "error" in error or error.get("type") in ("error", "response.failed"), last
+    else:
+        assert content_type.startswith("application/json"), content_type
+        assert isinstance(orjson.loads(body), dict)
+
+
+def exercise(served: Served, path: str, raw: bytes) -> None:
+    served.errors.clear()
+    rid = served.next_id()
+    status, headers, body = served.lt.run(send(served.sidecar.url + path, raw, rid))
+
+    event(f"{status} {headers.get('content-type', '').split(';')[0]}")
+    assert status != 500, body[:500]
+    check_shape(path, status, headers, body)
+    assert headers["x-request-id"] == rid
+    record = served.record(rid)
+    assert record["status"] == status, (record, body[:300])
+    if status == 200 and not headers.get("content-type", "").startswith("text/event-stream"):
+        assert record["outcome"] == "ok", record
+    if status != 200:
+        assert record["outcome"] != "ok", record
+    assert not served.errors, [r.getMessage() for r in served.errors]
+
+
+@FUZZ
+@given(raw=bodies("/v1/chat/completions", ROUTES))
+def test_chat_completions(served: Served, raw: bytes) -> None:
+    exercise(served, "/v1/chat/completions", raw)
+
+
+@FUZZ
+@given(raw=bodies("/v1/completions", ROUTES))
+def test_completions(served: Served, raw: bytes) -> None:
+    exercise(served, "/v1/completions", raw)
+
+
+@FUZZ
+@given(raw=bodies("/v1/embeddings", ROUTES))
+def test_embeddings(served: Served, raw: bytes) -> None:
+    exercise(served, "/v1/embeddings", raw)
+
+
+@FUZZ
+@given(raw=bodies("/v1/responses", ROUTES))
+def test_responses(served: Served, raw: bytes) -> None:
+    exercise(served, "/v1/responses", raw)
+
+
+@FUZZ
+@given(raw=bodies("/v1/messages", ROUTES))
+def test_messages(served: Served, raw: bytes) -> None:
+    exercise(served, "/v1/messages", raw)
