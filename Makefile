@@ -156,6 +156,11 @@ bench-ab: $(STAMP) ## BEFORE=<rev> [AFTER=<rev>]: interleaved A/B of the sidecar
 bench-imports: $(STAMP) ## the sidecar's idle memory, import by import
 	$(BIN)/python -m aiguillage.devtools.bench.imports
 
+REQUESTS ?= 1000000
+.PHONY: soak
+soak: $(STAMP) ## a million mixed requests with faults through one sidecar -> docs/soak.md (REQUESTS=N)
+	$(BIN)/python -m aiguillage.devtools.bench.soak --requests $(REQUESTS) --report docs/soak.md
+
 .PHONY: clean
 clean: ## remove the venv and caches inside the repo (not the Go-built binaries)
 	rm -rf $(VENV) $(COMPAT_VENV) .compat .mypy_cache .ruff_cache .pytest_cache

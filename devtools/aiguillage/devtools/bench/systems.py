@@ -135,15 +135,22 @@ def settled_memory(proc: Proc, cpus: str | None) -> Memory:
 
 
 def start_upstream(
-    procs: Procs, *, cpus: str | None, chunks: int, interval: float, timeout: float = 30
+    procs: Procs,
+    *,
+    cpus: str | None,
+    chunks: int,
+    interval: float,
+    timeout: float = 30,
+    name: str = "upstream",
+    key: str = UPSTREAM_KEY,
 ) -> tuple[Proc, str]:
-    """The simulated OpenAI-compatible provider in its own process; returns it and its URL."""
+    """A simulated OpenAI-compatible provider in its own process; returns it and its URL."""
     argv = [
         sys.executable, "-m", "aiguillage.devtools.simulators", "--kind", "openai",
-        "--name", "upstream", "--port", "0", "--api-key", UPSTREAM_KEY,
+        "--name", name, "--port", "0", "--api-key", key,
         "--chunks", str(chunks), "--chunk-interval", str(interval),
     ]  # fmt: skip
-    proc = procs.spawn("upstream", argv, cpus=cpus, stdout_pipe=True)
+    proc = procs.spawn(name, argv, cpus=cpus, stdout_pipe=True)
     try:
         return proc, read_ready_line(proc, "the simulated upstream", timeout)
     except ServiceError as exc:
