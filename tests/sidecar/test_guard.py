@@ -66,6 +66,7 @@ def test_foreign_hosts_are_refused(guarded: RunningSidecar, eu: OpenAISimulator,
     assert eu.requests == []
     record = guarded.audit_for(resp.headers["x-request-id"])
     assert (record["outcome"], record["status"]) == ("forbidden_host", 403)
+    assert record["namespace"] == "ns"  # who was targeted, for whoever reads the audit
 
 
 def test_models_list_is_guarded_too(guarded: RunningSidecar) -> None:
@@ -139,7 +140,7 @@ def test_posts_must_be_json(
 
     assert resp.status == 415
     error = openai_error(resp.body)
-    assert error.code == "unsupported_media_type"
+    assert (error.type, error.code) == ("invalid_request_error", "unsupported_media_type")
     assert content_type in error.message
     assert eu.requests == []
 

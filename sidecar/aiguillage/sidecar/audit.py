@@ -325,6 +325,7 @@ class AuditLog:
             self._failed(exc, time.monotonic())
         else:
             self._failure = None
+            log.server.info("audit file %s reopened", self.path)
 
     def close(self) -> None:
         self.flush()

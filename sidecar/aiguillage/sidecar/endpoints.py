@@ -81,7 +81,7 @@ def add_routes(
         refusal = guard.refusal(request) if guard is not None else None
         if refusal is None:
             return None
-        return error(request, refusal.status, refusal.message, refusal.code, "permission_error")
+        return error(request, refusal.status, refusal.message, refusal.code, refusal.type)
 
     async def list_models(request: web.Request) -> web.Response:
         if (refusal := refused(request)) is not None:

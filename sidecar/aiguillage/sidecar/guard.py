@@ -35,6 +35,7 @@ class Refusal:
     status: int
     message: str
     code: str
+    type: str = "permission_error"  # the error type of the OpenAI shape
 
 
 class Guard:
@@ -76,6 +77,7 @@ class Guard:
                 415,
                 f'Content-Type must be application/json, not "{_shown(request.content_type)}"',
                 "unsupported_media_type",
+                "invalid_request_error",
             )
         return None
 

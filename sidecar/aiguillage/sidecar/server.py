@@ -152,16 +152,17 @@ class Exchange:
     ) -> web.StreamResponse:
         """Check, parse and route the request, then answer it along its route."""
         rt, request, record = self.rt, self.request, self.record
+        snap = rt.snapshot
+        if snap is not None:
+            record.config_hash = snap.config.hash
+            if not record.namespace:
+                record.namespace = snap.config.namespace
         refusal = rt.guard.refusal(request)
         if refusal is not None:
-            return self.refuse(refusal.status, refusal.message, refusal.code, "permission_error")
-        snap = rt.snapshot
+            return self.refuse(refusal.status, refusal.message, refusal.code, refusal.type)
         if snap is None:
             return self.refuse(503, "the sidecar has no valid config yet", "not_ready", "api_error")
         self.snap = snap
-        record.config_hash = snap.config.hash
-        if not record.namespace:
-            record.namespace = snap.config.namespace
         try:
             async with asyncio.timeout(body_seconds):
                 raw = await request.read()

@@ -11,7 +11,7 @@ truthful end and every request its audit line before the process exits 0:
 2. the requests in flight (:class:`InFlight`) get until the drain deadline to finish;
 3. then each one still running is cancelled with :attr:`InFlight.expired` set: its handler
    ends a started stream with an error event in the client's API shape, answers a request
-   not yet answered with a 503 ``shutting_down``, and writes its audit record
+   not yet answered with a 503 ``shutdown``, and writes its audit record
    (outcome ``shutdown``).
 
 :class:`InFlight` is also how the server tells a cancellation at the drain deadline from a
