@@ -204,43 +204,59 @@ def tools(value: Any, field: str) -> None:
 def chat_messages(value: Any, field: str) -> None:
     if not isinstance(value, list) or not value:
         raise InvalidRequest(field, f"must be a non-empty array of messages, not {_kind(value)}")
+    # This loop runs for every message of every call: field names are built only for an
+    # error, and the common shapes (string content, no tool calls) cost a few lookups.
     for i, message in enumerate(value):
-        where = f"{field}[{i}]"
         if not isinstance(message, dict):
-            raise _wrong(where, "a message object", message)
-        if not isinstance(message.get("role"), str):
-            raise _wrong(f"{where}.role", "a string", message.get("role"))
+            raise _wrong(f"{field}[{i}]", "a message object", message)
+        role = message.get("role")
+        if not isinstance(role, str):
+            raise _wrong(f"{field}[{i}].role", "a string", role)
         content = message.get("content")
         if content is not None and not isinstance(content, str):
-            string_or_objects(content, f"{where}.content")
+            string_or_objects(content, f"{field}[{i}].content")
         calls = message.get("tool_calls")
         if calls is not None:
-            objects(calls, f"{where}.tool_calls")
-            for j, call in enumerate(calls):
-                function = call.get("function")
+            if not isinstance(calls, list):
+                raise _wrong(f"{field}[{i}].tool_calls", "an array of objects", calls)
+            for call in calls:
+                function = call.get("function") if isinstance(call, dict) else None
                 if not isinstance(function, dict):
-                    raise _wrong(f"{where}.tool_calls[{j}].function", "an object", function)
-                arguments = function.get("arguments")
-                if arguments is not None:
-                    json_arguments(arguments, f"{where}.tool_calls[{j}].function.arguments")
+                    _tool_calls(calls, f"{field}[{i}].tool_calls")  # raises, naming the call
+                arguments = function.get("arguments")  # type: ignore[union-attr]
+                if isinstance(arguments, str) and len(arguments) > MAX_DEPTH:
+                    _tool_calls(calls, f"{field}[{i}].tool_calls")
         call_id = message.get("tool_call_id")
         if call_id is not None and not isinstance(call_id, str):
-            raise _wrong(f"{where}.tool_call_id", "a string", call_id)
+            raise _wrong(f"{field}[{i}].tool_call_id", "a string", call_id)
+
+
+def _tool_calls(calls: list[Any], field: str) -> None:
+    """The full check of a message's tool calls (the error path and long arguments)."""
+    objects(calls, field)
+    for j, call in enumerate(calls):
+        function = call.get("function")
+        if not isinstance(function, dict):
+            raise _wrong(f"{field}[{j}].function", "an object", function)
+        arguments = function.get("arguments")
+        if arguments is not None:
+            json_arguments(arguments, f"{field}[{j}].function.arguments")
 
 
 def anthropic_messages(value: Any, field: str) -> None:
     if not isinstance(value, list) or not value:
         raise InvalidRequest(field, f"must be a non-empty array of messages, not {_kind(value)}")
     for i, message in enumerate(value):
-        where = f"{field}[{i}]"
         if not isinstance(message, dict):
-            raise _wrong(where, "a message object", message)
-        if not isinstance(message.get("role"), str):
-            raise _wrong(f"{where}.role", "a string", message.get("role"))
+            raise _wrong(f"{field}[{i}]", "a message object", message)
+        role = message.get("role")
+        if not isinstance(role, str):
+            raise _wrong(f"{field}[{i}].role", "a string", role)
         content = message.get("content")
-        if content is None:
-            raise InvalidRequest(f"{where}.content", "is required")
-        string_or_objects(content, f"{where}.content")
+        if not isinstance(content, str):
+            if content is None:
+                raise InvalidRequest(f"{field}[{i}].content", "is required")
+            string_or_objects(content, f"{field}[{i}].content")
 
 
 def embedding_input(value: Any, field: str) -> None:
