@@ -50,6 +50,9 @@ CLIENT_KEY = "sk-client-key-must-not-travel"
 
 # Tight enough that fault tests are quick, loose enough for a loaded CI machine.
 FAST = Timeouts(connect=2.0, first_token=2.0, stream_idle=2.0, total=10.0)
+# Long enough that no deadline of the sidecar ends a request a test means to end otherwise
+# (the client leaving, a drain).
+PATIENT = Timeouts(connect=2.0, first_token=60.0, stream_idle=60.0, total=120.0)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:

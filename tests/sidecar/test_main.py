@@ -24,6 +24,7 @@ from aiguillage.sidecar.main import Limits, Sidecar, parse_listen
 from tests.sidecar.conftest import (
     CREDENTIALS,
     MESSAGES,
+    PATIENT,
     RunningSidecar,
     StartSidecar,
     closed_port,
@@ -33,7 +34,7 @@ from tests.sidecar.conftest import (
     wait_for,
     write_files,
 )
-from tests.sidecar.test_shutdown import PATIENT, Client
+from tests.sidecar.test_shutdown import Client
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ from tests.sidecar._wire import anthropic_error, openai_error
 from tests.sidecar.conftest import (
     CLIENT_KEY,
     MESSAGES,
+    PATIENT,
     RunningSidecar,
     StartSidecar,
     eu_target,
@@ -201,7 +202,9 @@ def one_target(
             "pricing": {"input_per_million": "2", "output_per_million": "6"},
         }
     )
-    return start_sidecar(two_provider_config(eu, us, route("chat", priced, us_target(1))))
+    # Patient deadlines: only the client leaving can end these requests early.
+    chat = route("chat", priced, us_target(1), timeouts=PATIENT)
+    return start_sidecar(two_provider_config(eu, us, chat))
 
 
 def test_a_client_that_leaves_cancels_the_upstream_request(

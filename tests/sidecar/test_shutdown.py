@@ -14,13 +14,14 @@ import pytest
 from aiguillage.devtools.harness import LoopThread
 from aiguillage.devtools.simulators.anthropic import AnthropicSimulator
 from aiguillage.devtools.simulators.openai import OpenAISimulator
-from aiguillage.sidecar.config import SidecarConfig, Target, Timeouts
+from aiguillage.sidecar.config import SidecarConfig, Target
 from aiguillage.sidecar.shutdown import InFlight
 from tests.sidecar._wire import openai_error
 from tests.sidecar.conftest import (
     ANTHROPIC_KEY,
     EU_KEY,
     MESSAGES,
+    PATIENT,
     RunningSidecar,
     StartSidecar,
     anthropic_provider,
@@ -29,9 +30,6 @@ from tests.sidecar.conftest import (
     route,
     wait_for,
 )
-
-# Long enough that only the drain can end a stalled request.
-PATIENT = Timeouts(connect=2.0, first_token=60.0, stream_idle=60.0, total=120.0)
 
 
 @pytest.fixture
