@@ -154,6 +154,7 @@ def two_provider_config(
 
 CREDENTIALS = {"mistral-eu": EU_KEY, "openai-us": US_KEY}
 ANTHROPIC_KEY = "sk-ant-simulated-key-0003"
+THREE_CREDENTIALS = {**CREDENTIALS, "anthropic-us": ANTHROPIC_KEY}
 CLAUDE_MODEL = "claude-sonnet-4-5"
 
 
@@ -178,6 +179,25 @@ def claude_and_mistral(claude: AnthropicSimulator, eu: OpenAISimulator) -> dict[
 
 # Their credentials, by file name.
 CLAUDE_AND_MISTRAL_KEYS = {"anthropic-us": ANTHROPIC_KEY, "mistral-eu": EU_KEY}
+
+
+def three_provider_config(
+    eu: OpenAISimulator,
+    us: OpenAISimulator,
+    claude: AnthropicSimulator,
+    timeouts: Timeouts = FAST,
+) -> SidecarConfig:
+    """mistral-eu, openai-us and ``anthropic-us`` (the Anthropic simulator), with routes
+    ``chat`` (mistral-eu, then openai-us), ``embed`` (mistral-embed) and ``claude``.
+    Credentials: :data:`THREE_CREDENTIALS`."""
+    return two_provider_config(
+        eu,
+        us,
+        route("chat", eu_target(0), us_target(1), timeouts=timeouts),
+        route("embed", Target(provider="mistral-eu", model="mistral-embed")),
+        route("claude", Target(provider="anthropic-us", model=CLAUDE_MODEL), timeouts=timeouts),
+        **{"anthropic-us": anthropic_provider(claude)},
+    )
 
 
 # -- a running sidecar -------------------------------------------------------------------------

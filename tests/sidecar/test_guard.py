@@ -8,19 +8,16 @@ import pytest
 
 from aiguillage.devtools.simulators.anthropic import AnthropicSimulator
 from aiguillage.devtools.simulators.openai import OpenAISimulator
-from aiguillage.sidecar.config import SidecarConfig, Target
 from aiguillage.sidecar.main import Limits
 from tests.sidecar._wire import anthropic_error, openai_error
 from tests.sidecar.conftest import (
-    ANTHROPIC_KEY,
-    EU_KEY,
     MESSAGES,
+    THREE_CREDENTIALS,
     RunningSidecar,
     StartSidecar,
-    anthropic_provider,
     eu_target,
-    provider_for,
     route,
+    three_provider_config,
     two_provider_config,
 )
 
@@ -29,18 +26,12 @@ CHAT = {"model": "chat", "messages": MESSAGES}
 
 @pytest.fixture
 def guarded(
-    start_sidecar: StartSidecar, eu: OpenAISimulator, claude: AnthropicSimulator
+    start_sidecar: StartSidecar,
+    eu: OpenAISimulator,
+    us: OpenAISimulator,
+    claude: AnthropicSimulator,
 ) -> RunningSidecar:
-    providers = {
-        "mistral-eu": provider_for(eu, location="FR", jurisdiction="FR", credential="mistral-eu"),
-        "anthropic-us": anthropic_provider(claude),
-    }
-    routes = [
-        route("chat", eu_target()),
-        route("claude", Target(provider="anthropic-us", model="claude-sonnet-4-5")),
-    ]
-    config = SidecarConfig(namespace="ns", providers=providers, routes={r.name: r for r in routes})
-    return start_sidecar(config, {"mistral-eu": EU_KEY, "anthropic-us": ANTHROPIC_KEY})
+    return start_sidecar(three_provider_config(eu, us, claude), THREE_CREDENTIALS)
 
 
 @pytest.mark.parametrize(
@@ -66,7 +57,7 @@ def test_foreign_hosts_are_refused(guarded: RunningSidecar, eu: OpenAISimulator,
     assert eu.requests == []
     record = guarded.audit_for(resp.headers["x-request-id"])
     assert (record["outcome"], record["status"]) == ("forbidden_host", 403)
-    assert record["namespace"] == "ns"  # who was targeted, for whoever reads the audit
+    assert record["namespace"] == "team-a"  # who was targeted, for whoever reads the audit
 
 
 def test_models_list_is_guarded_too(guarded: RunningSidecar) -> None:

@@ -297,16 +297,19 @@ def test_invalid_header_value_is_400(
     assert us.requests == []
 
 
+def chat_with_headers(sc: RunningSidecar, headers: list[tuple[str, str]]) -> Any:
+    """A chat request on route ``chat`` sending ``headers`` (repeats included) as they are."""
+    body = {"model": "chat", "messages": MESSAGES}
+    return sc.raw("POST", "/v1/chat/completions", json=body, headers=headers)
+
+
 def test_repeated_headers_all_apply(
     us_first: RunningSidecar, eu: OpenAISimulator, us: OpenAISimulator
 ) -> None:
     # Two instances: the first allows the whole world's US, the second only the EU. Reading
     # either one alone would serve the US target first; every instance applies.
-    resp = us_first.raw(
-        "POST",
-        "/v1/chat/completions",
-        json={"model": "chat", "messages": MESSAGES},
-        headers=[("x-aiguillage-residency", "US, FR"), ("x-aiguillage-residency", "EU")],
+    resp = chat_with_headers(
+        us_first, [("x-aiguillage-residency", "US, FR"), ("x-aiguillage-residency", "EU")]
     )
 
     assert resp.status == 200
@@ -319,11 +322,8 @@ def test_repeated_headers_all_apply(
 def test_repeated_headers_that_share_nothing_leave_no_compliant_target(
     us_first: RunningSidecar, eu: OpenAISimulator, us: OpenAISimulator
 ) -> None:
-    resp = us_first.raw(
-        "POST",
-        "/v1/chat/completions",
-        json={"model": "chat", "messages": MESSAGES},
-        headers=[("x-aiguillage-jurisdiction", "US"), ("x-aiguillage-jurisdiction", "FR")],
+    resp = chat_with_headers(
+        us_first, [("x-aiguillage-jurisdiction", "US"), ("x-aiguillage-jurisdiction", "FR")]
     )
 
     assert resp.status == 503
@@ -336,12 +336,7 @@ def test_repeated_headers_that_share_nothing_leave_no_compliant_target(
 def test_empty_header_is_400_not_unrestricted(
     header: str, us_first: RunningSidecar, eu: OpenAISimulator, us: OpenAISimulator
 ) -> None:
-    resp = us_first.raw(
-        "POST",
-        "/v1/chat/completions",
-        json={"model": "chat", "messages": MESSAGES},
-        headers=[(header, "EU"), (header, " ")],
-    )
+    resp = chat_with_headers(us_first, [(header, "EU"), (header, " ")])
 
     assert resp.status == 400
     error = resp.json()["error"]

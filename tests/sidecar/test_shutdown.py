@@ -14,40 +14,28 @@ import pytest
 from aiguillage.devtools.harness import LoopThread
 from aiguillage.devtools.simulators.anthropic import AnthropicSimulator
 from aiguillage.devtools.simulators.openai import OpenAISimulator
-from aiguillage.sidecar.config import SidecarConfig, Target
 from aiguillage.sidecar.shutdown import InFlight
 from tests.sidecar._wire import openai_error
 from tests.sidecar.conftest import (
-    ANTHROPIC_KEY,
-    EU_KEY,
     MESSAGES,
     PATIENT,
+    THREE_CREDENTIALS,
     RunningSidecar,
     StartSidecar,
-    anthropic_provider,
-    eu_target,
-    provider_for,
-    route,
+    three_provider_config,
     wait_for,
 )
 
 
 @pytest.fixture
 def patient(
-    start_sidecar: StartSidecar, eu: OpenAISimulator, claude: AnthropicSimulator
+    start_sidecar: StartSidecar,
+    eu: OpenAISimulator,
+    us: OpenAISimulator,
+    claude: AnthropicSimulator,
 ) -> RunningSidecar:
-    providers = {
-        "mistral-eu": provider_for(eu, location="FR", jurisdiction="FR", credential="mistral-eu"),
-        "anthropic-us": anthropic_provider(claude),
-    }
-    routes = [
-        route("chat", eu_target(), timeouts=PATIENT),
-        route(
-            "claude", Target(provider="anthropic-us", model="claude-sonnet-4-5"), timeouts=PATIENT
-        ),
-    ]
-    config = SidecarConfig(namespace="ns", providers=providers, routes={r.name: r for r in routes})
-    return start_sidecar(config, {"mistral-eu": EU_KEY, "anthropic-us": ANTHROPIC_KEY})
+    config = three_provider_config(eu, us, claude, timeouts=PATIENT)
+    return start_sidecar(config, THREE_CREDENTIALS)
 
 
 class Client:
@@ -68,6 +56,12 @@ class Client:
             self.status = resp.status
             async for chunk in resp.content.iter_any():
                 self.received += chunk
+
+    @classmethod
+    def chat(cls, lt: LoopThread, sidecar: RunningSidecar, rid: str) -> Client:
+        """A chat completion (not streamed) on route ``chat``."""
+        body = {"model": "chat", "messages": MESSAGES}
+        return cls(lt, sidecar.base_url + "/chat/completions", body, rid)
 
     def result(self) -> bytes:
         self.done.result(30)
@@ -117,12 +111,7 @@ def test_a_request_not_answered_at_the_deadline_gets_a_503(
     patient: RunningSidecar, eu: OpenAISimulator, lt: LoopThread
 ) -> None:
     eu.set_faults([{"kind": "slow_first_byte", "delay": 60}])
-    client = Client(
-        lt,
-        patient.base_url + "/chat/completions",
-        {"model": "chat", "messages": MESSAGES},
-        "drain-3",
-    )
+    client = Client.chat(lt, patient, "drain-3")
     wait_for(lambda: eu.requests, what="the request to reach the provider")
 
     lt.run(patient.sidecar.drain(0.2))
@@ -138,12 +127,7 @@ def test_requests_that_finish_within_the_drain_are_answered(
     patient: RunningSidecar, eu: OpenAISimulator, lt: LoopThread
 ) -> None:
     eu.set_faults([{"kind": "slow_first_byte", "delay": 0.5}])
-    client = Client(
-        lt,
-        patient.base_url + "/chat/completions",
-        {"model": "chat", "messages": MESSAGES},
-        "drain-4",
-    )
+    client = Client.chat(lt, patient, "drain-4")
     wait_for(lambda: eu.requests, what="the request to reach the provider")
 
     ended = lt.run(patient.sidecar.drain(30))

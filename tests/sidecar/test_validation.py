@@ -12,22 +12,15 @@ import pytest
 from aiguillage.devtools.simulators.anthropic import AnthropicSimulator
 from aiguillage.devtools.simulators.openai import OpenAISimulator
 from aiguillage.sidecar.adapters.base import Operation
-from aiguillage.sidecar.config import SidecarConfig, Target
 from aiguillage.sidecar.errors import InvalidRequest
 from aiguillage.sidecar.validation import MAX_DEPTH, check, model
 from tests.sidecar._wire import anthropic_error, openai_error
 from tests.sidecar.conftest import (
-    ANTHROPIC_KEY,
-    EU_KEY,
     MESSAGES,
-    US_KEY,
+    THREE_CREDENTIALS,
     RunningSidecar,
     StartSidecar,
-    anthropic_provider,
-    eu_target,
-    provider_for,
-    route,
-    us_target,
+    three_provider_config,
 )
 
 CHAT = {"model": "chat", "messages": MESSAGES}
@@ -196,19 +189,7 @@ def both(
     claude: AnthropicSimulator,
 ) -> RunningSidecar:
     """Route ``chat`` (mistral-eu then openai-us), ``embed`` and ``claude`` (Anthropic)."""
-    providers = {
-        "mistral-eu": provider_for(eu, location="FR", jurisdiction="FR", credential="mistral-eu"),
-        "openai-us": provider_for(us, location="US", jurisdiction="US", credential="openai-us"),
-        "anthropic-us": anthropic_provider(claude),
-    }
-    routes = [
-        route("chat", eu_target(0), us_target(1)),
-        route("embed", Target(provider="mistral-eu", model="mistral-embed")),
-        route("claude", Target(provider="anthropic-us", model="claude-sonnet-4-5")),
-    ]
-    config = SidecarConfig(namespace="ns", providers=providers, routes={r.name: r for r in routes})
-    credentials = {"mistral-eu": EU_KEY, "openai-us": US_KEY, "anthropic-us": ANTHROPIC_KEY}
-    return start_sidecar(config, credentials)
+    return start_sidecar(three_provider_config(eu, us, claude), THREE_CREDENTIALS)
 
 
 def test_non_boolean_stream_is_a_400_and_no_provider_is_billed(

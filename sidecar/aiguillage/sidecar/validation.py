@@ -23,8 +23,8 @@ then fails exactly when the body is deeper than :data:`MAX_DEPTH`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 
 import orjson
 
@@ -156,34 +156,39 @@ def string_or_object(value: Any, field: str) -> None:
         raise _wrong(field, "a string or an object", value)
 
 
-def strings(value: Any, field: str) -> None:
-    if not isinstance(value, list):
-        raise _wrong(field, "an array of strings", value)
-    for i, item in enumerate(value):
-        if not isinstance(item, str):
-            raise _wrong(f"{field}[{i}]", "a string", item)
+class ArrayCheck(Protocol):
+    def __call__(self, value: Any, field: str, expected: str | None = None) -> None: ...
 
 
-def string_or_strings(value: Any, field: str) -> None:
-    if not isinstance(value, str):
+def array_of(kind: type, item: str) -> ArrayCheck:
+    """The check of an array whose items are all ``kind`` (``item`` names one in errors)."""
+    one = ("an " if item[0] in "aeiou" else "a ") + item
+
+    def check_array(value: Any, field: str, expected: str | None = None) -> None:
         if not isinstance(value, list):
-            raise _wrong(field, "a string or an array of strings", value)
-        strings(value, field)
+            raise _wrong(field, expected or f"an array of {item}s", value)
+        for i, element in enumerate(value):
+            if not isinstance(element, kind):
+                raise _wrong(f"{field}[{i}]", one, element)
+
+    return check_array
 
 
-def objects(value: Any, field: str) -> None:
-    if not isinstance(value, list):
-        raise _wrong(field, "an array of objects", value)
-    for i, item in enumerate(value):
-        if not isinstance(item, dict):
-            raise _wrong(f"{field}[{i}]", "an object", item)
+def string_or(array: ArrayCheck, item: str) -> Check:
+    """A string, or an array checked by ``array``."""
+    expected = f"a string or an array of {item}s"
+
+    def check_string_or_array(value: Any, field: str) -> None:
+        if not isinstance(value, str):
+            array(value, field, expected)
+
+    return check_string_or_array
 
 
-def string_or_objects(value: Any, field: str) -> None:
-    if not isinstance(value, str):
-        if not isinstance(value, list):
-            raise _wrong(field, "a string or an array of objects", value)
-        objects(value, field)
+strings = array_of(str, "string")
+objects = array_of(dict, "object")
+string_or_strings = string_or(strings, "string")
+string_or_objects = string_or(objects, "object")
 
 
 def stream_options(value: Any, field: str) -> None:
@@ -201,17 +206,23 @@ def tools(value: Any, field: str) -> None:
             raise _wrong(f"{field}[{i}].function", "an object", function)
 
 
-def chat_messages(value: Any, field: str) -> None:
+def _messages(value: Any, field: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The messages of a non-empty ``messages`` array, each an object with a string role."""
     if not isinstance(value, list) or not value:
         raise InvalidRequest(field, f"must be a non-empty array of messages, not {_kind(value)}")
-    # This loop runs for every message of every call: field names are built only for an
-    # error, and the common shapes (string content, no tool calls) cost a few lookups.
+    # This runs for every message of every call: field names are built only for an error.
     for i, message in enumerate(value):
         if not isinstance(message, dict):
             raise _wrong(f"{field}[{i}]", "a message object", message)
         role = message.get("role")
         if not isinstance(role, str):
             raise _wrong(f"{field}[{i}].role", "a string", role)
+        yield i, message
+
+
+def chat_messages(value: Any, field: str) -> None:
+    # The common shapes (string content, no tool calls) cost a few lookups.
+    for i, message in _messages(value, field):
         content = message.get("content")
         if content is not None and not isinstance(content, str):
             string_or_objects(content, f"{field}[{i}].content")
@@ -244,14 +255,7 @@ def _tool_calls(calls: list[Any], field: str) -> None:
 
 
 def anthropic_messages(value: Any, field: str) -> None:
-    if not isinstance(value, list) or not value:
-        raise InvalidRequest(field, f"must be a non-empty array of messages, not {_kind(value)}")
-    for i, message in enumerate(value):
-        if not isinstance(message, dict):
-            raise _wrong(f"{field}[{i}]", "a message object", message)
-        role = message.get("role")
-        if not isinstance(role, str):
-            raise _wrong(f"{field}[{i}].role", "a string", role)
+    for i, message in _messages(value, field):
         content = message.get("content")
         if not isinstance(content, str):
             if content is None:

@@ -33,6 +33,7 @@ import aiohttp
 import orjson
 import pytest
 from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from aiguillage.devtools.harness import LoopThread
 from aiguillage.devtools.simulators.base import Simulator
@@ -40,7 +41,7 @@ from aiguillage.sidecar.config import SidecarConfig, Target
 from aiguillage.sidecar.main import Sidecar
 from tests.sidecar._wire import anthropic_error, openai_error
 from tests.sidecar.conftest import route, write_files
-from tests.sidecar.fuzz._bodies import bodies
+from tests.sidecar.fuzz._bodies import PLAUSIBLE, bodies
 from tests.sidecar.test_sdk_matrix import ROWS
 
 pytestmark = pytest.mark.fuzz
@@ -196,31 +197,8 @@ def exercise(served: Served, path: str, raw: bytes) -> None:
     assert not served.errors, [r.getMessage() for r in served.errors]
 
 
+@pytest.mark.parametrize("path", list(PLAUSIBLE))
 @FUZZ
-@given(raw=bodies("/v1/chat/completions", ROUTES))
-def test_chat_completions(served: Served, raw: bytes) -> None:
-    exercise(served, "/v1/chat/completions", raw)
-
-
-@FUZZ
-@given(raw=bodies("/v1/completions", ROUTES))
-def test_completions(served: Served, raw: bytes) -> None:
-    exercise(served, "/v1/completions", raw)
-
-
-@FUZZ
-@given(raw=bodies("/v1/embeddings", ROUTES))
-def test_embeddings(served: Served, raw: bytes) -> None:
-    exercise(served, "/v1/embeddings", raw)
-
-
-@FUZZ
-@given(raw=bodies("/v1/responses", ROUTES))
-def test_responses(served: Served, raw: bytes) -> None:
-    exercise(served, "/v1/responses", raw)
-
-
-@FUZZ
-@given(raw=bodies("/v1/messages", ROUTES))
-def test_messages(served: Served, raw: bytes) -> None:
-    exercise(served, "/v1/messages", raw)
+@given(data=st.data())
+def test_hostile_bodies(served: Served, path: str, data: st.DataObject) -> None:
+    exercise(served, path, data.draw(bodies(path, ROUTES), label="body"))
