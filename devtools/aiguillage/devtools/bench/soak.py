@@ -84,9 +84,13 @@ FAULTS: list[dict[str, Any]] = [
     {"kind": "slow_first_byte", "delay": 3.0},  # past the route's 2 s first-token deadline
 ]
 # Every OUTAGE_EVERY-th injection is an outage instead: both providers answer 503 to the
-# next OUTAGE_LENGTH requests, so some requests fail everywhere (an explained 502).
+# next OUTAGE_LENGTH requests, enough to open both circuits (CIRCUIT_FAILURES in a row) for
+# CIRCUIT_COOLDOWN seconds, so that some requests fail everywhere (explained 502s) and the
+# circuits' open, probe and close paths run all along.
 OUTAGE_EVERY = 20
-OUTAGE_LENGTH = 8
+OUTAGE_LENGTH = 6
+CIRCUIT_FAILURES = 5
+CIRCUIT_COOLDOWN = 0.2
 FLAT_PERCENT = 5.0
 # Attempt outcomes that mean the provider failed (what an injected fault turns into).
 UPSTREAM_FAILURES = frozenset(
@@ -114,6 +118,7 @@ class Result:
     statuses: dict[str, int]
     outcomes: dict[str, int]
     unexplained_5xx: int
+    circuit_open_5xx: int
     faults_queued: dict[str, int]
     sidecar_exit: int | None
     errors_logged: int
@@ -143,7 +148,9 @@ def sidecar_config(fr_url: str, de_url: str) -> SidecarConfig:
             ],
             "retry": Retry(attempts=2, backoff_base=0.05, backoff_max=0.2),
             "timeouts": Timeouts(connect=2.0, first_token=2.0, stream_idle=5.0, total=30.0),
-            "circuit_breaker": CircuitBreaker(consecutive_failures=5, cooldown=1.0),
+            "circuit_breaker": CircuitBreaker(
+                consecutive_failures=CIRCUIT_FAILURES, cooldown=CIRCUIT_COOLDOWN
+            ),
         }
     )
     return SidecarConfig(
@@ -287,11 +294,12 @@ def explained(record: dict[str, Any]) -> bool:
     )
 
 
-def read_audit(path: Path) -> tuple[int, int, Counter[str], Counter[str], int]:
-    """(lines, duplicate ids, statuses, outcomes, unexplained 5xx) of the audit file."""
+def read_audit(path: Path) -> tuple[int, int, Counter[str], Counter[str], int, int]:
+    """(lines, duplicate ids, statuses, outcomes, unexplained 5xx, 5xx with every target
+    skipped by an open circuit) of the audit file."""
     import orjson
 
-    lines = duplicates = unexplained = 0
+    lines = duplicates = unexplained = circuits = 0
     statuses: Counter[str] = Counter()
     outcomes: Counter[str] = Counter()
     seen: set[str] = set()
@@ -305,9 +313,12 @@ def read_audit(path: Path) -> tuple[int, int, Counter[str], Counter[str], int]:
             seen.add(rid)
             statuses[str(record["status"])] += 1
             outcomes[record["outcome"]] += 1
-            if record["status"] >= 500 and not explained(record):
-                unexplained += 1
-    return lines, duplicates, statuses, outcomes, unexplained
+            if record["status"] >= 500:
+                if not explained(record):
+                    unexplained += 1
+                elif all(a["outcome"] == "skipped_circuit_open" for a in record["attempts"]):
+                    circuits += 1
+    return lines, duplicates, statuses, outcomes, unexplained, circuits
 
 
 def tenth(samples: list[Sample], last: bool) -> list[Sample]:
@@ -385,7 +396,9 @@ fds {fds_first:.1f} → {fds_last:.1f}.
 
 Audit: {result.audit_lines:,} lines for {sent:,} requests, {result.duplicate_ids} duplicate ids.
 Statuses: {statuses}. Outcomes: {outcomes}. Unexplained 5xx: {result.unexplained_5xx}
-(every other 5xx is an `all_targets_failed` whose attempts all met an injected fault).
+(every other 5xx is an `all_targets_failed` whose attempts all met an injected fault or were
+skipped by a circuit opened by such faults; {result.circuit_open_5xx:,} had every target's
+circuit open).
 Faults queued: {faults}. Sidecar exit status after SIGTERM: {result.sidecar_exit}.
 
 {checks}
@@ -442,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds = time.monotonic() - began
         sampler.join(10)  # it stopped with the first load generator: samples are of the mix
         exit_status = stop_sidecar(sidecar)
-    lines, duplicates, statuses, outcomes, unexplained = read_audit(audit)
+    lines, duplicates, statuses, outcomes, unexplained, circuits = read_audit(audit)
     log_text = (out / "logs" / "sidecar.log").read_text(errors="replace")
     result = Result(
         requests=args.requests,
@@ -455,6 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         statuses=dict(statuses),
         outcomes=dict(outcomes),
         unexplained_5xx=unexplained,
+        circuit_open_5xx=circuits,
         faults_queued=dict(injector.queued),
         sidecar_exit=exit_status,
         errors_logged=log_text.count(" ERROR "),
