@@ -17,6 +17,7 @@ import aiohttp
 import anthropic
 import openai
 import pytest
+from aiohttp import web
 
 from aiguillage.devtools.simulators.openai import OpenAISimulator
 from aiguillage.sidecar.adapters.openai import OpenAIAdapter, OpenAIStream
@@ -239,3 +240,40 @@ def test_a_client_that_leaves_mid_stream_cancels_the_upstream_stream(
     assert record["attempts"][0]["outcome"] == "cancelled"
     assert record["costEur"] is None or float(record["costEur"]) == 0
     assert us.requests == []
+
+
+def test_a_client_that_leaves_after_the_last_event_got_its_answer(
+    one_target: RunningSidecar,
+    eu: OpenAISimulator,
+    lt: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The sidecar is still ending the chunked body when the client, which read [DONE], hangs
+    # up: the request was answered in full, and is audited as such.
+    write_eof = web.StreamResponse.write_eof
+
+    async def slow_end(self: web.StreamResponse, data: bytes = b"") -> None:
+        if "x-aiguillage-route" in self.headers:  # the sidecar's answers only
+            await asyncio.sleep(30)
+        await write_eof(self, data)
+
+    monkeypatch.setattr(web.StreamResponse, "write_eof", slow_end)
+
+    async def read_to_done(url: str) -> bytes:
+        body = {"model": "chat", "messages": MESSAGES, "stream": True}
+        received = b""
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(url, json=body, headers={"x-request-id": "done-1"}) as resp,
+        ):
+            while b"data: [DONE]" not in received:
+                received += await resp.content.readany()
+            resp.close()
+        return received
+
+    lt.run(read_to_done(one_target.base_url + "/chat/completions"))
+
+    record = one_target.audit_for("done-1")
+    assert (record["outcome"], record["status"]) == ("ok", 200)
+    assert record["usage"]["outputTokens"] > 0
+    assert record["costEur"] is not None

@@ -142,6 +142,8 @@ class Exchange:
         self.client: web.StreamResponse | None = None
         # The translator of the stream being relayed (the last attempt's), once there is one.
         self.translator: StreamTranslator | None = None
+        # Set once a stream's last event is written (only the end of the chunks is left).
+        self.delivered = False
         # Known once the body is read and routed (see serve()).
         self.snap: Snapshot
         self.route: Route
@@ -230,6 +232,8 @@ class Exchange:
 
     def client_gone(self) -> None:
         """The client closed its connection before its answer was complete."""
+        if self.delivered:
+            return  # it had read everything (often a client closing right after [DONE])
         record = self.record
         record.outcome = "client_closed"
         if self.client is None:
@@ -367,6 +371,8 @@ class Exchange:
                 answer_s, chosen = await self._along_route(rule, adapters, self.stream)
                 self._account(answer_s.usage, chosen, answer_s.ok)
                 assert self.client is not None
+                # Every event is written: a client leaving now has had its whole answer.
+                self.delivered = True
                 if record.outcome != "client_closed":
                     await self._end_stream(self.client)
                 return self.client
