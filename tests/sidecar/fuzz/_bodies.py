@@ -292,6 +292,7 @@ PLAUSIBLE = {
     "/v1/embeddings": EMBEDDINGS_FIELDS,
     "/v1/responses": RESPONSES_FIELDS,
     "/v1/messages": MESSAGES_FIELDS,
+    "/v1/messages/count_tokens": MESSAGES_FIELDS,
 }
 
 
@@ -306,6 +307,8 @@ def base(path: str, model: str) -> dict[str, Any]:
         return {"model": model + "-embed", "input": "hello"}
     if path == "/v1/responses":
         return {"model": model, "input": "hello"}
+    if path == "/v1/messages/count_tokens":
+        return {"model": model, "messages": hello}
     return {"model": model, "max_tokens": 16, "messages": hello}
 
 
