@@ -462,3 +462,15 @@ def served(
         yield start_sidecar(config, {"p": row.credential}), sim
     finally:
         lt.run(sim.stop())
+
+
+@pytest.fixture
+def three(
+    start_sidecar: StartSidecar,
+    eu: OpenAISimulator,
+    us: OpenAISimulator,
+    claude: AnthropicSimulator,
+) -> RunningSidecar:
+    """A sidecar on :func:`three_provider_config`: route ``chat`` (mistral-eu then
+    openai-us), ``embed`` and ``claude`` (the Anthropic simulator)."""
+    return start_sidecar(three_provider_config(eu, us, claude), THREE_CREDENTIALS)

@@ -12,64 +12,52 @@ from aiguillage.sidecar.main import Limits
 from tests.sidecar._wire import anthropic_error, openai_error
 from tests.sidecar.conftest import (
     MESSAGES,
-    THREE_CREDENTIALS,
     RunningSidecar,
     StartSidecar,
     eu_target,
     route,
-    three_provider_config,
     two_provider_config,
 )
 
 CHAT = {"model": "chat", "messages": MESSAGES}
 
 
-@pytest.fixture
-def guarded(
-    start_sidecar: StartSidecar,
-    eu: OpenAISimulator,
-    us: OpenAISimulator,
-    claude: AnthropicSimulator,
-) -> RunningSidecar:
-    return start_sidecar(three_provider_config(eu, us, claude), THREE_CREDENTIALS)
-
-
 @pytest.mark.parametrize(
     "host",
     ["127.0.0.1:4000", "127.0.0.1", "localhost:4000", "LOCALHOST", "[::1]:4000", "127.1.2.3:80"],
 )
-def test_loopback_hosts_are_served(guarded: RunningSidecar, host: str) -> None:
-    resp = guarded.raw("POST", "/v1/chat/completions", json=CHAT, headers={"Host": host})
+def test_loopback_hosts_are_served(three: RunningSidecar, host: str) -> None:
+    resp = three.raw("POST", "/v1/chat/completions", json=CHAT, headers={"Host": host})
     assert resp.status == 200
 
 
 @pytest.mark.parametrize(
     "host", ["attacker.example", "attacker.example:4000", "10.0.0.7:4000", "localhost.evil.io"]
 )
-def test_foreign_hosts_are_refused(guarded: RunningSidecar, eu: OpenAISimulator, host: str) -> None:
+def test_foreign_hosts_are_refused(three: RunningSidecar, eu: OpenAISimulator, host: str) -> None:
     # DNS rebinding: a page of attacker.example resolved to 127.0.0.1 sends its own Host.
-    resp = guarded.raw("POST", "/v1/chat/completions", json=CHAT, headers={"Host": host})
+    resp = three.raw("POST", "/v1/chat/completions", json=CHAT, headers={"Host": host})
 
     assert resp.status == 403
     error = openai_error(resp.body)
     assert error.code == "forbidden_host"
     assert "--allowed-hosts" in error.message
     assert eu.requests == []
-    record = guarded.audit_for(resp.headers["x-request-id"])
+    record = three.audit_for(resp.headers["x-request-id"])
     assert (record["outcome"], record["status"]) == ("forbidden_host", 403)
     assert record["namespace"] == "team-a"  # who was targeted, for whoever reads the audit
 
 
-def test_models_list_is_guarded_too(guarded: RunningSidecar) -> None:
-    resp = guarded.raw("GET", "/v1/models", headers={"Host": "attacker.example"})
+def test_models_list_is_guarded_too(three: RunningSidecar) -> None:
+    resp = three.raw("GET", "/v1/models", headers={"Host": "attacker.example"})
     assert resp.status == 403
     assert openai_error(resp.body).code == "forbidden_host"
-    assert guarded.raw("GET", "/v1/models").status == 200
+    assert three.raw("GET", "/v1/models").status == 200
 
 
-def test_probes_and_metrics_answer_any_host(guarded: RunningSidecar) -> None:
+def test_probes_and_metrics_answer_any_host(three: RunningSidecar) -> None:
     for path in ("/healthz", "/readyz", "/metrics"):
-        assert guarded.raw("GET", path, headers={"Host": "10.0.0.7:4000"}).status == 200
+        assert three.raw("GET", path, headers={"Host": "10.0.0.7:4000"}).status == 200
 
 
 def test_allowed_hosts_are_served(
@@ -98,9 +86,9 @@ def test_allowed_hosts_are_served(
     ],
 )
 def test_cross_origin_browser_requests_are_refused(
-    guarded: RunningSidecar, eu: OpenAISimulator, headers: dict[str, str]
+    three: RunningSidecar, eu: OpenAISimulator, headers: dict[str, str]
 ) -> None:
-    resp = guarded.raw("POST", "/v1/chat/completions", json=CHAT, headers=headers)
+    resp = three.raw("POST", "/v1/chat/completions", json=CHAT, headers=headers)
 
     assert resp.status == 403
     assert openai_error(resp.body).code == "forbidden_origin"
@@ -114,18 +102,16 @@ def test_cross_origin_browser_requests_are_refused(
         {"Origin": "http://127.0.0.1:4000", "Sec-Fetch-Site": "same-origin"},
     ],
 )
-def test_loopback_pages_are_served(guarded: RunningSidecar, headers: dict[str, str]) -> None:
-    assert guarded.raw("POST", "/v1/chat/completions", json=CHAT, headers=headers).status == 200
+def test_loopback_pages_are_served(three: RunningSidecar, headers: dict[str, str]) -> None:
+    assert three.raw("POST", "/v1/chat/completions", json=CHAT, headers=headers).status == 200
 
 
 @pytest.mark.parametrize(
     "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]
 )
-def test_posts_must_be_json(
-    guarded: RunningSidecar, eu: OpenAISimulator, content_type: str
-) -> None:
+def test_posts_must_be_json(three: RunningSidecar, eu: OpenAISimulator, content_type: str) -> None:
     # What a web page can send cross-origin without a preflight ("simple" requests).
-    resp = guarded.raw(
+    resp = three.raw(
         "POST", "/v1/chat/completions", json=CHAT, headers={"content-type": content_type}
     )
 
@@ -136,31 +122,31 @@ def test_posts_must_be_json(
     assert eu.requests == []
 
 
-def test_json_with_a_charset_is_served(guarded: RunningSidecar) -> None:
+def test_json_with_a_charset_is_served(three: RunningSidecar) -> None:
     headers = {"content-type": "application/json; charset=utf-8"}
-    assert guarded.raw("POST", "/v1/chat/completions", json=CHAT, headers=headers).status == 200
+    assert three.raw("POST", "/v1/chat/completions", json=CHAT, headers=headers).status == 200
 
 
 def test_refusals_on_messages_have_the_anthropic_shape(
-    guarded: RunningSidecar, claude: AnthropicSimulator
+    three: RunningSidecar, claude: AnthropicSimulator
 ) -> None:
     body = {"model": "claude", "max_tokens": 8, "messages": MESSAGES}
-    resp = guarded.raw("POST", "/v1/messages", json=body, headers={"Host": "attacker.example"})
+    resp = three.raw("POST", "/v1/messages", json=body, headers={"Host": "attacker.example"})
     assert resp.status == 403
     assert anthropic_error(resp.body).error.type == "permission_error"
 
-    resp = guarded.raw("POST", "/v1/messages", json=body, headers={"content-type": "text/plain"})
+    resp = three.raw("POST", "/v1/messages", json=body, headers={"content-type": "text/plain"})
     assert resp.status == 415
     assert anthropic_error(resp.body).error.message.startswith("Content-Type must be")
     assert claude.requests == []
 
 
-def test_the_sdks_pass_the_guard(guarded: RunningSidecar) -> None:
+def test_the_sdks_pass_the_guard(three: RunningSidecar) -> None:
     # The openai SDK sends Host 127.0.0.1:<port> and content-type application/json.
-    completion = guarded.client().chat.completions.create(model="chat", messages=MESSAGES)
+    completion = three.client().chat.completions.create(model="chat", messages=MESSAGES)
     assert completion.choices[0].message.content
     with pytest.raises(openai.PermissionDeniedError) as caught:
-        guarded.client(
+        three.client(
             default_headers={"Origin": "https://attacker.example"}
         ).chat.completions.create(model="chat", messages=MESSAGES)
     assert caught.value.code == "forbidden_origin"

@@ -17,10 +17,7 @@ from aiguillage.sidecar.validation import MAX_DEPTH, check, model
 from tests.sidecar._wire import anthropic_error, openai_error
 from tests.sidecar.conftest import (
     MESSAGES,
-    THREE_CREDENTIALS,
     RunningSidecar,
-    StartSidecar,
-    three_provider_config,
 )
 
 CHAT = {"model": "chat", "messages": MESSAGES}
@@ -181,21 +178,10 @@ def test_brackets_inside_strings_do_not_refuse_a_flat_body() -> None:
 # -- through the sidecar --------------------------------------------------------------------------
 
 
-@pytest.fixture
-def both(
-    start_sidecar: StartSidecar,
-    eu: OpenAISimulator,
-    us: OpenAISimulator,
-    claude: AnthropicSimulator,
-) -> RunningSidecar:
-    """Route ``chat`` (mistral-eu then openai-us), ``embed`` and ``claude`` (Anthropic)."""
-    return start_sidecar(three_provider_config(eu, us, claude), THREE_CREDENTIALS)
-
-
 def test_non_boolean_stream_is_a_400_and_no_provider_is_billed(
-    both: RunningSidecar, eu: OpenAISimulator, us: OpenAISimulator
+    three: RunningSidecar, eu: OpenAISimulator, us: OpenAISimulator
 ) -> None:
-    resp = both.raw("POST", "/v1/chat/completions", json={**CHAT, "stream": 1})
+    resp = three.raw("POST", "/v1/chat/completions", json={**CHAT, "stream": 1})
 
     assert resp.status == 400
     error = openai_error(resp.body)
@@ -203,7 +189,7 @@ def test_non_boolean_stream_is_a_400_and_no_provider_is_billed(
     assert error.message.startswith("stream: must be true or false")
     assert eu.requests == []
     assert us.requests == []
-    record = both.audit_for(resp.headers["x-request-id"])
+    record = three.audit_for(resp.headers["x-request-id"])
     assert (record["outcome"], record["status"], record["route"]) == (
         "invalid_request",
         400,
@@ -225,14 +211,14 @@ def test_non_boolean_stream_is_a_400_and_no_provider_is_billed(
     ],
 )
 def test_openai_endpoints_answer_the_openai_shape(
-    both: RunningSidecar,
+    three: RunningSidecar,
     eu: OpenAISimulator,
     us: OpenAISimulator,
     path: str,
     body: dict[str, Any],
     field: str,
 ) -> None:
-    resp = both.raw("POST", path, json=body)
+    resp = three.raw("POST", path, json=body)
 
     assert resp.status == 400
     assert openai_error(resp.body).message.startswith(f"{field}: ")
@@ -241,10 +227,10 @@ def test_openai_endpoints_answer_the_openai_shape(
 
 
 def test_messages_endpoint_answers_the_anthropic_shape(
-    both: RunningSidecar, claude: AnthropicSimulator
+    three: RunningSidecar, claude: AnthropicSimulator
 ) -> None:
     body = {"model": "claude", "max_tokens": 8, "messages": [{"role": "user", "content": 3}]}
-    resp = both.raw("POST", "/v1/messages", json=body)
+    resp = three.raw("POST", "/v1/messages", json=body)
 
     assert resp.status == 400
     error = anthropic_error(resp.body).error
@@ -254,7 +240,7 @@ def test_messages_endpoint_answers_the_anthropic_shape(
 
 
 def test_deep_tool_call_arguments_are_a_400_not_a_500_on_a_translating_route(
-    both: RunningSidecar, claude: AnthropicSimulator
+    three: RunningSidecar, claude: AnthropicSimulator
 ) -> None:
     arguments = json.dumps({"x": nested(300)})
     call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": arguments}}
@@ -263,7 +249,7 @@ def test_deep_tool_call_arguments_are_a_400_not_a_500_on_a_translating_route(
         {"role": "assistant", "content": None, "tool_calls": [call]},
         {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
     ]
-    resp = both.raw("POST", "/v1/chat/completions", json={"model": "claude", "messages": messages})
+    resp = three.raw("POST", "/v1/chat/completions", json={"model": "claude", "messages": messages})
 
     assert resp.status == 400
     assert openai_error(resp.body).code == "nested_too_deep"
@@ -272,18 +258,18 @@ def test_deep_tool_call_arguments_are_a_400_not_a_500_on_a_translating_route(
 
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
 def test_a_body_too_deep_to_re_serialise_is_a_400(
-    both: RunningSidecar, eu: OpenAISimulator, claude: AnthropicSimulator, path: str
+    three: RunningSidecar, eu: OpenAISimulator, claude: AnthropicSimulator, path: str
 ) -> None:
     # Parses (orjson reads 1024 levels) but cannot be written again (254): never a 500.
     model_name = "chat" if path.endswith("completions") else "claude"
     head = orjson.dumps({"model": model_name, "max_tokens": 8, "messages": MESSAGES})
     raw = head[:-1] + b',"extra":' + b"[" * 300 + b"]" * 300 + b"}"
     assert orjson.loads(raw)["extra"]
-    resp = both.raw("POST", path, data=raw)
+    resp = three.raw("POST", path, data=raw)
 
     assert resp.status == 400
     assert b"nested more than" in resp.body
     assert eu.requests == []
     assert claude.requests == []
-    record = both.audit_for(resp.headers["x-request-id"])
+    record = three.audit_for(resp.headers["x-request-id"])
     assert (record["outcome"], record["status"]) == ("nested_too_deep", 400)
