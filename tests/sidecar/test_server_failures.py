@@ -2,15 +2,16 @@
 client goes away, the client gets an answer in its API's shape (or nothing, if it left) and
 the audit record and metrics say exactly what happened.
 
-Unexpected exceptions are injected by monkeypatching an adapter; client disconnects use a
-simulator that answers slowly and records when its connection was closed.
+Unexpected exceptions are injected by monkeypatching the adapter's request building or the
+sidecar's writes (what a provider sends that an adapter cannot read is a failed attempt, see
+tests/sidecar/test_upstream.py); client disconnects use a simulator that answers slowly and
+records when its connection was closed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
 from typing import Any
 
 import aiohttp
@@ -20,7 +21,7 @@ import pytest
 from aiohttp import web
 
 from aiguillage.devtools.simulators.openai import OpenAISimulator
-from aiguillage.sidecar.adapters.openai import OpenAIAdapter, OpenAIStream
+from aiguillage.sidecar.adapters.openai import OpenAIAdapter
 from aiguillage.sidecar.config import Target
 from tests.sidecar._wire import anthropic_error, openai_error
 from tests.sidecar.conftest import (
@@ -43,24 +44,29 @@ class Boom(ValueError):
     """What a bug deep inside the sidecar could raise (its message carries request data)."""
 
 
-def fail_reading(monkeypatch: pytest.MonkeyPatch) -> None:
-    def read_response(self: OpenAIAdapter, call: Any, raw: bytes, model: str) -> Any:
+def fail_building(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writing the provider's request raises (a bug in the sidecar, not a provider failure:
+    provider answers the adapters cannot read are failed attempts, see upstream.py)."""
+
+    def build(self: OpenAIAdapter, call: Any, model: str) -> Any:
         raise Boom(SECRET)
 
-    monkeypatch.setattr(OpenAIAdapter, "read_response", read_response)
+    monkeypatch.setattr(OpenAIAdapter, "build", build)
 
 
-def fail_streaming_after(monkeypatch: pytest.MonkeyPatch, good_events: int) -> None:
-    feed = OpenAIStream.feed
-    seen = {"n": 0}
+def fail_writing_once(monkeypatch: pytest.MonkeyPatch, after: int) -> None:
+    """The sidecar's own write of its ``after + 1``-th piece of a streamed answer raises."""
+    write = web.StreamResponse.write
+    writes = {"n": 0}
 
-    def broken(self: OpenAIStream, event: str | None, data: bytes) -> Iterable[bytes]:
-        seen["n"] += 1
-        if seen["n"] > good_events:
-            raise Boom(SECRET)
-        return feed(self, event, data)
+    async def broken(self: web.StreamResponse, data: bytes) -> None:
+        if "x-aiguillage-route" in self.headers:  # the sidecar's answers, not the simulator's
+            writes["n"] += 1
+            if writes["n"] == after + 1:
+                raise Boom(SECRET)
+        await write(self, data)
 
-    monkeypatch.setattr(OpenAIStream, "feed", broken)
+    monkeypatch.setattr(web.StreamResponse, "write", broken)
 
 
 def assert_logged_without_data(caplog: pytest.LogCaptureFixture, rid: str) -> None:
@@ -82,7 +88,7 @@ def test_an_exception_before_the_answer_is_a_500_in_the_openai_shape(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    fail_reading(monkeypatch)
+    fail_building(monkeypatch)
     resp = sidecar.raw(
         "POST",
         "/v1/chat/completions",
@@ -109,7 +115,7 @@ def test_an_exception_before_the_answer_is_a_500_in_the_openai_shape(
 def test_the_openai_sdk_sees_an_internal_server_error(
     sidecar: RunningSidecar, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fail_reading(monkeypatch)
+    fail_building(monkeypatch)
     with pytest.raises(openai.InternalServerError) as caught:
         sidecar.client().chat.completions.create(model="chat", messages=MESSAGES)
     assert caught.value.code == "internal_error"
@@ -122,7 +128,7 @@ def test_an_exception_on_the_messages_api_is_an_anthropic_500(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sc = start_sidecar(two_provider_config(eu, us, route("mistral", eu_target())))
-    fail_reading(monkeypatch)
+    fail_building(monkeypatch)
     client = anthropic.Anthropic(base_url=sc.url, api_key=CLIENT_KEY, max_retries=0)
     with pytest.raises(anthropic.InternalServerError) as caught:
         client.messages.create(model="mistral", max_tokens=8, messages=MESSAGES)
@@ -142,7 +148,7 @@ def test_an_exception_after_the_stream_started_ends_it_with_an_error_event(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    fail_streaming_after(monkeypatch, good_events=2)
+    fail_writing_once(monkeypatch, after=2)
     received: list[str] = []
     stream = sidecar.client().chat.completions.create(
         model="chat", messages=MESSAGES, stream=True, extra_headers={"x-request-id": "boom-2"}
@@ -162,7 +168,7 @@ def test_an_exception_after_the_stream_started_ends_it_with_an_error_event(
 def test_an_exception_before_the_first_stream_byte_is_a_500(
     sidecar: RunningSidecar, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fail_streaming_after(monkeypatch, good_events=0)
+    fail_building(monkeypatch)
     with pytest.raises(openai.InternalServerError):
         sidecar.client().chat.completions.create(
             model="chat", messages=MESSAGES, stream=True, extra_headers={"x-request-id": "boom-3"}
