@@ -216,14 +216,16 @@ class Raw:
 class RunningSidecar:
     """A started :class:`Sidecar` with its directories, audit file and helpers."""
 
-    def __init__(self, lt: LoopThread, sidecar: Sidecar, audit_path: Path) -> None:
+    def __init__(
+        self, lt: LoopThread, sidecar: Sidecar, root: Path, audit_path: Path | None = None
+    ) -> None:
         self.lt = lt
         self.sidecar = sidecar
         self.url = sidecar.url
         self.base_url = self.url + "/v1"
         self.config_dir = sidecar.config_dir
         self.credentials_dir = sidecar.credentials_dir
-        self.audit_path = audit_path
+        self.audit_path = audit_path or root / "audit.jsonl"
 
     @property
     def runtime(self) -> Any:
@@ -424,7 +426,7 @@ def start_sidecar(lt: LoopThread, tmp_path: Path) -> Iterator[StartSidecar]:
         )
         lt.run(sidecar.start("127.0.0.1:0"))
         started.append(sidecar)
-        return RunningSidecar(lt, sidecar, audit)
+        return RunningSidecar(lt, sidecar, root, audit)
 
     yield start
     for sidecar in started:
