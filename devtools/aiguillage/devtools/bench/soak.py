@@ -202,8 +202,11 @@ class Sampler(threading.Thread):
         self.samples.append(Sample(time.monotonic() - self.began, rss, fds, size))
 
     def run(self) -> None:
-        while not self.stop.wait(self.every):
+        # The first sample once the load generators are connected, then every ``every`` s.
+        wait = min(1.0, self.every)
+        while not self.stop.wait(wait):
             self.sample()
+            wait = self.every
 
 
 class Injector(threading.Thread):
@@ -343,6 +346,11 @@ def at_fraction(samples: list[Sample], fraction: float) -> Sample:
 
 
 def judge(result: Result) -> None:
+    if len(result.samples) < 2:
+        raise SystemExit(
+            f"soak: {len(result.samples)} sample(s) of the mixed load: too short to tell "
+            "whether memory and fds are flat (more --requests, or a smaller --sample-seconds)"
+        )
     rss_first, rss_last = drift(result.samples, "rss_mb")
     fds_first, fds_last = drift(result.samples, "fds")
     sent = sum(result.sent.values())
