@@ -33,10 +33,10 @@ def _crds(args: argparse.Namespace) -> int:
 def _sidecar(args: argparse.Namespace) -> int:
     from aiguillage.sidecar import main as sidecar_main
 
-    limits = sidecar_main.Limits.from_environment(
+    serving = sidecar_main.ServeOptions.from_environment(
         args.drain_seconds, args.idle_timeout, args.body_timeout, args.allowed_hosts
     )
-    return sidecar_main.run(args.config_dir, args.listen, args.credentials_dir, limits)
+    return sidecar_main.run(args.config_dir, args.listen, args.credentials_dir, serving)
 
 
 def _scan(args: argparse.Namespace) -> int:

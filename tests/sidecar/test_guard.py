@@ -8,7 +8,7 @@ import pytest
 
 from aiguillage.devtools.simulators.anthropic import AnthropicSimulator
 from aiguillage.devtools.simulators.openai import OpenAISimulator
-from aiguillage.sidecar.main import Limits
+from aiguillage.sidecar.main import ServeOptions
 from tests.sidecar._wire import anthropic_error, openai_error
 from tests.sidecar.conftest import (
     MESSAGES,
@@ -65,7 +65,7 @@ def test_allowed_hosts_are_served(
 ) -> None:
     sc = start_sidecar(
         two_provider_config(eu, us, route("chat", eu_target())),
-        limits=Limits(allowed_hosts=frozenset({"aiguillage.team-a.svc", "10.0.0.7"})),
+        serving=ServeOptions(allowed_hosts=frozenset({"aiguillage.team-a.svc", "10.0.0.7"})),
     )
     for host in ("aiguillage.team-a.svc:4000", "10.0.0.7:4000", "127.0.0.1"):
         assert (

@@ -19,7 +19,7 @@ import pytest
 from aiguillage.devtools.harness import LoopThread
 from aiguillage.devtools.simulators.openai import OpenAISimulator
 from aiguillage.sidecar.config import SidecarConfig
-from aiguillage.sidecar.main import Limits, Sidecar, parse_listen
+from aiguillage.sidecar.main import ServeOptions, Sidecar, parse_listen
 from tests.sidecar.conftest import (
     CREDENTIALS,
     MESSAGES,
@@ -66,8 +66,8 @@ def test_start_binds_loopback_and_stop_releases_the_port(lt: LoopThread, tmp_pat
 
 @pytest.fixture
 def strict(start_sidecar: StartSidecar, eu: OpenAISimulator, us: OpenAISimulator) -> RunningSidecar:
-    limits = Limits(idle_timeout=1.0, body_timeout=1.0)
-    return start_sidecar(two_provider_config(eu, us, route("chat", eu_target())), limits=limits)
+    serving = ServeOptions(idle_timeout=1.0, body_timeout=1.0)
+    return start_sidecar(two_provider_config(eu, us, route("chat", eu_target())), serving=serving)
 
 
 def connect(sc: RunningSidecar) -> socket.socket:

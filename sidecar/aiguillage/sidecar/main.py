@@ -47,8 +47,9 @@ def parse_listen(listen: str) -> tuple[str, int]:
 
 
 @dataclass(frozen=True)
-class Limits:
-    """Operational bounds of one sidecar (CLI flags, environment, or defaults)."""
+class ServeOptions:
+    """How one sidecar serves: drain time, connection timeouts, allowed hosts (CLI flags,
+    environment, or defaults). Not the rate limits and budgets of :mod:`.limits`."""
 
     drain_seconds: float = DRAIN_SECONDS
     idle_timeout: float = IDLE_SECONDS
@@ -62,7 +63,7 @@ class Limits:
         idle_timeout: float | None = None,
         body_timeout: float | None = None,
         allowed_hosts: str | None = None,
-    ) -> Limits:
+    ) -> ServeOptions:
         """Flags win over ``AIGUILLAGE_DRAIN_SECONDS``, ``AIGUILLAGE_IDLE_TIMEOUT``,
         ``AIGUILLAGE_BODY_TIMEOUT`` and ``AIGUILLAGE_ALLOWED_HOSTS`` (comma-separated)."""
         env = os.environ
@@ -101,18 +102,18 @@ class Sidecar:
         max_body: int = MAX_BODY,
         span_exporter: Any = None,
         limiter_settings: LimiterSettings | None = None,
-        limits: Limits | None = None,
+        serving: ServeOptions | None = None,
         audit_fallback: IO[bytes] | None = None,
     ) -> None:
         self.config_dir = config_dir
         self.credentials_dir = credentials_dir
         self.poll_seconds = poll_seconds
         self.max_body = max_body
-        self.limits = limits or Limits()
+        self.serving = serving or ServeOptions()
         self.runtime = Runtime(
             audit=AuditLog(audit_path, fallback=audit_fallback),
             span_exporter=span_exporter,
-            guard=Guard(self.limits.allowed_hosts),
+            guard=Guard(self.serving.allowed_hosts),
             limiter_settings=limiter_settings or LimiterSettings(),
         )
         self._runner: web.AppRunner | None = None
@@ -122,14 +123,14 @@ class Sidecar:
     async def start(self, listen: str = "127.0.0.1:4000") -> str:
         rt = self.runtime
         reload_once(rt, self.config_dir, self.credentials_dir)
-        app = make_app(rt, self.max_body, self.limits.body_timeout)
+        app = make_app(rt, self.max_body, self.serving.body_timeout)
         self._runner = web.AppRunner(
             app,
             access_log=None,
             handle_signals=False,
             # A client that goes away cancels its handler, and so its upstream request.
             handler_cancellation=True,
-            keepalive_timeout=self.limits.idle_timeout,
+            keepalive_timeout=self.serving.idle_timeout,
             lingering_time=LINGER_SECONDS,
             shutdown_timeout=_CLEANUP_SECONDS,
         )
@@ -147,7 +148,7 @@ class Sidecar:
 
     async def drain(self, seconds: float | None = None) -> int:
         """Stop accepting, let requests in flight finish for up to ``seconds`` (default: the
-        limits' drain time), end the others. Returns how many had to be ended."""
+        configured drain time), end the others. Returns how many had to be ended."""
         runner = self._runner
         if runner is None:
             return 0
@@ -155,7 +156,7 @@ class Sidecar:
             await site.stop()
         if runner.server is not None:
             runner.server.pre_shutdown()  # idle keep-alive connections close now
-        wait = self.limits.drain_seconds if seconds is None else seconds
+        wait = self.serving.drain_seconds if seconds is None else seconds
         return await self.runtime.inflight.drain(wait)
 
     async def stop(self, drain_seconds: float = 0.0) -> None:
@@ -175,9 +176,13 @@ class Sidecar:
 
 
 async def serve(
-    config_dir: Path, credentials_dir: Path, listen: str, audit: str | None, limits: Limits
+    config_dir: Path,
+    credentials_dir: Path,
+    listen: str,
+    audit: str | None,
+    serving: ServeOptions,
 ) -> None:
-    sidecar = Sidecar(config_dir, credentials_dir, audit, limits=limits)
+    sidecar = Sidecar(config_dir, credentials_dir, audit, serving=serving)
     await sidecar.start(listen)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -186,9 +191,9 @@ async def serve(
     loop.add_signal_handler(signal.SIGHUP, sidecar.runtime.audit.reopen)
     try:
         await stop.wait()
-        log.server.info("stopping: draining for up to %gs", limits.drain_seconds)
+        log.server.info("stopping: draining for up to %gs", serving.drain_seconds)
     finally:
-        await sidecar.stop(limits.drain_seconds)
+        await sidecar.stop(serving.drain_seconds)
     log.server.info("stopped")
 
 
@@ -196,7 +201,7 @@ def run(
     config_dir: Path,
     listen: str,
     credentials_dir: Path | None = None,
-    limits: Limits | None = None,
+    serving: ServeOptions | None = None,
 ) -> int:
     logging.basicConfig(
         level=os.environ.get("AIGUILLAGE_LOG_LEVEL", "INFO"),
@@ -205,7 +210,7 @@ def run(
     )
     creds = credentials_dir or config_dir.parent / "credentials"
     audit = os.environ.get("AIGUILLAGE_AUDIT_LOG")
-    main = serve(config_dir, creds, listen, audit, limits or Limits.from_environment())
+    main = serve(config_dir, creds, listen, audit, serving or ServeOptions.from_environment())
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
