@@ -17,7 +17,8 @@ import pytest
 from aiguillage.devtools import images
 from aiguillage.devtools.demo import RESTRICTED
 from aiguillage.devtools.harness import LoopThread
-from aiguillage.devtools.node import Node, residue
+from aiguillage.devtools.node import Node, residue, teardown
+from aiguillage.devtools.node.lifecycle import image_store_dir
 from aiguillage.devtools.node.lock import DEFAULT_LOCK_PATH, NodeLock
 from aiguillage.devtools.simulators.openai import OpenAISimulator
 from aiguillage.devtools.waiting import wait_for
@@ -209,6 +210,9 @@ def test_teardown_leaves_nothing(node_session: NodeSession, tmp_path: Path) -> N
     lock = NodeLock(DEFAULT_LOCK_PATH)
     lock.acquire(timeout=1800)  # held across both snapshots: no other node can run meanwhile
     try:
+        # A node killed earlier (a CI job cancelled, a session ended) left its bridge, chains and
+        # mounts; the next start sweeps them, so take the snapshot after that sweep, not before.
+        teardown.sweep_dead_nodes(image_store_dir(), lambda _message: None)
         before = residue.snapshot()
         with node_left_clean(lock, before, images=[product], log_dir=tmp_path) as node:
             pids, root = dict(node.pids), node.root
