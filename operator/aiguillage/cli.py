@@ -53,6 +53,20 @@ def _scan(args: argparse.Namespace) -> int:
     )
 
 
+def _audit_verify(args: argparse.Namespace) -> int:
+    from aiguillage.operator.audittrail import commands
+
+    return commands.run_verify(args.file, args.public_key, args.chains_only, args.strict)
+
+
+def _audit_report(args: argparse.Namespace) -> int:
+    from aiguillage.operator.audittrail.report import command
+
+    return command.run_report(
+        args.file, args.out, args.public_key, args.chains_only, args.strict, not args.no_png
+    )
+
+
 def _operator(args: argparse.Namespace, rest: Sequence[str]) -> int:
     from aiguillage.operator import main as operator_main
 
@@ -140,6 +154,53 @@ def parser() -> argparse.ArgumentParser:
     sc.add_argument("--target-location", help="where the target processes data (e.g. US)")
     sc.add_argument("--target-jurisdiction", help="the target operator's jurisdiction")
     sc.set_defaults(run=_scan)
+
+    a = sub.add_parser("audit", help="check audit trails and report on them")
+    audit = a.add_subparsers(dest="audit_command", required=True)
+
+    def trail(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument(
+            "file",
+            type=Path,
+            nargs="+",
+            metavar="FILE",
+            help="audit files, in any order (other log lines are skipped and counted)",
+        )
+        sp.add_argument(
+            "--public-key",
+            type=Path,
+            action="append",
+            default=[],
+            metavar="PATH",
+            help="PEM file, directory of PEM files, or the ConfigMap of public keys as "
+            "YAML/JSON (repeatable)",
+        )
+        sp.add_argument(
+            "--chains-only",
+            action="store_true",
+            help="check the hash links alone (no keys: signatures are not checked)",
+        )
+        sp.add_argument(
+            "--strict", action="store_true", help="warnings (unsealed records...) fail too"
+        )
+
+    exit_codes = "Exit code: 0 every chain holds, 1 a chain is broken, 2 bad input."
+    av = audit.add_parser(
+        "verify",
+        help="check every chain and checkpoint signature; name the first broken link",
+        description=exit_codes,
+    )
+    trail(av)
+    av.set_defaults(run=_audit_verify)
+    ar = audit.add_parser(
+        "report",
+        help="write the residency and spend report (HTML, CSV, PNG)",
+        description=exit_codes,
+    )
+    trail(ar)
+    ar.add_argument("--out", type=Path, required=True, help="directory to write the report to")
+    ar.add_argument("--no-png", action="store_true", help="no PNG charts (they need matplotlib)")
+    ar.set_defaults(run=_audit_report)
 
     c = sub.add_parser("crds", help="print the generated CRDs")
     c.add_argument("--out", type=Path, help="write one file per CRD into this directory")

@@ -295,6 +295,11 @@ class RunningSidecar:
 
     # audit
     def audit(self) -> list[dict[str, Any]]:
+        """The request records written so far (the chain's checkpoint lines left out)."""
+        return [line for line in self.audit_lines() if line.get("kind") != "checkpoint"]
+
+    def audit_lines(self) -> list[dict[str, Any]]:
+        """Every line of the audit trail: request records and checkpoints."""
         if not self.audit_path.exists():
             return []
         lines = self.audit_path.read_bytes().splitlines()

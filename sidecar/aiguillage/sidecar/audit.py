@@ -1,9 +1,12 @@
 """One JSON line per request that proves where it went, and the file it is written to.
 
-Records carry no prompt, completion or key: only routing facts, token counts and
-cost. :class:`AuditLog` writes them to a file (``AIGUILLAGE_AUDIT_LOG``) or stdout
-without blocking the event loop for long: records are queued and written in one
-``write(2)`` per loop iteration.
+Records carry no prompt, completion or key: only routing facts, the caller's identity
+(namespace, service account, pod), token counts and cost. :class:`AuditLog` writes them to
+a file (``AIGUILLAGE_AUDIT_LOG``) or stdout without blocking the event loop for long:
+records are queued and written in one ``write(2)`` per loop iteration. Each line is linked
+into this sidecar's hash chain as it is queued, and signed checkpoints join it after the
+loop iteration (see :mod:`aiguillage.sidecar.auditchain`); wherever a line ends up (the
+file, or stdout while the file cannot be written), it keeps its place in the chain.
 
 Operations, as decided for the audit file (the README's "Operations" section says the same):
 
@@ -39,6 +42,7 @@ from typing import IO, Any
 import orjson
 
 from aiguillage.sidecar import log
+from aiguillage.sidecar.auditchain import AuditChain
 from aiguillage.sidecar.config import PolicyFinding
 
 
@@ -139,6 +143,12 @@ class AuditLog:
 
     ``path`` ``None`` or ``"-"`` means stdout. ``fallback`` is where records go while the
     file cannot be written (default: stdout; stderr when the audit itself is stdout).
+
+    With a ``chain``, every line is linked into it, a checkpoint is added when
+    ``chain.every_records`` records are unsealed (after the loop iteration that wrote the
+    last of them), every ``chain.every_seconds`` seconds while records are unsealed, and at
+    :meth:`close`. Checkpoints are also written to ``checkpoint_copy`` when given, so that
+    a trail cut short after its last checkpoint can be told from a complete one.
     """
 
     def __init__(
@@ -148,6 +158,8 @@ class AuditLog:
         fallback: IO[bytes] | None = None,
         check_every: float = 1.0,
         retry_every: float = 1.0,
+        chain: AuditChain | None = None,
+        checkpoint_copy: IO[bytes] | None = None,
     ) -> None:
         self.path = path if path not in (None, "-") else None
         self._fallback = fallback
@@ -162,6 +174,10 @@ class AuditLog:
         self._failure: str | None = None  # errno name while the file cannot be written
         self._retry_at = 0.0
         self._diverted = 0
+        self.chain = chain
+        self._copy = checkpoint_copy
+        self._timer: asyncio.TimerHandle | None = None
+        self._closed = False
         if self.path is not None:
             try:
                 self._open()
@@ -172,14 +188,51 @@ class AuditLog:
 
     def write(self, record: AuditRecord) -> None:
         """Queue ``record``; it is written once the current loop iteration is over."""
-        self._pending.append(record.to_json() + b"\n")
+        line = record.to_json()
+        chain = self.chain
+        if chain is not None:
+            line = chain.link(line)
+            if self._timer is None:
+                self._arm_timer()
+        self._pending.append(line + b"\n")
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        if self.chain is not None and self.chain.due:
+            self._checkpoint()
         self.flush()
+
+    # -- the chain's checkpoints -------------------------------------------------------------
+
+    def _arm_timer(self) -> None:
+        assert self.chain is not None
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self.chain.settings.every_seconds, self._tick)
+
+    def _tick(self) -> None:
+        if self.chain is not None and self.chain.unsealed:
+            self._checkpoint()
+            self.flush()
+        self._arm_timer()
+
+    def _checkpoint(self, final: bool = False) -> None:
+        """Queue a checkpoint (written with the records before it) and copy it."""
+        assert self.chain is not None
+        try:
+            line = self.chain.checkpoint(final) + b"\n"
+        except Exception:  # a checkpoint must never stop the audit (or serving)
+            log.server.exception("could not make an audit checkpoint")
+            return
+        self._pending.append(line)
+        if self._copy is not None:
+            try:
+                self._copy.write(line)
+                self._copy.flush()
+            except (OSError, ValueError):
+                log.server.warning("could not write the audit checkpoint copy")
 
     def flush(self) -> None:
         """Write every queued record now (to the file, or where it falls back to)."""
@@ -328,5 +381,15 @@ class AuditLog:
             log.server.info("audit file %s reopened", self.path)
 
     def close(self) -> None:
+        """Seal the chain (a final checkpoint), write what is queued and close; a second call
+        does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.chain is not None and self.chain.seq:
+            self._checkpoint(final=True)
         self.flush()
         self._close_fd()

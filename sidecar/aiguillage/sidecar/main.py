@@ -27,6 +27,7 @@ from aiohttp import web
 
 from aiguillage.sidecar import log
 from aiguillage.sidecar.audit import AuditLog
+from aiguillage.sidecar.auditchain import AuditChain, ChainSettings, chain_name
 from aiguillage.sidecar.guard import Guard
 from aiguillage.sidecar.limits.quota import LimiterSettings
 from aiguillage.sidecar.reload import POLL_SECONDS, reload_once, watch
@@ -90,6 +91,19 @@ def _seconds(flag: float | None, variable: str, default: float) -> float:
     return value
 
 
+def _audit_log(
+    path: str | None, settings: ChainSettings | None, fallback: IO[bytes] | None
+) -> AuditLog:
+    """The audit trail, hash-chained under this process's name; when it goes to a file,
+    checkpoints are copied to stderr too (a second place a truncation cannot reach)."""
+    env = os.environ
+    name = chain_name(env.get("POD_NAMESPACE", ""), env.get("POD_NAME", ""))
+    chain = AuditChain(name, settings or ChainSettings.from_environment())
+    to_file = path not in (None, "-")
+    copy = sys.stderr.buffer if to_file else None
+    return AuditLog(path, fallback=fallback, chain=chain, checkpoint_copy=copy)
+
+
 class Sidecar:
     """The data plane as an object: load config, serve, watch for changes, drain, stop."""
 
@@ -104,6 +118,7 @@ class Sidecar:
         limiter_settings: LimiterSettings | None = None,
         serving: ServeOptions | None = None,
         audit_fallback: IO[bytes] | None = None,
+        audit_chain: ChainSettings | None = None,
     ) -> None:
         self.config_dir = config_dir
         self.credentials_dir = credentials_dir
@@ -111,7 +126,7 @@ class Sidecar:
         self.max_body = max_body
         self.serving = serving or ServeOptions()
         self.runtime = Runtime(
-            audit=AuditLog(audit_path, fallback=audit_fallback),
+            audit=_audit_log(audit_path, audit_chain, audit_fallback),
             span_exporter=span_exporter,
             guard=Guard(self.serving.allowed_hosts),
             limiter_settings=limiter_settings or LimiterSettings(),

@@ -1,0 +1,196 @@
+"""Reading audit trails as collected: which lines are chained audit lines, and their bytes.
+
+A trail reaches an auditor through a log pipeline, so a file may hold lines of many sidecars
+interleaved, the sidecar's own log lines, other containers' lines, and lines wrapped by the
+container runtime. Each physical line is one of:
+
+- a chained line (``{"chain":...,"seq":...,"prev":...}``): a request record or a checkpoint,
+  kept with its exact bytes (the chain hashes bytes, not parsed JSON);
+- a request record without chain fields (written by a sidecar older than the chain): kept
+  for the report, counted as unchained;
+- anything else: skipped, and counted.
+
+Wrapped lines are unwrapped first: the Kubernetes CRI format that kubelets write under
+``/var/log/pods`` (``<time> stdout F <line>``, with ``P`` partial lines joined), and Docker's
+json-file format (``{"log": "<line>\\n", "stream": ..., "time": ...}``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from aiguillage.sidecar.auditchain import line_hash
+
+_CRI = re.compile(rb"^(\S+) (stdout|stderr) ([FP])(?: (.*))?$", re.DOTALL)
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+MAX_LINE = 16 * 1024 * 1024  # a line longer than this is not an audit line (and not read whole)
+
+
+class BadTrail(Exception):
+    """A file that cannot be read at all (missing, a directory, unreadable)."""
+
+
+@dataclass(frozen=True)
+class Where:
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class ChainedLine:
+    """One line of a sidecar's chain: a request record or a checkpoint."""
+
+    where: Where
+    raw: bytes  # exact bytes, without the newline
+    chain: str
+    seq: int
+    prev: str
+    obj: dict[str, Any]
+
+    @property
+    def checkpoint(self) -> bool:
+        return self.obj.get("kind") == "checkpoint"
+
+    @property
+    def hash(self) -> str:
+        return line_hash(self.raw)
+
+
+@dataclass
+class Trail:
+    """Everything read from the input files."""
+
+    files: list[str] = field(default_factory=list)
+    chained: list[ChainedLine] = field(default_factory=list)
+    unchained: list[tuple[Where, dict[str, Any]]] = field(default_factory=list)
+    skipped: int = 0  # lines that are not audit lines (other logs, garbage)
+    skipped_examples: list[Where] = field(default_factory=list)
+    # Lines that start like a chained line but are not one (cut, or edited into bad JSON).
+    damaged: list[Where] = field(default_factory=list)
+
+    def chains(self) -> dict[str, list[ChainedLine]]:
+        """Chained lines by chain, each in input order (files in the order given)."""
+        out: dict[str, list[ChainedLine]] = {}
+        for line in self.chained:
+            out.setdefault(line.chain, []).append(line)
+        return out
+
+
+def read(paths: Iterable[Path]) -> Trail:
+    """Read every file; raises :class:`BadTrail` for a file that cannot be read."""
+    trail = Trail()
+    for path in paths:
+        trail.files.append(str(path))
+        try:
+            with path.open("rb") as handle:
+                for number, raw in _unwrapped(handle):
+                    _classify(trail, Where(str(path), number), raw)
+        except IsADirectoryError:
+            raise BadTrail(f"{path}: is a directory; give the log files in it") from None
+        except OSError as exc:
+            raise BadTrail(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    return trail
+
+
+def _unwrapped(handle: Any) -> Iterator[tuple[int, bytes]]:
+    """(line number, content) with CRI and Docker wrappers taken off; CRI partial lines
+    (``P``) are joined to the next full line of the same stream, numbered by their first."""
+    partial: dict[bytes, tuple[int, bytes]] = {}
+    for number, physical in enumerate(_bounded_lines(handle), start=1):
+        line = physical[:-1] if physical.endswith(b"\n") else physical
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if line[:1] == b"{":
+            yield number, _docker_content(line)
+            continue
+        cri = _CRI.match(line)
+        if cri is None:
+            yield number, line
+            continue
+        stream, tag, content = cri.group(2), cri.group(3), cri.group(4) or b""
+        first, before = partial.pop(stream, (number, b""))
+        if tag == b"P":
+            partial[stream] = (first, before + content)
+        else:
+            yield first, before + content
+    for first, content in partial.values():  # a file ending inside a partial line
+        yield first, content
+
+
+def _bounded_lines(handle: Any) -> Iterator[bytes]:
+    """Physical lines, each cut at :data:`MAX_LINE` bytes (the rest of a longer line is read
+    and dropped, so one huge line never sits in memory whole)."""
+    while True:
+        line = handle.readline(MAX_LINE)
+        if not line:
+            return
+        if len(line) == MAX_LINE and not line.endswith(b"\n"):
+            while (more := handle.readline(MAX_LINE)) and not more.endswith(b"\n"):
+                pass
+            yield b"\0 an over-long line"  # counted as skipped, never parsed
+            continue
+        yield line
+
+
+def _docker_content(line: bytes) -> bytes:
+    if not line.startswith(b'{"log":'):
+        return line
+    try:
+        outer = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return line
+    inner = outer.get("log") if isinstance(outer, dict) else None
+    if isinstance(inner, str) and "stream" in outer:
+        return inner.rstrip("\n").encode()
+    return line
+
+
+def _classify(trail: Trail, where: Where, raw: bytes) -> None:
+    obj = _json_object(raw)
+    if obj is None:
+        if raw.startswith(b'{"chain":'):
+            trail.damaged.append(where)
+        _skip(trail, where)
+        return
+    chain, seq, prev = obj.get("chain"), obj.get("seq"), obj.get("prev")
+    if (
+        isinstance(chain, str)
+        and chain
+        and type(seq) is int
+        and seq > 0
+        and isinstance(prev, str)
+        and _HEX64.match(prev)
+    ):
+        trail.chained.append(ChainedLine(where, raw, chain, seq, prev, obj))
+    elif "chain" in obj:
+        trail.damaged.append(where)
+        _skip(trail, where)
+    elif "requestId" in obj and "attempts" in obj:
+        trail.unchained.append((where, obj))
+    else:
+        _skip(trail, where)
+
+
+def _json_object(raw: bytes) -> dict[str, Any] | None:
+    if not raw.startswith(b"{"):
+        return None
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _skip(trail: Trail, where: Where) -> None:
+    trail.skipped += 1
+    if len(trail.skipped_examples) < 3:
+        trail.skipped_examples.append(where)
