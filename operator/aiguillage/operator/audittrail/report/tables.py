@@ -330,7 +330,10 @@ def _group_tables(groups: Mapping[str, Mapping[tuple[str, ...], _Sums]]) -> list
     tables = []
     for key, (title, columns) in _GROUPS.items():
         rows: list[list[Cell]] = []
-        for names, s in sorted(groups.get(key, {}).items(), key=lambda kv: (-kv[1].eur, -kv[1].requests, kv[0])):
+        biggest_first = sorted(
+            groups.get(key, {}).items(), key=lambda kv: (-kv[1].eur, -kv[1].requests, kv[0])
+        )
+        for names, s in biggest_first:
             extra: list[Cell] = [s.attempts, s.failed_attempts] if key == "provider" else []
             rows.append(
                 [*names, s.requests, s.served, *extra, s.input_tokens, s.output_tokens, s.eur]
