@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -65,3 +66,101 @@ def test_no_exporter_means_no_tracing(
 ) -> None:
     sidecar = start_sidecar(two_provider_config(eu, us, route("chat", eu_target(0))))
     assert sidecar.runtime.telemetry._provider is None
+
+
+# -- metrics built from the audit record, and read at scrape time ----------------------------
+
+
+def test_attempts_say_where_and_under_which_law_and_skips_say_why(
+    start_sidecar: StartSidecar, eu: OpenAISimulator, us: OpenAISimulator
+) -> None:
+    from aiguillage.sidecar.config import Residency
+
+    sidecar = start_sidecar(
+        two_provider_config(
+            eu,
+            us,
+            route("chat", eu_target(0), us_target(1)),
+            route(
+                "eu", us_target(0), eu_target(1), residency=Residency(locations=frozenset({"FR"}))
+            ),
+        )
+    )
+    eu.set_faults([{"kind": "status", "status": 503}])
+    # On "chat" mistral-eu fails and openai-us answers; on "eu" openai-us is skipped.
+    sidecar.client().chat.completions.create(model="chat", messages=MESSAGES)
+    sidecar.client().chat.completions.create(model="eu", messages=MESSAGES)
+    wait_for(lambda: sidecar.metric("aiguillage_targets_skipped_total") > 0, 10, what="metrics")
+    attempts = {
+        labels: sidecar.metric("aiguillage_attempts_total", **dict(labels))
+        for labels in (
+            (("provider", "mistral-eu"), ("outcome", "http_error"), ("location", "FR"),
+             ("jurisdiction", "FR")),
+            (("provider", "openai-us"), ("outcome", "ok"), ("location", "US"),
+             ("jurisdiction", "US")),
+            (("provider", "mistral-eu"), ("outcome", "ok"), ("location", "FR"),
+             ("jurisdiction", "FR")),
+        )
+    }  # fmt: skip
+    assert list(attempts.values()) == [1, 1, 1]
+    assert (
+        sidecar.metric(
+            "aiguillage_targets_skipped_total", route="eu", provider="openai-us", reason="residency"
+        )
+        == 1
+    )
+    assert sidecar.metric("aiguillage_failovers_total", route="chat") == 1
+
+
+def test_circuit_state_is_a_gauge_read_at_scrape_time(
+    start_sidecar: StartSidecar, eu: OpenAISimulator, us: OpenAISimulator
+) -> None:
+    from aiguillage.sidecar.config import CircuitBreaker
+
+    sidecar = start_sidecar(
+        two_provider_config(
+            eu,
+            us,
+            route(
+                "chat",
+                eu_target(0),
+                us_target(1),
+                circuit_breaker=CircuitBreaker(consecutive_failures=2, cooldown=0.2),
+            ),
+        )
+    )
+    client = sidecar.client()
+    eu.set_faults([{"kind": "status", "status": 503}] * 2)
+    for _ in range(2):
+        client.chat.completions.create(model="chat", messages=MESSAGES)
+    labels = {"provider": "mistral-eu", "model": "mistral-small-latest"}
+    assert sidecar.metric("aiguillage_circuit_open", **labels) == 1
+    assert sidecar.metric("aiguillage_circuit_open", provider="openai-us") == 0
+
+    def recovered() -> bool:
+        # After the cooldown, one request probes mistral-eu again, which now answers.
+        client.chat.completions.create(model="chat", messages=MESSAGES)
+        return sidecar.metric("aiguillage_circuit_open", **labels) == 0
+
+    wait_for(recovered, timeout=10, what="the circuit to close again")
+
+
+def test_the_workload_and_the_audit_chain_are_in_the_metrics(
+    monkeypatch: pytest.MonkeyPatch,
+    start_sidecar: StartSidecar,
+    eu: OpenAISimulator,
+    us: OpenAISimulator,
+) -> None:
+    from aiguillage.sidecar.auditchain import ChainSettings
+
+    monkeypatch.setenv("POD_SERVICE_ACCOUNT", "summarizer")
+    sidecar = start_sidecar(
+        two_provider_config(eu, us, route("chat", eu_target(0))),
+        audit_chain=ChainSettings("/nonexistent.pem", every_records=2),
+    )
+    for _ in range(3):
+        sidecar.client().chat.completions.create(model="chat", messages=MESSAGES)
+    sidecar.wait_audit(3)
+    assert sidecar.metric("aiguillage_workload_info", service_account="summarizer") == 1
+    assert sidecar.metric("aiguillage_audit_records_total") == 3
+    assert sidecar.metric("aiguillage_audit_checkpoints_total") >= 1

@@ -109,7 +109,20 @@ def new_metrics() -> Metrics:
     m.help.update(
         {
             "aiguillage_requests_total": "Client requests by route and outcome.",
-            "aiguillage_attempts_total": "Attempts at provider targets by outcome.",
+            "aiguillage_attempts_total": (
+                "Attempts at provider targets by outcome, and where the provider processes "
+                "data (location) under which law (jurisdiction)."
+            ),
+            "aiguillage_targets_skipped_total": (
+                "Targets of a route not tried, by reason (residency, circuit_open, "
+                "provider_invalid, unsupported)."
+            ),
+            "aiguillage_circuit_open": (
+                "1 while a target's circuit breaker is open (or half open: probing), else 0."
+            ),
+            "aiguillage_workload_info": "The service account this sidecar's pod runs as.",
+            "aiguillage_audit_records_total": "Request records written to the audit chain.",
+            "aiguillage_audit_checkpoints_total": "Checkpoints written to the audit chain.",
             "aiguillage_failovers_total": "Requests answered by another target than the first.",
             "aiguillage_cost_eur_total": "Cost of answered requests in euros.",
             "aiguillage_config_reloads_total": "Config reloads by result (ok, invalid, error).",

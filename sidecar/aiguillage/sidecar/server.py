@@ -586,7 +586,9 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    text = request.app[RUNTIME].metrics.render()
+    rt = request.app[RUNTIME]
+    rt.telemetry.observe_state(rt.health, rt.audit.chain, rt.service_account)
+    text = rt.metrics.render()
     return web.Response(
         body=text.encode(), headers={"content-type": "text/plain; version=0.0.4; charset=utf-8"}
     )

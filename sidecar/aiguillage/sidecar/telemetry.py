@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiguillage.sidecar import log
 from aiguillage.sidecar.audit import AuditRecord
+from aiguillage.sidecar.auditchain import AuditChain
+from aiguillage.sidecar.health import HealthBoard
 from aiguillage.sidecar.metrics import Labels, Metrics
 
 if TYPE_CHECKING:
@@ -67,6 +69,26 @@ class Telemetry:
             except Exception:  # telemetry must never break serving
                 log.server.exception("could not record trace")
 
+    def observe_state(
+        self, health: HealthBoard, chain: AuditChain | None, service_account: str
+    ) -> None:
+        """Values read when ``/metrics`` is scraped (not kept up to date per request): each
+        target's circuit, how far the audit chain has gone, and the calling workload."""
+        m = self.metrics
+        m.set_gauge(
+            "aiguillage_circuit_open",
+            {
+                (("provider", provider), ("model", model)): float(h.opened_at is not None)
+                for (provider, model), h in list(health.targets.items())
+            },
+        )
+        # One series per sidecar, for joins: the pod's service account (its namespace and
+        # pod come from the scrape's target labels).
+        m.set_gauge("aiguillage_workload_info", {(("service_account", service_account),): 1.0})
+        if chain is not None:
+            m.counters["aiguillage_audit_records_total"][()] = chain.records
+            m.counters["aiguillage_audit_checkpoints_total"][()] = chain.checkpoints
+
     def shutdown(self) -> None:
         if self._provider is not None:
             self._provider.shutdown()
@@ -76,10 +98,23 @@ class Telemetry:
         route = record.route or ""
         m.inc("aiguillage_requests_total", (("route", route), ("outcome", record.outcome)))
         contacted = _contacted(record)
-        for a in contacted:
+        for a in record.attempts:
+            if a.outcome.startswith("skipped"):
+                m.inc(
+                    "aiguillage_targets_skipped_total",
+                    (("route", route), ("provider", a.provider), ("reason", a.outcome[8:])),
+                )
+                continue
+            # Location and jurisdiction are country codes (or EU, GLOBAL...): bounded.
             m.inc(
                 "aiguillage_attempts_total",
-                (("provider", a.provider), ("model", a.model), ("outcome", a.outcome)),
+                (
+                    ("provider", a.provider),
+                    ("model", a.model),
+                    ("outcome", a.outcome),
+                    ("location", a.location or ""),
+                    ("jurisdiction", a.jurisdiction or ""),
+                ),
             )
         if len(contacted) > 1:
             m.inc("aiguillage_failovers_total", (("route", route),))
