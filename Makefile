@@ -23,6 +23,19 @@ $(STAMP): pyproject.toml constraints.txt
 .PHONY: venv
 venv: $(STAMP) ## create .venv with the project and its dev tools
 
+# Debian packages the tests need: chromium (the audit report is opened in a real browser) and
+# prometheus (the dashboard's queries and the alerts run against a real one). Checked with
+# dpkg first: nothing is downloaded when all are there.
+SYSTEM_PACKAGES := chromium prometheus
+
+.PHONY: system-deps
+system-deps: ## install the Debian packages the tests need (needs root the first time)
+	@missing="$$(for p in $(SYSTEM_PACKAGES); do dpkg -s "$$p" >/dev/null 2>&1 || echo "$$p"; done | xargs)"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
 COMPAT_VENV := .venv-compat
 COMPAT_STAMP := $(COMPAT_VENV)/.installed
 # Fresh results of the compat suite; docs/compatibility.{json,md} are rendered from them.

@@ -84,6 +84,9 @@ WORKLOADS = [
     ("finance", "ledger-bot", "ledger-bot-59cd-k3"),
 ]
 KEYS = {name: f"sk-simulated-{name}" for name in PROVIDERS}
+# A provider whose key the sidecar cannot use (not printable text), in finance's config: it
+# takes only itself out (aiguillage_config_providers_unusable), as a bad Secret would.
+UNUSABLE = "legacy-gateway"
 TIMEOUTS = Timeouts(connect=2.0, first_token=5.0, stream_idle=5.0, total=20.0)
 
 
@@ -99,6 +102,10 @@ class RunningSidecar:
     @property
     def routes(self) -> list[str]:
         return sorted(ROUTES[self.namespace])
+
+    @property
+    def config_file(self) -> Path:
+        return self.audit.parent.parent / "pods" / self.pod / "config" / CONFIG_FILE
 
 
 @dataclass
@@ -145,6 +152,7 @@ class MixedRun:
         (config_dir / CONFIG_FILE).write_bytes(self.config(namespace).sealed().to_json())
         for name, key in KEYS.items():
             (credentials_dir / name).write_text(key + "\n")
+        (credentials_dir / UNUSABLE).write_bytes(b"sk-\x01\x02-not-text\n")
         audit = self.audit_dir / f"{pod}.jsonl"
         env = {
             **os.environ,
@@ -184,6 +192,14 @@ class MixedRun:
                 location=location,
                 jurisdiction=jurisdiction,
                 credential=name,
+            )
+        if namespace == "finance":
+            providers[UNUSABLE] = Provider(
+                api="openai",
+                endpoint=self.simulators["mistral-eu"].url + "/v1",
+                location="NL",
+                jurisdiction="NL",
+                credential=UNUSABLE,
             )
         routes = {}
         for model, (residency, chosen) in ROUTES[namespace].items():
@@ -252,6 +268,23 @@ class MixedRun:
                 tasks.append(asyncio.create_task(one(step)))
             await asyncio.gather(*tasks)
         return statuses
+
+    def ask(self, pod: str, route: str, count: int) -> Counter[int]:
+        """Send ``count`` plain requests for ``route`` to the sidecar of ``pod``, one by one."""
+        sidecar = next(sc for sc in self.sidecars if sc.pod == pod)
+
+        async def go() -> Counter[int]:
+            statuses: Counter[int] = Counter()
+            body = {"model": route, "messages": [{"role": "user", "content": "hello"}]}
+            async with aiohttp.ClientSession() as session:
+                for _ in range(count):
+                    url = f"{sidecar.url}/v1/chat/completions"
+                    async with session.post(url, json=body) as resp:
+                        await resp.read()
+                        statuses[resp.status] += 1
+            return statuses
+
+        return self.loop.run(go())
 
     def _draw(
         self, rng: random.Random, index: int

@@ -156,6 +156,10 @@ def new_metrics() -> Metrics:
             ),
         }
     )
+    # Exported at 0 from the start: a counter that appears at 1 hides its first event from
+    # increase() and rate(), and alerts on config rejections need that first one.
+    for result in ("ok", "invalid", "error"):
+        m.inc("aiguillage_config_reloads_total", (("result", result),), 0)
     m.buckets.update(
         {
             "gen_ai_client_token_usage": GENAI_TOKEN_BUCKETS,

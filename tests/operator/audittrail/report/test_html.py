@@ -89,7 +89,7 @@ def chromium() -> str:
     try:
         return browser.chromium()
     except browser.NoBrowser as exc:
-        pytest.skip(str(exc))
+        pytest.fail(str(exc))
 
 
 def test_the_console_check_sees_what_a_page_does_wrong(chromium: str, tmp_path: Path) -> None:

@@ -1,0 +1,129 @@
+"""A real Prometheus (the Debian package's binary) scraping sidecars, for the dashboard and
+alert tests: started on a loopback port with its own configuration and storage in a temporary
+directory, stopped by its process id.
+
+Each scrape target carries the labels a Prometheus Operator PodMonitor adds (``namespace``,
+``pod``, ``container``), so the dashboard's and alerts' queries run here as they would in a
+cluster. :func:`promtool_check_rules` runs ``promtool check rules`` on a rules file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+from aiguillage.devtools import processes
+from aiguillage.devtools.spawning import free_ports
+from aiguillage.devtools.waiting import wait_for
+
+
+class NoPrometheus(RuntimeError):
+    """The prometheus or promtool binary is not installed."""
+
+
+def binary(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        raise NoPrometheus(f"{name} is not installed: run `make system-deps` (Debian package)")
+    return found
+
+
+@dataclass(frozen=True)
+class Target:
+    address: str  # host:port
+    labels: dict[str, str]
+
+
+@dataclass
+class Prometheus:
+    workdir: Path
+    targets: list[Target]
+    scrape_interval: str = "1s"
+    url: str = ""
+    _child: processes.Child | None = field(default=None, repr=False)
+
+    def start(self) -> Prometheus:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        config = {
+            "global": {"scrape_interval": self.scrape_interval, "scrape_timeout": "1s"},
+            "scrape_configs": [
+                {
+                    "job_name": "aiguillage-sidecars",
+                    "metrics_path": "/metrics",
+                    "static_configs": [
+                        {"targets": [t.address], "labels": t.labels} for t in self.targets
+                    ],
+                }
+            ],
+        }
+        config_file = self.workdir / "prometheus.yml"
+        config_file.write_text(yaml.safe_dump(config))
+        (port,) = free_ports("127.0.0.1", 1)
+        self.url = f"http://127.0.0.1:{port}"
+        argv = [
+            binary("prometheus"),
+            f"--config.file={config_file}",
+            f"--storage.tsdb.path={self.workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--storage.tsdb.retention.time=1h",
+            "--log.level=warn",
+        ]
+        self._child = processes.Child(
+            "prometheus", argv, dict(os.environ), self.workdir / "prometheus.log"
+        ).start()
+        wait_for(self._ready, timeout=60, what="prometheus to be ready")
+        return self
+
+    def _ready(self) -> bool:
+        if self._child is not None and not self._child.alive:
+            raise RuntimeError(f"prometheus exited: {self._child.output()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """The instant query's result (a vector's samples); raises on a bad query."""
+        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        try:
+            with urllib.request.urlopen(url, timeout=30) as resp:
+                body = orjson.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            raise ValueError(f"{expr}: {exc.read().decode(errors='replace')}") from None
+        data = body["data"]
+        if data["resultType"] == "scalar":
+            return [{"metric": {}, "value": data["result"]}]
+        return list(data["result"])
+
+    def finite(self, expr: str) -> list[dict[str, Any]]:
+        """The series of ``expr`` whose value is a number (not NaN): what a panel would draw."""
+        return [s for s in self.query(expr) if math.isfinite(float(s["value"][1]))]
+
+    def targets_up(self) -> int:
+        return sum(1 for s in self.query("up == 1"))
+
+    def stop(self) -> None:
+        if self._child is not None:
+            self._child.stop()
+
+
+def promtool_check_rules(rules: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [binary("promtool"), "check", "rules", str(rules)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
