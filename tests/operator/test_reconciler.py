@@ -294,3 +294,19 @@ async def test_policy_and_namespace_label_changes_re_render_the_namespace(kube: 
         worker.cancel()
         with pytest.raises(asyncio.CancelledError):
             await worker
+
+
+async def test_each_written_namespace_gets_an_audit_signing_key(kube: FakeKube) -> None:
+    made: list[str] = []
+
+    class Keys:
+        async def ensure(self, namespace: str) -> None:
+            made.append(namespace)
+
+    rec = Reconciler(kube, Inventory("ops"), audit_keys=Keys())  # type: ignore[arg-type]
+    rec.on_provider(provider("p"), deleted=False)
+    rec.on_route(route("a", "p"), deleted=False)
+    await rec.reconcile("apps")
+    assert made == ["apps"]
+    await rec.reconcile("empty")  # nothing to write there: no key either
+    assert made == ["apps"]

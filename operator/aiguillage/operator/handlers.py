@@ -22,6 +22,7 @@ import kopf
 
 from aiguillage.operator import spend
 from aiguillage.operator.api.common import GROUP, VERSION
+from aiguillage.operator.auditkeys import AuditKeys
 from aiguillage.operator.kube import Kube
 from aiguillage.operator.reconciler import Reconciler, operator_namespace
 
@@ -45,7 +46,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             settings.admission.managed = admission.WEBHOOK_CONFIG
     # The Kubernetes client is synchronous: its calls run in threads, several renders at once.
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=16))
-    reconciler = Reconciler(Kube())
+    kube = Kube()
+    reconciler = Reconciler(kube, audit_keys=AuditKeys(kube, operator_namespace()))
     delay = 0.5
     while True:
         try:

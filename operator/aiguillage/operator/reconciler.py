@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiguillage.operator import kube as k
+from aiguillage.operator.auditkeys import AuditKeys
 from aiguillage.operator.errors import ManifestError
 from aiguillage.operator.inventory import (
     DEFAULT_OPERATOR_NAMESPACE,
@@ -96,6 +97,8 @@ class Reconciler:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     primed: bool = False
     renders: int = 0
+    # Makes each namespace's audit signing key (None: not managed, e.g. in tests).
+    audit_keys: AuditKeys | None = None
     _event_tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     # ----- events -------------------------------------------------------------------------
@@ -313,6 +316,8 @@ class Reconciler:
             return
         await self._write(rendered)
         self.configs[namespace] = rendered.config
+        if self.audit_keys is not None:
+            await self.audit_keys.ensure(namespace)
         updates = []
         policies = [p.name for p in rendered.force.policies]
         limits = describe_limits(rendered.force.limits)
