@@ -85,3 +85,24 @@ def screenshot(
         timeout,
     )
     return _console(err)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m aiguillage.devtools.browser PAGE --screenshot PNG``: a picture of a page."""
+    import argparse
+
+    p = argparse.ArgumentParser(description="Screenshot a page in headless Chromium.")
+    p.add_argument("page", type=Path)
+    p.add_argument("--screenshot", type=Path, required=True)
+    p.add_argument("--width", type=int, default=1200)
+    p.add_argument("--height", type=int, default=2000)
+    args = p.parse_args(argv)
+    console = screenshot(args.page, args.screenshot, args.width, args.height)
+    for message in console:
+        print(f"console: {message}")
+    print(f"wrote {args.screenshot} ({args.width}x{args.height})")
+    return 1 if console else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

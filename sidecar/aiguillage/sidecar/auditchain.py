@@ -181,23 +181,25 @@ class AuditChain:
         self.settings = settings or ChainSettings()
         self.name = name
         self.seq = 0
-        self.prev = GENESIS
+        self._prev = GENESIS.encode()  # hex of the last line's SHA-256
         self.unsealed = 0  # records linked since the last checkpoint
         self.records = 0  # records linked in all
         self.checkpoints = 0
         self.key = SigningKey(self.settings.key_file)
-        self._head = orjson.dumps(name)
+        self._head = b'{"chain":' + orjson.dumps(name) + b',"seq":'
+
+    @property
+    def prev(self) -> str:
+        """The ``prev`` the next line will carry."""
+        return self._prev.decode()
 
     def link(self, record_json: bytes) -> bytes:
         """The record's line in the chain (no newline): ``record_json`` is a JSON object."""
         self.seq += 1
-        line = b'{"chain":%b,"seq":%d,"prev":"%b",%b' % (
-            self._head,
-            self.seq,
-            self.prev.encode(),
-            record_json[1:],
+        line = b"".join(
+            (self._head, b"%d" % self.seq, b',"prev":"', self._prev, b'",', record_json[1:])
         )
-        self.prev = hashlib.sha256(line).hexdigest()
+        self._prev = hashlib.sha256(line).hexdigest().encode()
         self.unsealed += 1
         self.records += 1
         return line
@@ -210,10 +212,10 @@ class AuditChain:
     def checkpoint(self, final: bool = False) -> bytes:
         """A checkpoint line sealing every line before it (signed when a key is mounted)."""
         self.seq += 1
-        unsigned = b'{"chain":%b,"seq":%d,"prev":"%b","kind":"checkpoint","time":%b,' % (
+        unsigned = b'%b%d,"prev":"%b","kind":"checkpoint","time":%b,' % (
             self._head,
             self.seq,
-            self.prev.encode(),
+            self._prev,
             orjson.dumps(round(time.time(), 6)),
         )
         key = self.key.current()
@@ -224,7 +226,7 @@ class AuditChain:
         )
         sig = None if key is None else base64.b64encode(key.sign(CHECKPOINT_DOMAIN + body + b"}"))
         line = body + SIG_FIELD + (b"null" if sig is None else b'"%b"' % sig) + b"}"
-        self.prev = hashlib.sha256(line).hexdigest()
+        self._prev = hashlib.sha256(line).hexdigest().encode()
         self.unsealed = 0
         self.checkpoints += 1
         return line

@@ -315,3 +315,27 @@ def test_the_first_break_of_each_chain_is_reported_and_others_hold(
     first = broken["team-a/a/1"]
     assert first is not None
     assert (first.kind, first.seq) == ("deleted", 3)
+
+
+def test_checkpoint_copies_anywhere_in_the_same_file_are_not_a_reordering(
+    tmp_path: Path, keys: Keys, lines: list[bytes]
+) -> None:
+    """A file holding the trail and the sidecar's stderr (with the checkpoint copies) may
+    have a copy before the records it seals: two streams, each in order."""
+    copies = [line for line in lines if b'"kind":"checkpoint"' in line]
+    assert check(tmp_path, keys, [*copies, *lines]).holds
+
+
+def test_order_is_checked_per_container_stream(
+    tmp_path: Path, keys: Keys, lines: list[bytes]
+) -> None:
+    """In a kubelet log file, stdout and stderr lines keep their own order, not each
+    other's: records that fell back to stderr may come earlier than older stdout ones."""
+    stamp = b"2026-01-01T00:00:00Z"
+    cri = [stamp + b" stdout F " + line for line in lines[:6]]
+    cri.insert(0, stamp + b" stderr F " + lines[6])  # written later, read earlier
+    cri += [stamp + b" stdout F " + line for line in lines[7:]]
+    assert check(tmp_path, keys, cri).holds
+    swapped = list(cri)
+    swapped[2], swapped[3] = swapped[3], swapped[2]  # two stdout records: reordered
+    assert only_break(check(tmp_path, keys, swapped))[0] == "reordered"

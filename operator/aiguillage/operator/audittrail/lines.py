@@ -40,6 +40,9 @@ class BadTrail(Exception):
 class Where:
     file: str
     line: int
+    # The container stream a wrapped line came from (stdout, stderr), when the wrapper says:
+    # a runtime keeps each stream's order, not the order between them.
+    stream: str = field(default="", compare=False)
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}"
@@ -92,8 +95,8 @@ def read(paths: Iterable[Path]) -> Trail:
         trail.files.append(str(path))
         try:
             with path.open("rb") as handle:
-                for number, raw in _unwrapped(handle):
-                    _classify(trail, Where(str(path), number), raw)
+                for number, stream, raw in _unwrapped(handle):
+                    _classify(trail, Where(str(path), number, stream), raw)
         except IsADirectoryError:
             raise BadTrail(f"{path}: is a directory; give the log files in it") from None
         except OSError as exc:
@@ -101,29 +104,30 @@ def read(paths: Iterable[Path]) -> Trail:
     return trail
 
 
-def _unwrapped(handle: Any) -> Iterator[tuple[int, bytes]]:
-    """(line number, content) with CRI and Docker wrappers taken off; CRI partial lines
-    (``P``) are joined to the next full line of the same stream, numbered by their first."""
+def _unwrapped(handle: Any) -> Iterator[tuple[int, str, bytes]]:
+    """(line number, stream, content) with CRI and Docker wrappers taken off (stream: ""
+    for a plain line); CRI partial lines (``P``) are joined to the next full line of the same
+    stream, numbered by their first."""
     partial: dict[bytes, tuple[int, bytes]] = {}
     for number, physical in enumerate(_bounded_lines(handle), start=1):
         line = physical[:-1] if physical.endswith(b"\n") else physical
         if line.endswith(b"\r"):
             line = line[:-1]
         if line[:1] == b"{":
-            yield number, _docker_content(line)
+            yield number, *_docker_content(line)
             continue
         cri = _CRI.match(line)
         if cri is None:
-            yield number, line
+            yield number, "", line
             continue
         stream, tag, content = cri.group(2), cri.group(3), cri.group(4) or b""
         first, before = partial.pop(stream, (number, b""))
         if tag == b"P":
             partial[stream] = (first, before + content)
         else:
-            yield first, before + content
-    for first, content in partial.values():  # a file ending inside a partial line
-        yield first, content
+            yield first, stream.decode(), before + content
+    for stream, (first, content) in partial.items():  # a file ending inside a partial line
+        yield first, stream.decode(), content
 
 
 def _bounded_lines(handle: Any) -> Iterator[bytes]:
@@ -141,17 +145,18 @@ def _bounded_lines(handle: Any) -> Iterator[bytes]:
         yield line
 
 
-def _docker_content(line: bytes) -> bytes:
+def _docker_content(line: bytes) -> tuple[str, bytes]:
+    """(stream, content) of a Docker json-file line; ("", line) for any other JSON line."""
     if not line.startswith(b'{"log":'):
-        return line
+        return "", line
     try:
         outer = orjson.loads(line)
     except orjson.JSONDecodeError:
-        return line
+        return "", line
     inner = outer.get("log") if isinstance(outer, dict) else None
-    if isinstance(inner, str) and "stream" in outer:
-        return inner.rstrip("\n").encode()
-    return line
+    if isinstance(inner, str) and isinstance(outer.get("stream"), str):
+        return outer["stream"], inner.rstrip("\n").encode()
+    return "", line
 
 
 def _classify(trail: Trail, where: Where, raw: bytes) -> None:

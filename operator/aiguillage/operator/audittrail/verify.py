@@ -153,11 +153,15 @@ class _Walk:
     # -- what can break --------------------------------------------------------------------
 
     def _file_order(self) -> Break | None:
-        """Within one file, a sidecar's lines are written in seq order."""
-        last: dict[str, ChainedLine] = {}
+        """Within one file (and container stream), a sidecar's records are in seq order.
+        Checkpoints are left out: their copies come from another stream (stderr)."""
+        last: dict[tuple[str, str], ChainedLine] = {}
         found: Break | None = None
         for line in self.input_order:
-            before = last.get(line.where.file)
+            if line.checkpoint:
+                continue
+            place = (line.where.file, line.where.stream)
+            before = last.get(place)
             if before is not None and line.seq < before.seq:
                 brk = Break(
                     "reordered",
@@ -168,7 +172,7 @@ class _Walk:
                 if found is None or brk.seq < found.seq:
                     found = brk
             if before is None or line.seq > before.seq:
-                last[line.where.file] = line
+                last[place] = line
         return found
 
     def _links(self) -> Break | None:
