@@ -23,19 +23,6 @@ $(STAMP): pyproject.toml constraints.txt
 .PHONY: venv
 venv: $(STAMP) ## create .venv with the project and its dev tools
 
-# Debian packages the tests need: chromium (the audit report is opened in a real browser) and
-# prometheus (the dashboard's queries and the alerts run against a real one). Checked with
-# dpkg first: nothing is downloaded when all are there.
-SYSTEM_PACKAGES := chromium prometheus
-
-.PHONY: system-deps
-system-deps: ## install the Debian packages the tests need (needs root the first time)
-	@missing="$$(for p in $(SYSTEM_PACKAGES); do dpkg -s "$$p" >/dev/null 2>&1 || echo "$$p"; done | xargs)"; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages: $$missing"; \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
-	fi
-
 COMPAT_VENV := .venv-compat
 COMPAT_STAMP := $(COMPAT_VENV)/.installed
 # Fresh results of the compat suite; docs/compatibility.{json,md} are rendered from them.
@@ -59,15 +46,16 @@ define apt_install
 	fi
 endef
 
-# What the tests need.
-SYSTEM_PACKAGES := redis-server
+# What the tests need: redis-server (limits and spend), chromium (the audit report is opened in
+# a real browser), prometheus (the dashboard's queries and the alerts run against a real one).
+SYSTEM_PACKAGES := redis-server chromium prometheus
 # What the local node and the image build need (root: the node runs containerd, the kubelet
 # and kube-proxy, which mount filesystems, create network namespaces, links and iptables rules,
 # and manage cgroups).
 NODE_PACKAGES := containerd runc containernetworking-plugins iptables conntrack nfacct buildah mmdebstrap
 
 .PHONY: system-deps
-system-deps: ## install the Debian packages tests need (redis-server), once
+system-deps: ## install the Debian packages tests need (redis-server, chromium, prometheus), once
 	$(call apt_install,$(SYSTEM_PACKAGES))
 
 .PHONY: node-deps
