@@ -127,3 +127,77 @@ def promtool_check_rules(rules: Path) -> subprocess.CompletedProcess[str]:
         timeout=60,
         check=False,
     )
+
+
+# What ``python -m aiguillage.devtools.prometheus`` prints after the traffic: a few of the
+# dashboard's queries, as a quick look at what the sidecars export.
+SHOWN = {
+    "requests per route and outcome (last 5 min)": (
+        "sum by (namespace, route, outcome) (increase(aiguillage_requests_total[5m]))"
+    ),
+    "answered attempts per jurisdiction (last 5 min)": (
+        'sum by (jurisdiction) (increase(aiguillage_attempts_total{outcome="ok"}[5m]))'
+    ),
+    "p95 duration per provider (s)": (
+        "histogram_quantile(0.95, sum by (le, gen_ai_provider_name) "
+        "(rate(gen_ai_client_operation_duration_seconds_bucket[5m])))"
+    ),
+    "open circuits": "max by (namespace, provider, model) (aiguillage_circuit_open) > 0",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """A mixed run scraped by a local Prometheus: prints a few queries, then (unless
+    ``--once``) keeps everything running until Ctrl-C, for trying the dashboard's queries."""
+    import argparse
+    import signal
+    import tempfile
+    import threading
+
+    from aiguillage.devtools.mixedrun import MixedRun
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("--requests", type=int, default=400)
+    p.add_argument("--once", action="store_true", help="stop after printing")
+    args = p.parse_args(argv)
+    root = Path(tempfile.mkdtemp(prefix="aiguillage-prometheus-"))
+    run = MixedRun(root / "run").start()
+    prometheus = Prometheus(
+        root / "prometheus",
+        [
+            Target(
+                sc.url.removeprefix("http://"),
+                {"namespace": sc.namespace, "pod": sc.pod, "container": "aiguillage-sidecar"},
+            )
+            for sc in run.sidecars
+        ],
+    )
+    try:
+        prometheus.start()
+        wait_for(lambda: prometheus.targets_up() == len(run.sidecars), timeout=60, what="up")
+        sent = sum(run.traffic(args.requests, seconds=10).values())
+
+        def scraped_all() -> bool:  # every request of the traffic is in Prometheus
+            total = prometheus.query("sum(aiguillage_requests_total)")
+            return bool(total) and float(total[0]["value"][1]) >= sent
+
+        wait_for(scraped_all, timeout=60, what="the traffic to be scraped")
+        print(f"prometheus at {prometheus.url} scraping {len(run.sidecars)} sidecars")
+        for title, expr in SHOWN.items():
+            print(f"{title}:  {expr}")
+            for sample in sorted(prometheus.query(expr), key=lambda s: str(s["metric"])):
+                labels = ",".join(f"{k}={v}" for k, v in sorted(sample["metric"].items()))
+                print(f"  {{{labels}}} {float(sample['value'][1]):.4g}")
+        if not args.once:
+            print("Ctrl-C to stop")
+            stop = threading.Event()
+            signal.signal(signal.SIGINT, lambda *_: stop.set())
+            stop.wait()
+    finally:
+        prometheus.stop()
+        run.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
