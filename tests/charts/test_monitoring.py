@@ -24,7 +24,12 @@ import pytest
 import yaml
 
 from aiguillage.devtools.mixedrun import MixedRun
-from aiguillage.devtools.prometheus import NoPrometheus, Prometheus, Target, promtool_check_rules
+from aiguillage.devtools.prometheus import (
+    NoPrometheus,
+    Prometheus,
+    promtool_check_rules,
+    scraping,
+)
 from aiguillage.devtools.waiting import wait_for
 from tests.charts.test_chart import CHART, helm
 
@@ -152,22 +157,12 @@ def test_thresholds_come_from_the_values() -> None:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MixedRun, Prometheus]]:
     root = tmp_path_factory.mktemp("monitoring")
     run = MixedRun(root / "run", seed=5).start()
-    prometheus = Prometheus(
-        root / "prometheus",
-        [
-            Target(
-                sc.url.removeprefix("http://"),
-                {"namespace": sc.namespace, "pod": sc.pod, "container": "aiguillage-sidecar"},
-            )
-            for sc in run.sidecars
-        ],
-    )
     try:
-        try:
-            prometheus.start()
-        except NoPrometheus as exc:
-            pytest.fail(str(exc))
-        wait_for(lambda: prometheus.targets_up() == 4, timeout=60, what="4 targets up")
+        prometheus = scraping(run, root / "prometheus")
+    except NoPrometheus as exc:
+        run.stop()
+        pytest.fail(str(exc))
+    try:
         run.traffic(300, seconds=8)
         # A config one sidecar refuses (it keeps serving its last good one) ...
         run.sidecars[0].config_file.write_text("{not json")

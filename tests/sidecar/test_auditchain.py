@@ -23,7 +23,7 @@ from aiguillage.operator.auditkeys import new_key_pair, public_entry
 from aiguillage.operator.audittrail.keys import load as load_keys
 from aiguillage.operator.audittrail.lines import read
 from aiguillage.operator.audittrail.verify import verify
-from aiguillage.sidecar.audit import AttemptRecord, AuditLog, AuditRecord
+from aiguillage.sidecar.audit import AuditLog
 from aiguillage.sidecar.auditchain import (
     GENESIS,
     AuditChain,
@@ -31,6 +31,7 @@ from aiguillage.sidecar.auditchain import (
     chain_name,
     signed_part,
 )
+from tests.operator.audittrail._trails import request as record
 from tests.sidecar.conftest import (
     MESSAGES,
     StartSidecar,
@@ -39,23 +40,6 @@ from tests.sidecar.conftest import (
     two_provider_config,
     us_target,
 )
-
-
-def record(request_id: str, namespace: str = "team-a") -> AuditRecord:
-    rec = AuditRecord(
-        time=1700000000.5,
-        request_id=request_id,
-        namespace=namespace,
-        pod="app-1",
-        route="chat",
-        model="chat",
-        operation="chat.completions",
-        stream=False,
-        residency={"locations": ["FR"], "jurisdictions": None},
-        service_account="bot",
-    )
-    rec.attempts.append(AttemptRecord("eu", "mistral", "FR", "FR", "ok", 12.0))
-    return rec
 
 
 def keyfile(tmp_path: Path, namespace: str = "team-a") -> tuple[Path, Path]:

@@ -32,7 +32,7 @@ from aiguillage.devtools.harness import LoopThread
 from aiguillage.devtools.node import preflight
 from aiguillage.devtools.node.lifecycle import find_bin_dir
 from aiguillage.devtools.simulators.openai import OpenAISimulator
-from aiguillage.devtools.waiting import wait_for
+from aiguillage.devtools.waiting import answers, wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 NAMESPACE = "support"
@@ -168,7 +168,7 @@ def run_processes(once: bool, port: int, stop: threading.Event) -> int:
         (workdir / "pids").write_text("".join(f"{pid}\n" for pid in pids))
         base = f"http://{listen}"
         client = openai.OpenAI(base_url=f"{base}/v1", api_key="apps-hold-no-key", max_retries=0)
-        wait_for(lambda: _ready(base), timeout=30, what="the sidecar to be ready")
+        wait_for(lambda: answers(f"{base}/readyz"), timeout=30, what="the sidecar to be ready")
         raw = client.chat.completions.with_raw_response.create(
             model="summarizer", messages=[{"role": "user", "content": "Say hello"}]
         )
@@ -195,16 +195,6 @@ def run_processes(once: bool, port: int, stop: threading.Event) -> int:
                 loop.run(sim.stop())
         loop.close()
         plane.stop()
-
-
-def _ready(base: str) -> bool:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"{base}/readyz", timeout=1) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ import os
 import random
 import sys
 import time
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -39,7 +38,7 @@ from aiguillage.devtools.simulators.anthropic import AnthropicSimulator
 from aiguillage.devtools.simulators.base import Simulator
 from aiguillage.devtools.simulators.openai import OpenAISimulator
 from aiguillage.devtools.spawning import free_ports
-from aiguillage.devtools.waiting import wait_for
+from aiguillage.devtools.waiting import answers, wait_for
 from aiguillage.operator.auditkeys import new_key_pair, public_entry
 from aiguillage.sidecar.config import (
     CONFIG_FILE,
@@ -141,7 +140,8 @@ class MixedRun:
         for (namespace, account, pod), port in zip(WORKLOADS, ports, strict=True):
             self.sidecars.append(self._sidecar(namespace, account, pod, port))
         for sc in self.sidecars:
-            wait_for(functools.partial(_ready, sc.url), timeout=60, what=f"sidecar {sc.pod} ready")
+            ready = functools.partial(answers, f"{sc.url}/readyz")
+            wait_for(ready, timeout=60, what=f"sidecar {sc.pod} ready")
         return self
 
     def _sidecar(self, namespace: str, account: str, pod: str, port: int) -> RunningSidecar:
@@ -336,14 +336,6 @@ class MixedRun:
             if sim.started:
                 self.loop.run(sim.stop())
         self.loop.close()
-
-
-def _ready(base: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{base}/readyz", timeout=1) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
 
 
 def main(argv: list[str] | None = None) -> int:

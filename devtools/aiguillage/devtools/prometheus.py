@@ -24,8 +24,9 @@ import orjson
 import yaml
 
 from aiguillage.devtools import processes
+from aiguillage.devtools.mixedrun import MixedRun
 from aiguillage.devtools.spawning import free_ports
-from aiguillage.devtools.waiting import wait_for
+from aiguillage.devtools.waiting import answers, wait_for
 
 
 class NoPrometheus(RuntimeError):
@@ -88,11 +89,7 @@ class Prometheus:
     def _ready(self) -> bool:
         if self._child is not None and not self._child.alive:
             raise RuntimeError(f"prometheus exited: {self._child.output()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as resp:
-                return bool(resp.status == 200)
-        except OSError:
-            return False
+        return answers(f"{self.url}/-/ready", timeout=2)
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         """The instant query's result (a vector's samples); raises on a bad query."""
@@ -117,6 +114,30 @@ class Prometheus:
     def stop(self) -> None:
         if self._child is not None:
             self._child.stop()
+
+
+def scraping(run: MixedRun, workdir: Path) -> Prometheus:
+    """A started Prometheus scraping every sidecar of ``run`` (with a PodMonitor's target
+    labels), once all of them are up; raises NoPrometheus when it is not installed."""
+    prometheus = Prometheus(
+        workdir,
+        [
+            Target(
+                sc.url.removeprefix("http://"),
+                {"namespace": sc.namespace, "pod": sc.pod, "container": "aiguillage-sidecar"},
+            )
+            for sc in run.sidecars
+        ],
+    )
+    prometheus.start()
+    try:
+        wait_for(
+            lambda: prometheus.targets_up() == len(run.sidecars), timeout=60, what="targets up"
+        )
+    except BaseException:
+        prometheus.stop()
+        raise
+    return prometheus
 
 
 def promtool_check_rules(rules: Path) -> subprocess.CompletedProcess[str]:
@@ -154,27 +175,18 @@ def main(argv: list[str] | None = None) -> int:
     import tempfile
     import threading
 
-    from aiguillage.devtools.mixedrun import MixedRun
-
     p = argparse.ArgumentParser(description=main.__doc__)
     p.add_argument("--requests", type=int, default=400)
     p.add_argument("--once", action="store_true", help="stop after printing")
     args = p.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="aiguillage-prometheus-"))
     run = MixedRun(root / "run").start()
-    prometheus = Prometheus(
-        root / "prometheus",
-        [
-            Target(
-                sc.url.removeprefix("http://"),
-                {"namespace": sc.namespace, "pod": sc.pod, "container": "aiguillage-sidecar"},
-            )
-            for sc in run.sidecars
-        ],
-    )
     try:
-        prometheus.start()
-        wait_for(lambda: prometheus.targets_up() == len(run.sidecars), timeout=60, what="up")
+        prometheus = scraping(run, root / "prometheus")
+    except BaseException:
+        run.stop()
+        raise
+    try:
         sent = sum(run.traffic(args.requests, seconds=10).values())
 
         def scraped_all() -> bool:  # every request of the traffic is in Prometheus

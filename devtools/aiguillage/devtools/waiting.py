@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import urllib.request
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -30,3 +31,12 @@ def wait_for(
             detail = f" (last: {last_error})" if last_error else ""
             raise NotYet(f"gave up after {timeout}s waiting for {what or probe}{detail}")
         time.sleep(interval)
+
+
+def answers(url: str, timeout: float = 1.0) -> bool:
+    """Does ``url`` answer 200 right now (a readiness probe, for :func:`wait_for`)?"""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
