@@ -3,14 +3,19 @@ them; everything else is skipped and counted."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import orjson
 import pytest
 
 from aiguillage.operator.audittrail import lines as lines_module
-from aiguillage.operator.audittrail.lines import BadTrail, read
+from aiguillage.operator.audittrail.lines import BadTrail, read, records
 from tests.operator.audittrail._trails import chain_lines, request, write
+
+
+def sha(line: bytes) -> bytes:
+    return hashlib.sha256(line).digest()
 
 
 @pytest.fixture
@@ -24,10 +29,10 @@ def test_plain_lines_with_other_logs_in_between(tmp_path: Path, chain: list[byte
         [b"starting", chain[0], b"", b'{"level":"info"}', b"[1, 2]", chain[1], chain[2]],
     )
     trail = read([path])
-    assert [(c.where.line, c.seq, c.raw) for c in trail.chained] == [
-        (2, 1, chain[0]),
-        (6, 2, chain[1]),
-        (7, 3, chain[2]),
+    assert [(c.where.line, c.seq, c.digest) for c in trail.chained] == [
+        (2, 1, sha(chain[0])),
+        (6, 2, sha(chain[1])),
+        (7, 3, sha(chain[2])),
     ]
     assert trail.skipped == 4
     assert [str(w) for w in trail.skipped_examples] == [f"{path}:1", f"{path}:3", f"{path}:4"]
@@ -50,7 +55,7 @@ def test_kubernetes_cri_lines_are_unwrapped_and_partial_lines_joined(
         ],
     )
     trail = read([path])
-    assert [c.raw for c in trail.chained] == chain
+    assert [c.digest for c in trail.chained] == [sha(line) for line in chain]
     assert [c.where.line for c in trail.chained] == [1, 2, 5]
     assert trail.skipped == 1
 
@@ -61,20 +66,21 @@ def test_docker_json_file_lines_are_unwrapped(tmp_path: Path, chain: list[bytes]
         for line in chain
     ]
     trail = read([write(tmp_path / "c-json.log", wrapped)])
-    assert [c.raw for c in trail.chained] == chain  # byte for byte after unescaping
+    assert [c.digest for c in trail.chained] == [sha(line) for line in chain]  # byte for byte
 
 
 def test_crlf_line_ends_are_not_part_of_a_line(tmp_path: Path, chain: list[bytes]) -> None:
     path = tmp_path / "windows.log"
     path.write_bytes(b"".join(line + b"\r\n" for line in chain))
-    assert [c.raw for c in read([path]).chained] == chain
+    assert [c.digest for c in read([path]).chained] == [sha(line) for line in chain]
 
 
 def test_records_of_a_sidecar_without_chain_are_kept_apart(tmp_path: Path) -> None:
     old = request("old").to_json()
     trail = read([write(tmp_path / "old.log", [old])])
     assert trail.chained == []
-    assert [obj["requestId"] for _, obj in trail.unchained] == ["old"]
+    assert trail.unchained == 1
+    assert [obj["requestId"] for obj in records([tmp_path / "old.log"])] == ["old"]
 
 
 @pytest.mark.parametrize(
@@ -109,3 +115,11 @@ def test_files_that_cannot_be_read(tmp_path: Path) -> None:
         read([tmp_path / "missing.log"])
     with pytest.raises(BadTrail, match="is a directory"):
         read([tmp_path])
+
+
+def test_records_are_read_again_one_at_a_time_each_once(tmp_path: Path, chain: list[bytes]) -> None:
+    """The report's pass: request records only (no checkpoint, no other line), a line
+    delivered twice counted once, an unchained record kept."""
+    old = request("old").to_json()
+    path = write(tmp_path / "a.log", [chain[0], b"noise", chain[1], chain[0], old, chain[2]])
+    assert [obj["requestId"] for obj in records([path])] == ["r1", "r2", "old"]

@@ -74,7 +74,7 @@ def summary_lines(verification: Verification) -> list[str]:
         f"{len(chains)} chain(s)"
     )
     if trail.unchained:
-        read_line += f", {len(trail.unchained)} record(s) without chain fields"
+        read_line += f", {trail.unchained} record(s) without chain fields"
     if trail.skipped:
         examples = ", ".join(str(w) for w in trail.skipped_examples)
         read_line += f", {trail.skipped} other line(s) skipped (first: {examples})"
@@ -84,7 +84,7 @@ def summary_lines(verification: Verification) -> list[str]:
         f"{len(verification.warned)} with warnings, {len(verification.broken)} broken"
     )
     if trail.unchained:
-        result += f"; {len(trail.unchained)} record(s) cannot be verified (no chain)"
+        result += f"; {trail.unchained} record(s) cannot be verified (no chain)"
     if verification.strict and verification.warned and not verification.broken:
         result += " (--strict: warnings fail)"
     return [read_line, result]

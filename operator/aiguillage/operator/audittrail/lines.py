@@ -4,11 +4,16 @@ A trail reaches an auditor through a log pipeline, so a file may hold lines of m
 interleaved, the sidecar's own log lines, other containers' lines, and lines wrapped by the
 container runtime. Each physical line is one of:
 
-- a chained line (``{"chain":...,"seq":...,"prev":...}``): a request record or a checkpoint,
-  kept with its exact bytes (the chain hashes bytes, not parsed JSON);
-- a request record without chain fields (written by a sidecar older than the chain): kept
-  for the report, counted as unchained;
+- a chained line (``{"chain":...,"seq":...,"prev":...}``): a request record or a checkpoint;
+  the chain hashes exact bytes, not parsed JSON, so each line's SHA-256 is taken as read;
+- a request record without chain fields (written by a sidecar older than the chain): counted
+  as unchained, and reported on;
 - anything else: skipped, and counted.
+
+Trails are large (a month of a busy namespace is millions of lines), so :func:`read` keeps
+only what verification needs of each record line (where, chain, seq, the two hashes, the
+namespace it claims), whole lines only for checkpoints; the report reads the files a second
+time with :func:`records`, one record at a time.
 
 Wrapped lines are unwrapped first: the Kubernetes CRI format that kubelets write under
 ``/var/log/pods`` (``<time> stdout F <line>``, with ``P`` partial lines joined), and Docker's
@@ -17,15 +22,15 @@ json-file format (``{"log": "<line>\\n", "stream": ..., "time": ...}``).
 
 from __future__ import annotations
 
+import hashlib
 import re
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
-
-from aiguillage.sidecar.auditchain import line_hash
 
 _CRI = re.compile(rb"^(\S+) (stdout|stderr) ([FP])(?: (.*))?$", re.DOTALL)
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -48,24 +53,23 @@ class Where:
         return f"{self.file}:{self.line}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ChainedLine:
     """One line of a sidecar's chain: a request record or a checkpoint."""
 
     where: Where
-    raw: bytes  # exact bytes, without the newline
     chain: str
     seq: int
-    prev: str
-    obj: dict[str, Any]
+    prev: bytes  # the SHA-256 (32 bytes) of the line before, as this line states it
+    digest: bytes  # this line's SHA-256
+    namespace: str | None  # the namespace a record claims (None for checkpoints)
+    # Checkpoints only: the exact bytes (their signature covers them) and the parsed line.
+    raw: bytes | None = None
+    obj: dict[str, Any] | None = None
 
     @property
     def checkpoint(self) -> bool:
-        return self.obj.get("kind") == "checkpoint"
-
-    @property
-    def hash(self) -> str:
-        return line_hash(self.raw)
+        return self.obj is not None
 
 
 @dataclass
@@ -74,7 +78,7 @@ class Trail:
 
     files: list[str] = field(default_factory=list)
     chained: list[ChainedLine] = field(default_factory=list)
-    unchained: list[tuple[Where, dict[str, Any]]] = field(default_factory=list)
+    unchained: int = 0  # request records without chain fields
     skipped: int = 0  # lines that are not audit lines (other logs, garbage)
     skipped_examples: list[Where] = field(default_factory=list)
     # Lines that start like a chained line but are not one (cut, or edited into bad JSON).
@@ -159,13 +163,8 @@ def _docker_content(line: bytes) -> tuple[str, bytes]:
     return "", line
 
 
-def _classify(trail: Trail, where: Where, raw: bytes) -> None:
-    obj = _json_object(raw)
-    if obj is None:
-        if raw.startswith(b'{"chain":'):
-            trail.damaged.append(where)
-        _skip(trail, where)
-        return
+def _chained(obj: dict[str, Any]) -> tuple[str, int, bytes] | None:
+    """(chain, seq, prev) of a well-formed chained line."""
     chain, seq, prev = obj.get("chain"), obj.get("seq"), obj.get("prev")
     if (
         isinstance(chain, str)
@@ -175,14 +174,61 @@ def _classify(trail: Trail, where: Where, raw: bytes) -> None:
         and isinstance(prev, str)
         and _HEX64.match(prev)
     ):
-        trail.chained.append(ChainedLine(where, raw, chain, seq, prev, obj))
+        return chain, seq, bytes.fromhex(prev)
+    return None
+
+
+def _is_record(obj: dict[str, Any]) -> bool:
+    return "requestId" in obj and "attempts" in obj
+
+
+def _classify(trail: Trail, where: Where, raw: bytes) -> None:
+    obj = _json_object(raw)
+    if obj is None:
+        if raw.startswith(b'{"chain":'):
+            trail.damaged.append(where)
+        _skip(trail, where)
+        return
+    link = _chained(obj)
+    if link is not None:
+        chain, seq, prev = link
+        digest = hashlib.sha256(raw).digest()
+        if obj.get("kind") == "checkpoint":
+            trail.chained.append(ChainedLine(where, chain, seq, prev, digest, None, raw, obj))
+        else:
+            ns = obj.get("namespace")
+            ns = sys.intern(ns) if isinstance(ns, str) else ""
+            trail.chained.append(ChainedLine(where, sys.intern(chain), seq, prev, digest, ns))
     elif "chain" in obj:
         trail.damaged.append(where)
         _skip(trail, where)
-    elif "requestId" in obj and "attempts" in obj:
-        trail.unchained.append((where, obj))
+    elif _is_record(obj):
+        trail.unchained += 1
     else:
         _skip(trail, where)
+
+
+def records(paths: Iterable[Path]) -> Iterator[dict[str, Any]]:
+    """Every request record of the files, chained or not, each once (lines delivered twice
+    byte for byte are counted once), one at a time; the files were read by :func:`read`."""
+    seen: set[bytes] = set()
+    for path in paths:
+        try:
+            with path.open("rb") as handle:
+                for _, _, raw in _unwrapped(handle):
+                    obj = _json_object(raw)
+                    if obj is None or not _is_record(obj) or obj.get("kind") == "checkpoint":
+                        continue
+                    if "chain" in obj:
+                        if _chained(obj) is None:
+                            continue
+                        digest = hashlib.sha256(raw).digest()
+                        if digest in seen:
+                            continue
+                        seen.add(digest)
+                    yield obj
+        except OSError as exc:
+            raise BadTrail(f"{path}: cannot be read: {exc.strerror or exc}") from None
 
 
 def _json_object(raw: bytes) -> dict[str, Any] | None:

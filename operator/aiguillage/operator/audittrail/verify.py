@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 from aiguillage.operator.audittrail.keys import KeyRing
 from aiguillage.operator.audittrail.lines import ChainedLine, Trail, Where
 from aiguillage.sidecar.auditchain import GENESIS, signed_part
+
+_GENESIS = bytes.fromhex(GENESIS)
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,8 @@ def distinct(lines: list[ChainedLine]) -> list[ChainedLine]:
     seen: set[bytes] = set()
     out = []
     for line in lines:
-        if line.raw not in seen:
-            seen.add(line.raw)
+        if line.digest not in seen:
+            seen.add(line.digest)
             out.append(line)
     return out
 
@@ -131,7 +132,7 @@ class _Walk:
             )
         self.input_order = unique
         self.ordered = sorted(unique, key=lambda line: line.seq)  # stable: input order kept
-        self.by_hash = {line.hash: line for line in self.ordered}
+        self.by_hash = {line.digest: line for line in self.ordered}
 
     def run(self) -> ChainResult:
         res = self.result
@@ -139,11 +140,7 @@ class _Walk:
         res.records = sum(1 for line in self.ordered if not line.checkpoint)
         res.checkpoints = res.lines - res.records
         res.first_seq, res.last_seq = self.ordered[0].seq, self.ordered[-1].seq
-        res.namespaces = {
-            ns
-            for line in self.ordered
-            if not line.checkpoint and isinstance(ns := line.obj.get("namespace"), str)
-        }
+        res.namespaces = {line.namespace for line in self.ordered if line.namespace}
         breaks = [b for b in (self._file_order(), self._links()) if b is not None]
         if breaks:
             res.broken = min(breaks, key=lambda b: b.seq)
@@ -179,7 +176,7 @@ class _Walk:
         ordered = self.ordered
         first = ordered[0]
         if first.seq == 1:
-            if first.prev != GENESIS:
+            if first.prev != _GENESIS:
                 return Break(
                     "edited",
                     1,
@@ -203,15 +200,15 @@ class _Walk:
                 if brk is not None:
                     return brk
                 unsealed_namespaces = set()
-            elif isinstance(ns := line.obj.get("namespace"), str):
-                unsealed_namespaces.add(ns)
+            elif line.namespace:
+                unsealed_namespaces.add(line.namespace)
         return None
 
     def _link(self, before: ChainedLine, line: ChainedLine, index: int) -> Break | None:
         if line.seq == before.seq:
             return self._same_seq(before, line, index)
         if line.seq > before.seq + 1:
-            if line.prev == before.hash:
+            if line.prev == before.digest:
                 return Break(
                     "edited",
                     line.seq,
@@ -219,7 +216,7 @@ class _Walk:
                     f"({before.where}) but says seq {line.seq}: its seq field was edited",
                 )
             return self._gap(before, line, index)
-        if line.prev == before.hash:
+        if line.prev == before.digest:
             return None
         target = self.by_hash.get(line.prev)
         if target is not None and target.seq < before.seq:
@@ -247,8 +244,8 @@ class _Walk:
     def _same_seq(self, before: ChainedLine, line: ChainedLine, index: int) -> Break:
         following = next((n for n in self.ordered[index:] if n.seq == line.seq + 1), None)
         pair = f"({before.where} and {line.where})"
-        if following is not None and following.prev in (before.hash, line.hash):
-            genuine, extra = (before, line) if following.prev == before.hash else (line, before)
+        if following is not None and following.prev in (before.digest, line.digest):
+            genuine, extra = (before, line) if following.prev == before.digest else (line, before)
             return Break(
                 "inserted",
                 line.seq,
@@ -283,7 +280,7 @@ class _Walk:
         )
 
     def _signature(self, line: ChainedLine, namespaces: set[str]) -> Break | None:
-        obj = line.obj
+        obj, raw = line.obj or {}, line.raw or b""  # both kept for every checkpoint
         kid, sig = obj.get("keyId"), obj.get("sig")
         if kid is None or sig is None:
             if not self.require_signatures:
@@ -307,7 +304,7 @@ class _Walk:
                 f"checkpoint seq {line.seq} ({line.where}) is signed with key {kid}, which is "
                 "not among the public keys given",
             )
-        message = signed_part(line.raw)
+        message = signed_part(raw)
         try:
             signature = base64.b64decode(sig, validate=True) if isinstance(sig, str) else b""
         except (binascii.Error, ValueError):
@@ -333,7 +330,7 @@ class _Walk:
 
     def _sealed(self, line: ChainedLine) -> None:
         self.result.sealed_to = line.seq
-        self.result.final = line.obj.get("final") is True
+        self.result.final = line.obj is not None and line.obj.get("final") is True
 
     def _seal_state(self) -> None:
         res = self.result
@@ -356,11 +353,3 @@ class _Walk:
 
 def _span(first: int, last: int) -> str:
     return f"seq {first}" if first == last else f"seq {first}..{last}"
-
-
-def records_of(verification: Verification) -> list[ChainedLine]:
-    """Every distinct request record of the trail's chains (checkpoints left out)."""
-    by_chain: dict[str, list[ChainedLine]] = defaultdict(list)
-    for line in verification.trail.chained:
-        by_chain[line.chain].append(line)
-    return [line for lines in by_chain.values() for line in distinct(lines) if not line.checkpoint]

@@ -10,7 +10,7 @@ import pytest
 from aiguillage.devtools import browser
 from aiguillage.devtools.mixedrun import MixedRun
 from aiguillage.operator.audittrail.keys import load as load_keys
-from aiguillage.operator.audittrail.lines import read
+from aiguillage.operator.audittrail.lines import read, records
 from aiguillage.operator.audittrail.report import html
 from aiguillage.operator.audittrail.report.charts import charts
 from aiguillage.operator.audittrail.report.command import write
@@ -33,7 +33,7 @@ def verified(tmp_path: Path, lines: list[bytes]) -> Verification:
 
 
 def page_of(verification: Verification) -> str:
-    figures = build([line.obj for line in verification.trail.chained if not line.checkpoint])
+    figures = build(records(Path(f) for f in verification.trail.files))
     return html.page(verification, figures, charts(figures), ["a.csv"], [])
 
 

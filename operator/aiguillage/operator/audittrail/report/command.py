@@ -21,11 +21,12 @@ from aiguillage.operator.audittrail.commands import (
     load_and_verify,
     summary_lines,
 )
+from aiguillage.operator.audittrail.lines import BadTrail, records
 from aiguillage.operator.audittrail.report import png
 from aiguillage.operator.audittrail.report.charts import charts
 from aiguillage.operator.audittrail.report.html import page
 from aiguillage.operator.audittrail.report.tables import Cell, Table, build
-from aiguillage.operator.audittrail.verify import Verification, records_of
+from aiguillage.operator.audittrail.verify import Verification
 
 
 def run_report(
@@ -53,6 +54,9 @@ def run_report(
         return BAD_INPUT
     try:
         written = write(verification, out, with_png)
+    except BadTrail as exc:  # a file that changed or vanished since it was verified
+        print(f"error: {exc}", file=sys.stderr)
+        return BAD_INPUT
     except OSError as exc:
         print(f"error: --out {out}: cannot write: {exc.strerror or exc}", file=sys.stderr)
         return BAD_INPUT
@@ -64,9 +68,7 @@ def run_report(
 
 def write(verification: Verification, out: Path, with_png: bool) -> str:
     """Write every file of the report into ``out``; returns what was written, in words."""
-    records = [line.obj for line in records_of(verification)]
-    records += [obj for _, obj in verification.trail.unchained]
-    figures = build(records)
+    figures = build(records(Path(f) for f in verification.trail.files))
     chart_list = charts(figures)
     out.mkdir(parents=True, exist_ok=True)
     tables = [*figures.tables, _chains_table(verification)]

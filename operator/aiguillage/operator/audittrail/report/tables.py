@@ -1,8 +1,9 @@
 """The report's figures, from the records of a verified trail.
 
 Records are read defensively: a field missing or of the wrong type (a hand-made line, an
-older sidecar) counts as unknown, never stops the report. Each request is counted once
-(lines delivered twice are already merged by the verification).
+older sidecar) counts as unknown, never stops the report. Records come one at a time, each
+once (:func:`aiguillage.operator.audittrail.lines.records` merges lines delivered twice);
+only the listed rows (refusals, failovers, violations) are kept, and sorted by time.
 
 Attribution: a request's provider, location and jurisdiction are those of the attempt that
 answered it (the last attempt with outcome ``ok``); requests nobody answered are counted
@@ -150,14 +151,15 @@ def build(records: Iterable[Mapping[str, Any]]) -> Figures:
     totals = Totals()
     groups: dict[str, dict[tuple[str, ...], _Sums]] = defaultdict(lambda: defaultdict(_Sums))
     outcomes: Counter[tuple[str, str, int]] = Counter()
-    refusals: list[list[Cell]] = []
-    failovers: list[list[Cell]] = []
-    outside: list[list[Cell]] = []
+    # (time, row): sorted by time at the end (records come in file order).
+    refusals: list[tuple[float, list[Cell]]] = []
+    failovers: list[tuple[float, list[Cell]]] = []
+    outside: list[tuple[float, list[Cell]]] = []
     findings: Counter[tuple[str, str]] = Counter()
     policy_findings: Counter[tuple[str, str]] = Counter()
     times: list[tuple[float, str]] = []
 
-    for record in sorted(records, key=lambda r: _time(r) or 0.0):
+    for record in records:
         t = _time(record)
         if t is not None:
             totals.first = t if totals.first is None else min(totals.first, t)
@@ -215,9 +217,18 @@ def build(records: Iterable[Mapping[str, Any]]) -> Figures:
                 + (f" {a['status']}" if type(a.get("status")) is int else "")
                 for a in attempts
             )
-            refusals.append(
-                [when(t), namespace, workload, route, cat, str(outcome), status, detail, request_id]
-            )
+            row: list[Cell] = [
+                when(t),
+                namespace,
+                workload,
+                route,
+                cat,
+                str(outcome),
+                status,
+                detail,
+                request_id,
+            ]
+            refusals.append((t or 0.0, row))
         if len(contacted) > 1:
             totals.failovers += 1
             path = " → ".join(
@@ -226,7 +237,9 @@ def build(records: Iterable[Mapping[str, Any]]) -> Figures:
                 + ")"
                 for a in contacted
             )
-            failovers.append([when(t), namespace, workload, route, path, str(outcome), request_id])
+            failovers.append(
+                (t or 0.0, [when(t), namespace, workload, route, path, str(outcome), request_id])
+            )
         rule = _rule(record)
         if rule is None:
             totals.unreadable_rules += 1
@@ -238,26 +251,25 @@ def build(records: Iterable[Mapping[str, Any]]) -> Figures:
                 why = rule.violation(loc, jur)
                 if why is not None:
                     totals.outside_residency += 1
-                    outside.append(
-                        [
-                            when(t),
-                            namespace,
-                            workload,
-                            route,
-                            _text(attempt, "provider"),
-                            loc or UNKNOWN,
-                            jur or UNKNOWN,
-                            _text(attempt, "outcome"),
-                            _rule_text(rule),
-                            f"the provider {why}",
-                            request_id,
-                        ]
-                    )
+                    violation: list[Cell] = [
+                        when(t),
+                        namespace,
+                        workload,
+                        route,
+                        _text(attempt, "provider"),
+                        loc or UNKNOWN,
+                        jur or UNKNOWN,
+                        _text(attempt, "outcome"),
+                        _rule_text(rule),
+                        f"the provider {why}",
+                        request_id,
+                    ]
+                    outside.append((t or 0.0, violation))
         _count_findings(record, findings, policy_findings)
 
     figures = Figures(totals, [])
     figures.tables = [
-        _outside_table(outside),
+        _outside_table(_by_time(outside)),
         *_group_tables(groups),
         _outcome_table(outcomes),
         Table(
@@ -274,13 +286,13 @@ def build(records: Iterable[Mapping[str, Any]]) -> Figures:
                 "attempts",
                 "request id",
             ],
-            refusals,
+            _by_time(refusals),
         ),
         Table(
             "failovers",
             "Every failover (requests that tried more than one provider)",
             ["time (UTC)", "namespace", "workload", "route", "attempts", "outcome", "request id"],
-            failovers,
+            _by_time(failovers),
         ),
         Table(
             "data_protection",
@@ -311,6 +323,10 @@ def build(records: Iterable[Mapping[str, Any]]) -> Figures:
     }
     figures.bucket_seconds, figures.timeline = _timeline(times)
     return figures
+
+
+def _by_time(rows: list[tuple[float, list[Cell]]]) -> list[list[Cell]]:
+    return [row for _, row in sorted(rows, key=lambda tr: tr[0])]
 
 
 _GROUPS = {
