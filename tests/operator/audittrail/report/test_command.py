@@ -125,3 +125,25 @@ def test_spreadsheet_formulas_in_the_trail_stay_text(
         "--no-png", capsys=capsys)  # fmt: skip
     (row,) = read_csv(out / "by_route.csv")
     assert row["route"] == "'=HYPERLINK(1)"
+
+
+def test_anything_processed_outside_its_residency_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from aiguillage.sidecar.audit import AttemptRecord
+
+    rule: dict[str, list[str] | None] = {"locations": ["FR"], "jurisdictions": None}
+    keys = Keys(tmp_path / "keys")
+    breach = request(
+        "breach", residency=rule, attempts=[AttemptRecord("us", "m", "US", "US", "ok", 1.0)]
+    )
+    trail = write(tmp_path / "a.log", chain_lines(keys, [request("ok", residency=rule), breach]))
+    code, out, _ = run(
+        "audit", "report", str(trail), "--public-key", str(keys.public_dir),
+        "--out", str(tmp_path / "r"), "--no-png", capsys=capsys,
+    )  # fmt: skip
+    assert code == 1
+    assert "HOLDS: 1 chain(s) intact" in out  # the trail is intact: what it says is the problem
+    assert out.rstrip().endswith("2 request(s); 1 attempt(s) OUTSIDE RESIDENCY")
+    (row,) = read_csv(tmp_path / "r" / "outside_residency.csv")
+    assert (row["provider"], row["request id"]) == ("us", "breach")

@@ -3,7 +3,8 @@
 ``DIR`` gets ``index.html`` (self-contained), one CSV file per table (``by_namespace.csv``,
 ``refusals.csv``, ``outside_residency.csv``, ``chains.csv``...) and, unless ``--no-png``, one
 PNG per chart. The report is written even when a chain is broken (its result heads the
-page); the exit code is that of ``aiguillage audit verify``.
+page). Exit code: that of ``aiguillage audit verify``, and 1 as well when any attempt was
+processed outside its residency rule.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from aiguillage.operator.audittrail.commands import (
     BAD_INPUT,
+    BROKEN,
     BadInput,
     describe,
     exit_code,
@@ -53,7 +55,7 @@ def run_report(
         print(f"error: {exc}", file=sys.stderr)
         return BAD_INPUT
     try:
-        written = write(verification, out, with_png)
+        written, outside = write(verification, out, with_png)
     except BadTrail as exc:  # a file that changed or vanished since it was verified
         print(f"error: {exc}", file=sys.stderr)
         return BAD_INPUT
@@ -63,11 +65,12 @@ def run_report(
     for line in summary_lines(verification):
         print(line)
     print(written)
-    return exit_code(verification)
+    return BROKEN if outside else exit_code(verification)
 
 
-def write(verification: Verification, out: Path, with_png: bool) -> str:
-    """Write every file of the report into ``out``; returns what was written, in words."""
+def write(verification: Verification, out: Path, with_png: bool) -> tuple[str, int]:
+    """Write every file of the report into ``out``; returns what was written, in words, and
+    how many attempts were processed outside their residency rule."""
     figures = build(records(Path(f) for f in verification.trail.files))
     chart_list = charts(figures)
     out.mkdir(parents=True, exist_ok=True)
@@ -82,7 +85,7 @@ def write(verification: Verification, out: Path, with_png: bool) -> str:
     return (
         f"wrote {out / 'index.html'}, {len(csv_files)} CSV file(s) and {len(png_files)} PNG "
         f"chart(s): {figures.totals.requests} request(s){alarm}"
-    )
+    ), outside
 
 
 def _chains_table(verification: Verification) -> Table:
