@@ -1,12 +1,13 @@
 """The chart's Grafana dashboard, PrometheusRule and PodMonitor, against a real Prometheus.
 
 A real Prometheus (Debian package) scrapes four real sidecar processes (a mixed run: three
-namespaces, simulated providers, failovers, refusals, a rejected config, an open circuit, an
-unusable provider) with the target labels a PodMonitor adds. Every query of every dashboard
-panel (Grafana variables substituted) must return data that a panel would draw, every
-template variable must have values, and every alert expression, rendered with its thresholds
-lowered, must return the series that would fire. ``promtool check rules`` passes on the rules
-as rendered by default.
+namespaces, simulated providers, failovers, residency refusals, a budget and a rate limit
+refusing, an Audit-mode policy finding, a shared store that cannot be reached, a rejected
+config, an open circuit, an unusable provider) with the target labels a PodMonitor adds.
+Every query of every dashboard panel (Grafana variables substituted) must return data that
+a panel would draw, every template variable must have values, and every alert expression,
+rendered with its thresholds lowered, must return the series that would fire.
+``promtool check rules`` passes on the rules as rendered by default.
 """
 
 from __future__ import annotations
@@ -43,15 +44,6 @@ GRAFANA = {
     '"$namespace"': '".*"',
     '"$route"': '".*"',
 }
-# Metrics the sidecar's limits and budgets export (issue 10, branch h10-limits): a query
-# using one is checked once a sidecar exports it.
-LIMITS_METRICS = (
-    "aiguillage_limit_refusals_total",
-    "aiguillage_budget_spend_eur",
-    "aiguillage_budget_limit_eur",
-    "aiguillage_shared_store_errors_total",
-    "aiguillage_policy_findings_total",
-)
 LOWERED = (
     "monitoring.prometheusRule.budgetWarningRatio=0",
     "monitoring.prometheusRule.budgetExhaustedRatio=0",
@@ -183,24 +175,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MixedRun, 
         run.stop()
 
 
-def exported(run: MixedRun) -> str:
-    with urllib.request.urlopen(f"{run.sidecars[0].url}/metrics", timeout=10) as resp:
-        return str(resp.read().decode())
-
-
-def skip_unless_exported(run: MixedRun, expr: str) -> None:
-    text = exported(run)
-    for metric in LIMITS_METRICS:
-        if metric in expr and f"# TYPE {metric} " not in text:
-            pytest.skip(f"{metric} is not exported by the sidecar yet (limits and budgets)")
-
-
 @pytest.mark.parametrize(("panel", "expr"), panel_queries(), ids=[p for p, _ in panel_queries()])
 def test_every_dashboard_query_returns_data(
     world: tuple[MixedRun, Prometheus], panel: str, expr: str
 ) -> None:
-    run, prometheus = world
-    skip_unless_exported(run, expr)
+    _, prometheus = world
     query = grafana(expr)
     series = wait_for(lambda: prometheus.finite(query), timeout=60, what=f"data for {query}")
     assert series
@@ -229,9 +208,8 @@ def test_every_dashboard_variable_has_values(world: tuple[MixedRun, Prometheus])
 def test_every_alert_fires_with_its_thresholds_lowered(
     world: tuple[MixedRun, Prometheus], alert: str
 ) -> None:
-    run, prometheus = world
+    _, prometheus = world
     expr = alert_exprs(*LOWERED)[alert]
-    skip_unless_exported(run, expr)
     series = wait_for(lambda: prometheus.query(expr), timeout=60, what=f"{alert} to fire")
     assert all({"namespace"} <= set(s["metric"]) for s in series), series
 
@@ -251,3 +229,5 @@ def test_the_alerts_name_what_happened(world: tuple[MixedRun, Prometheus]) -> No
     ]
     refused = prometheus.query(exprs["AiguillageResidencyRefusals"])
     assert {s["metric"]["namespace"] for s in refused} == {"support", "marketing", "finance"}
+    unreachable = prometheus.query(exprs["AiguillageSharedStoreErrors"])
+    assert [s["metric"]["namespace"] for s in unreachable] == ["finance"]

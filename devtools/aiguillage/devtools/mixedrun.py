@@ -9,7 +9,11 @@ file and its log (with the checkpoint copies) in another; four simulated provide
 Germany and the US (OpenAI and Anthropic wire formats). The traffic, drawn from a seeded
 random generator, mixes whole answers and streams, routes with and without residency rules,
 injected provider errors and rate limits (failovers, circuits opening), and requests whose
-residency header no target can meet (refused).
+residency header no target can meet (refused). AIPolicy limits as the operator compiles them:
+a small monthly budget on support's sovereign-chat and a requests-per-minute limit on
+marketing's copy (both counted per sidecar: no shared store), an Audit-mode finding on
+marketing's US target, and finance's sidecar given a shared store (Redis) nobody listens on,
+under a rate limit that fails open: served, each failure counted.
 
 ``python -m aiguillage.devtools.mixedrun --out DIR`` runs it once and leaves in ``DIR`` the
 audit files (``audit/``), the sidecars' logs and the public keys (``public-keys/``).
@@ -43,10 +47,14 @@ from aiguillage.operator.auditkeys import new_key_pair, public_entry
 from aiguillage.sidecar.config import (
     CONFIG_FILE,
     CircuitBreaker,
+    Limit,
+    LimitScope,
+    PolicyFinding,
     Pricing,
     Provider,
     Residency,
     Route,
+    SharedStore,
     SidecarConfig,
     Target,
     Timeouts,
@@ -82,6 +90,26 @@ WORKLOADS = [
     ("marketing", "copywriter", "copywriter-6f4a-m1"),
     ("finance", "ledger-bot", "ledger-bot-59cd-k3"),
 ]
+# (namespace, route) -> the limits compiled into it.
+LIMITS: dict[tuple[str, str], tuple[Limit, ...]] = {
+    ("support", "sovereign-chat"): (
+        Limit(policy="team-budgets", scope=LimitScope.ROUTE, budget_eur_per_month=Decimal("0.001")),
+    ),
+    ("marketing", "copy"): (
+        Limit(policy="rate-caps", scope=LimitScope.ROUTE, requests_per_minute=30),
+    ),
+    ("finance", "ledger"): (
+        Limit(policy="rate-caps", scope=LimitScope.NAMESPACE, requests_per_minute=10_000),
+    ),
+}
+# (namespace, route, provider) -> what an Audit-mode AIPolicy says of that target.
+FINDINGS = {
+    ("marketing", "copy", "openai-us"): PolicyFinding(
+        policy="eu-only-audit",
+        reason='provider "openai-us" is located in US, outside AIPolicy eu-only-audit '
+        "residency.locations [EU]",
+    ),
+}
 KEYS = {name: f"sk-simulated-{name}" for name in PROVIDERS}
 # A provider whose key the sidecar cannot use (not printable text), in finance's config: it
 # takes only itself out (aiguillage_config_providers_unusable), as a bad Secret would.
@@ -119,6 +147,8 @@ class MixedRun:
     simulators: dict[str, Simulator] = field(default_factory=dict)
     sidecars: list[RunningSidecar] = field(default_factory=list)
     sent: Counter[str] = field(default_factory=Counter)  # what the traffic asked for
+    # The request ids (x-request-id, which the sidecars audit) of each kind of request sent.
+    sent_ids: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def audit_dir(self) -> Path:
@@ -206,6 +236,7 @@ class MixedRun:
             targets = []
             for priority, name in enumerate(chosen):
                 _api, _loc, _jur, target_model, price_in, price_out = PROVIDERS[name]
+                finding = FINDINGS.get((namespace, model, name))
                 targets.append(
                     Target(
                         provider=name,
@@ -215,6 +246,7 @@ class MixedRun:
                             input_per_million=Decimal(price_in),
                             output_per_million=Decimal(price_out),
                         ),
+                        policy_audit=(finding,) if finding else (),
                     )
                 )
             routes[model] = Route(
@@ -223,8 +255,15 @@ class MixedRun:
                 targets=tuple(targets),
                 timeouts=TIMEOUTS,
                 circuit_breaker=CircuitBreaker(consecutive_failures=3, cooldown=0.5),
+                limits=LIMITS.get((namespace, model), ()),
             )
-        return SidecarConfig(namespace=namespace, providers=providers, routes=routes)
+        store = None
+        if namespace == "finance":
+            (nobody,) = free_ports("127.0.0.1", 1)
+            store = SharedStore(url=f"redis://127.0.0.1:{nobody}/0")
+        return SidecarConfig(
+            namespace=namespace, providers=providers, routes=routes, shared_store=store
+        )
 
     # -- traffic ---------------------------------------------------------------------------
 
@@ -243,6 +282,7 @@ class MixedRun:
             async def one(step: tuple[RunningSidecar, dict[str, Any], dict[str, str], str]) -> None:
                 sidecar, body, headers, what = step
                 self.sent[what] += 1
+                self.sent_ids.setdefault(what, []).append(headers["x-request-id"])
                 async with limit:
                     if what == "fault":
                         self._inject(rng)
@@ -298,7 +338,7 @@ class MixedRun:
             ],
             "max_tokens": rng.choice([64, 256, 1024]),
         }
-        headers: dict[str, str] = {}
+        headers: dict[str, str] = {"x-request-id": f"mixed-{self.seed}-{index}"}
         roll = rng.random()
         what = "chat"
         if roll < 0.2:

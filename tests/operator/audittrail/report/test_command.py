@@ -52,11 +52,21 @@ def test_a_mixed_run_report(
     # The CSV files add up to what the sidecars were sent, per workload too.
     sent = sum(mixed_run.sent.values())
     assert sum(int(r["requests"]) for r in read_csv(out / "by_workload.csv")) == sent
-    refusals = read_csv(out / "refusals.csv")
-    assert (
-        len([r for r in refusals if r["outcome"] == "no_compliant_target"])
-        == mixed_run.sent["residency_refusal"]
+    # Every request sent with a residency header no target meets is listed as refused: for
+    # residency, or earlier by the route's limit.
+    refusals = {r["request id"]: r for r in read_csv(out / "refusals.csv")}
+    residency = mixed_run.sent_ids["residency_refusal"]
+    outcomes = {refusals[rid]["outcome"] for rid in residency}
+    assert outcomes <= {"no_compliant_target", "limit_refused"}
+    assert sum(r["outcome"] == "no_compliant_target" for r in refusals.values()) == sum(
+        refusals[rid]["outcome"] == "no_compliant_target" for rid in residency
     )
+    limited = [r for r in refusals.values() if r["category"] == "refused: limit or budget"]
+    assert {(r["namespace"], r["route"]) for r in limited} == {
+        ("support", "sovereign-chat"), ("marketing", "copy"),
+    }  # fmt: skip
+    (finding,) = read_csv(out / "policy_findings.csv")
+    assert finding["policy"] == "eu-only-audit"
     assert read_csv(out / "outside_residency.csv") == []
     assert len(read_csv(out / "failovers.csv")) > 0
     chains = read_csv(out / "chains.csv")
