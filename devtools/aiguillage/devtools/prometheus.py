@@ -163,6 +163,10 @@ SHOWN = {
         "histogram_quantile(0.95, sum by (le, gen_ai_provider_name) "
         "(rate(gen_ai_client_operation_duration_seconds_bucket[5m])))"
     ),
+    "budget used this month (as last seen by each sidecar)": (
+        "max by (namespace, pod, policy, scope, subject) "
+        "(aiguillage_budget_spend_eur / aiguillage_budget_limit_eur)"
+    ),
     "open circuits": "max by (namespace, provider, model) (aiguillage_circuit_open) > 0",
 }
 
