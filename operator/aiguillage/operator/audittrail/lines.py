@@ -41,7 +41,7 @@ class BadTrail(Exception):
     """A file that cannot be read at all (missing, a directory, unreadable)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Where:
     file: str
     line: int
@@ -96,11 +96,12 @@ def read(paths: Iterable[Path]) -> Trail:
     """Read every file; raises :class:`BadTrail` for a file that cannot be read."""
     trail = Trail()
     for path in paths:
-        trail.files.append(str(path))
+        name = str(path)  # one string shared by every line's Where
+        trail.files.append(name)
         try:
             with path.open("rb") as handle:
                 for number, stream, raw in _unwrapped(handle):
-                    _classify(trail, Where(str(path), number, stream), raw)
+                    _classify(trail, Where(name, number, stream), raw)
         except IsADirectoryError:
             raise BadTrail(f"{path}: is a directory; give the log files in it") from None
         except OSError as exc:
