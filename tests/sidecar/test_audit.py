@@ -15,6 +15,8 @@ import orjson
 import pytest
 
 from aiguillage.devtools.simulators.openai import OpenAISimulator
+from aiguillage.operator.audittrail.lines import read
+from aiguillage.operator.audittrail.verify import verify
 from aiguillage.sidecar.audit import AttemptRecord, AuditLog, AuditRecord
 from aiguillage.sidecar.config import PolicyFinding
 from tests.sidecar.conftest import (
@@ -142,7 +144,9 @@ async def test_log_to_stdout(capsysbinary: pytest.CaptureFixture[bytes]) -> None
 
 
 def ids(path: Path) -> list[str]:
-    return [orjson.loads(line)["requestId"] for line in path.read_bytes().splitlines()]
+    """The request ids of the records in ``path`` (the audit chain's checkpoints left out)."""
+    lines = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    return [line["requestId"] for line in lines if line.get("kind") != "checkpoint"]
 
 
 async def written(log: AuditLog, *request_ids: str) -> None:
@@ -300,6 +304,10 @@ def test_a_full_disk_loses_no_record_and_answers_every_request(
             wait_for(back_in_the_file, timeout=10, what="records back in the file")
             sc.lt.run(sc.sidecar.stop())
             assert sorted(audited()) == sorted(sent)
+            # The chain runs through the file and stdout: nothing missing, nothing torn.
+            trail = read([disk / "audit.jsonl", fallback_path])
+            (chain,) = verify(trail, {}, require_signatures=False).chains
+            assert (chain.status, chain.records, chain.final) == ("ok", len(sent), True)
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
 

@@ -188,7 +188,8 @@ def chained_log(
     """An audit log to ``path`` chained and signed with ``key``, and its checkpoint copy."""
     copy = io.BytesIO()
     settings = ChainSettings(str(key), every_records, every_seconds)
-    return AuditLog(str(path), AuditChain("team-a/app-1/x", settings), copy), copy
+    chain = AuditChain("team-a/app-1/x", settings)
+    return AuditLog(str(path), chain=chain, checkpoint_copy=copy), copy
 
 
 async def test_a_checkpoint_follows_every_n_records_after_the_loop_iteration(
@@ -241,7 +242,8 @@ async def test_a_failing_checkpoint_copy_does_not_stop_the_audit(tmp_path: Path)
     path = tmp_path / "audit.jsonl"
     copy = io.BytesIO()
     copy.close()  # writing to it raises ValueError
-    log = AuditLog(str(path), AuditChain("c", ChainSettings(str(private), 1)), copy)
+    chain = AuditChain("c", ChainSettings(str(private), 1))
+    log = AuditLog(str(path), chain=chain, checkpoint_copy=copy)
     log.write(record("r1"))
     await asyncio.sleep(0)
     log.write(record("r2"))
@@ -267,13 +269,15 @@ def test_the_caller_identity_is_in_every_record(
     sc.client().chat.completions.create(model="chat", messages=MESSAGES)
     refused = sc.raw("POST", "/v1/chat/completions", json={"model": "nope", "messages": []})
     assert refused.status == 404
-    (rec,) = sc.wait_audit(1)
-    assert (rec["namespace"], rec["serviceAccount"], rec["pod"]) == (
-        "support",
-        "summarizer",
-        "summarizer-7d9f-x2",
-    )
-    assert rec["chain"].startswith("support/summarizer-7d9f-x2/")
+    answered, refused_record = sc.wait_audit(2)  # the refusal is audited too
+    for rec in (answered, refused_record):
+        assert (rec["namespace"], rec["serviceAccount"], rec["pod"]) == (
+            "support",
+            "summarizer",
+            "summarizer-7d9f-x2",
+        )
+        assert rec["chain"].startswith("support/summarizer-7d9f-x2/")
+    assert refused_record["outcome"] == "route_not_found"
 
 
 def test_interleaved_trails_of_several_sidecars_verify(
