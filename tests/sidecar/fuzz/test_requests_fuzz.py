@@ -86,7 +86,8 @@ class Served:
             end = data.rfind(b"\n") + 1
             for line in data[:end].splitlines():
                 parsed = orjson.loads(line)
-                self._records[parsed["requestId"]] = parsed
+                if parsed.get("kind") != "checkpoint":  # the audit chain's own lines
+                    self._records[parsed["requestId"]] = parsed
             self._offset += end
             return self._records.pop(rid, None)
 

@@ -312,6 +312,8 @@ def read_audit(path: Path) -> tuple[int, int, Counter[str], Counter[str], int, i
     with path.open("rb") as f:
         for line in f:
             record = orjson.loads(line)
+            if record.get("kind") == "checkpoint":  # the audit chain's own lines
+                continue
             lines += 1
             rid = record["requestId"]
             if rid in seen:
