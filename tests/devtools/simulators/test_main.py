@@ -73,3 +73,5 @@ def test_command_line_options() -> None:
     )
     assert isinstance(bedrock, BedrockSimulator)
     assert (bedrock.api_key, bedrock.secret_key, bedrock.region) == ("AKID", "s", "eu-west-3")
+    assert not bedrock.echo
+    assert make_simulator(parser.parse_args(["--kind", "gemini", "--echo"])).echo

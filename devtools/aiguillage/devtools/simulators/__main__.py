@@ -3,7 +3,8 @@
 Usage::
 
     python -m aiguillage.devtools.simulators --kind openai --name mistral-eu --port 0 \\
-        [--api-key K] [--chunks N] [--chunk-interval S] [--base-path /v1] [--models a,b] \\
+        [--api-key K] [--chunks N] [--chunk-interval S] [--echo] [--base-path /v1] \\
+        [--models a,b] \\
         [--deployment NAME=MODEL ...] [--api-version V ...]          # azure
         [--secret-key S] [--region R] [--bearer-token T]             # bedrock
 
@@ -40,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--chunks", type=int, default=4, help="content deltas per streamed answer")
     parser.add_argument("--chunk-interval", type=float, default=0.0, help="seconds between deltas")
     parser.add_argument("--reply", default=None, help="answer template ({name} is replaced)")
+    parser.add_argument(
+        "--echo",
+        action="store_true",
+        help="text answers repeat the request's last text, 1-3 characters per streamed delta",
+    )
     parser.add_argument("--models", default=None, help="comma-separated list of accepted models")
     parser.add_argument("--embedding-dims", type=int, default=None)
     parser.add_argument("--base-path", default=None, help="openai: API prefix (default /v1)")
@@ -68,6 +74,7 @@ def make_simulator(args: argparse.Namespace) -> Simulator:
         "chunks": args.chunks,
         "chunk_interval": args.chunk_interval,
         "reply": args.reply,
+        "echo": args.echo,
     }
     if args.models:
         options["models"] = [m.strip() for m in args.models.split(",") if m.strip()]

@@ -12,7 +12,9 @@ give HTTP access to what its Python API offers, for simulators run with
   oldest first (header names lower-cased; a repeated header keeps its last value);
   ``DELETE /_sim/requests`` clears it;
 - ``GET /_sim/config`` shows name, kind, chunks, chunk interval and whether a key is required;
-  ``POST /_sim/config`` with ``{"chunks": 64, "chunk_interval": 0.01}`` changes the stream shape;
+  ``POST /_sim/config`` with ``{"chunks": 64, "chunk_interval": 0.01}`` changes the stream shape,
+  ``{"echo": true}`` makes text answers repeat the request's last text (1-3 characters per
+  streamed delta);
 - ``GET /_sim/health`` returns ``{"status": "ok", "name": ..., "kind": ...}``.
 
 Admin calls need no credentials and are neither logged nor subject to faults. Malformed
@@ -53,7 +55,11 @@ class Administered(Protocol):
     def config_dict(self) -> dict[str, Any]: ...
 
     def configure(
-        self, *, chunks: int | None = None, chunk_interval: float | None = None
+        self,
+        *,
+        chunks: int | None = None,
+        chunk_interval: float | None = None,
+        echo: bool | None = None,
     ) -> None: ...
 
 
@@ -129,11 +135,16 @@ class _Admin:
 
     async def set_config(self, request: web.Request) -> web.Response:
         data = await _body(request)
-        if not isinstance(data, dict) or set(data) - {"chunks", "chunk_interval"}:
-            return _json({"error": "only 'chunks' and 'chunk_interval' can be set"}, status=400)
+        if not isinstance(data, dict) or set(data) - {"chunks", "chunk_interval", "echo"}:
+            return _json(
+                {"error": "only 'chunks', 'chunk_interval' and 'echo' can be set"}, status=400
+            )
         chunks = data.get("chunks")
         interval = data.get("chunk_interval")
+        echo = data.get("echo")
         try:
+            if echo is not None and not isinstance(echo, bool):
+                raise ValueError("'echo' must be a boolean")
             if chunks is not None and (isinstance(chunks, bool) or not isinstance(chunks, int)):
                 raise ValueError("'chunks' must be an integer")
             if interval is not None and (
@@ -141,7 +152,9 @@ class _Admin:
             ):
                 raise ValueError("'chunk_interval' must be a number")
             self._sim.configure(
-                chunks=chunks, chunk_interval=None if interval is None else float(interval)
+                chunks=chunks,
+                chunk_interval=None if interval is None else float(interval),
+                echo=echo,
             )
         except ValueError as exc:
             return _json({"error": str(exc)}, status=400)

@@ -8,6 +8,11 @@ provider modules then use their "length" finish reason). One word counts as one 
 tokens are the words of the request's text fields (:func:`count_words`). Embeddings are
 deterministic unit vectors derived from the input text (:func:`embedding_vector`).
 
+In echo mode (``Simulator(echo=True)``, ``POST /_sim/config {"echo": true}``) a text answer
+repeats the last text of the request instead (:func:`echo_answer`), streamed one to three
+characters per delta: tests of the sidecar's data protection read back what the provider
+received, with placeholders such as ``[EMAIL_1]`` split across deltas.
+
 Nothing here knows about HTTP or wire formats; the provider modules put these values into
 their own JSON shapes.
 """
@@ -25,7 +30,9 @@ __all__ = [
     "Answer",
     "build_answer",
     "count_words",
+    "echo_answer",
     "embedding_vector",
+    "last_text",
     "reply_words",
     "text_answer",
     "tool_parameters",
@@ -62,6 +69,42 @@ def count_words(node: Any, key: str | None = None) -> int:
     if isinstance(node, dict):
         return sum(count_words(value, name) for name, value in node.items())
     return 0
+
+
+def last_text(node: Any, key: str | None = None) -> str | None:
+    """The last string of a JSON request body's text fields (those :func:`count_words`
+    counts): the latest message's text in every provider's shape."""
+    if isinstance(node, str):
+        return node if key in _TEXT_KEYS else None
+    items: Any = ()
+    if isinstance(node, list):
+        items = ((key, item) for item in reversed(node))
+    elif isinstance(node, dict):
+        items = reversed(node.items())
+    for name, value in items:
+        found = last_text(value, name)
+        if found is not None:
+            return found
+    return None
+
+
+ECHO_PREFIX: Final = "You said: "
+# Characters per streamed delta in echo mode, in turn: pieces of 1, 2 and 3 characters cut
+# any placeholder of more than three characters somewhere.
+ECHO_PIECE_SIZES: Final = (1, 2, 3)
+
+
+def echo_answer(text: str) -> Answer:
+    """``ECHO_PREFIX + text`` as an answer streamed in pieces of 1, 2, 3, 1... characters."""
+    full = ECHO_PREFIX + text
+    pieces: list[str] = []
+    start = 0
+    for size in itertools.cycle(ECHO_PIECE_SIZES):
+        if start >= len(full):
+            break
+        pieces.append(full[start : start + size])
+        start += size
+    return Answer(full, tuple(pieces), max(1, len(full.split())))
 
 
 def embedding_vector(text: str, dims: int) -> list[float]:

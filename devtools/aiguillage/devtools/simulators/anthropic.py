@@ -231,7 +231,7 @@ class AnthropicSimulator(Simulator):
         answer = (
             self._structured(body)
             or self.prompted_json([body.get("system"), body["messages"]])
-            or self.answer(body.get("max_tokens"))
+            or self.answer(body.get("max_tokens"), prompt={"messages": body["messages"]})
         )
         seq = self.new_id()
         mid = f"msg_sim{seq:016d}"

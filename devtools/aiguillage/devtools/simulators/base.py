@@ -45,7 +45,9 @@ from .answers import (
     Answer,
     build_answer,
     count_words,
+    echo_answer,
     embedding_vector,
+    last_text,
     reply_words,
     text_answer,
 )
@@ -131,6 +133,8 @@ class Simulator:
         least).
     :param chunk_interval: seconds between two content deltas.
     :param reply: answer template (``{name}`` is replaced); the default says hello.
+    :param echo: text answers repeat the request's last text, 1-3 characters per streamed
+        delta (see :func:`~.answers.echo_answer`), instead of the reply.
     :param max_log: how many requests the log keeps (oldest dropped first).
     """
 
@@ -150,6 +154,7 @@ class Simulator:
         chunks: int = 4,
         chunk_interval: float = 0.0,
         reply: str | None = None,
+        echo: bool = False,
         max_log: int = 10_000,
     ) -> None:
         self.name = name
@@ -157,6 +162,7 @@ class Simulator:
         self.port = port
         self.api_key = api_key
         self.reply_template = reply or DEFAULT_REPLY
+        self.echo = echo
         self._chunks = 4
         self._chunk_interval = 0.0
         self._words: tuple[str, ...] = ()
@@ -184,8 +190,17 @@ class Simulator:
     def chunk_interval(self) -> float:
         return self._chunk_interval
 
-    def configure(self, *, chunks: int | None = None, chunk_interval: float | None = None) -> None:
-        """Change the stream shape (number of content chunks, seconds between them)."""
+    def configure(
+        self,
+        *,
+        chunks: int | None = None,
+        chunk_interval: float | None = None,
+        echo: bool | None = None,
+    ) -> None:
+        """Change the stream shape (number of content chunks, seconds between them) or the
+        echo mode."""
+        if echo is not None:
+            self.echo = echo
         if chunks is not None:
             if chunks < 1:
                 raise ValueError("chunks must be at least 1")
@@ -197,8 +212,15 @@ class Simulator:
         self._words = reply_words(self.reply_template, self.name, self._chunks)
         self._answer = build_answer(self._words, self._chunks)
 
-    def answer(self, max_tokens: Any = None) -> Answer:
-        """The reply, cut to ``max_tokens`` words when that is a smaller positive integer."""
+    def answer(self, max_tokens: Any = None, *, prompt: Any = None) -> Answer:
+        """The reply, cut to ``max_tokens`` words when that is a smaller positive integer.
+
+        In echo mode, the last text of ``prompt`` (the request's text fields under their
+        names, e.g. ``{"messages": [...]}``) instead, whole whatever ``max_tokens``."""
+        if self.echo and prompt is not None:
+            echoed = last_text(prompt)
+            if echoed is not None:
+                return echo_answer(echoed)
         if (
             isinstance(max_tokens, int)
             and not isinstance(max_tokens, bool)
@@ -234,6 +256,7 @@ class Simulator:
             "kind": self.kind,
             "chunks": self._chunks,
             "chunk_interval": self._chunk_interval,
+            "echo": self.echo,
             "api_key_required": self.api_key is not None,
         }
 

@@ -317,7 +317,10 @@ class BedrockSimulator(Simulator):
         answer = (
             self._structured(body)
             or self.prompted_json([body.get("system"), body["messages"]])
-            or self.answer(config.get("maxTokens") if isinstance(config, dict) else None)
+            or self.answer(
+                config.get("maxTokens") if isinstance(config, dict) else None,
+                prompt={"messages": body["messages"]},
+            )
         )
         tool = self._tool(body)
         if tool:

@@ -299,7 +299,7 @@ class GeminiSimulator(Simulator):
         answer = (
             self._structured(body, config)
             or self.prompted_json([body.get("systemInstruction"), contents])
-            or self.answer(max_tokens)
+            or self.answer(max_tokens, prompt={"contents": contents})
         )
         response_id = f"sim{self.new_id():016d}"
         extra: dict[str, Any] = {"modelVersion": model, "responseId": response_id}

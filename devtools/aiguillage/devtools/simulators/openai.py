@@ -264,7 +264,10 @@ class OpenAISimulator(Simulator):
         answer = (
             self.json_answer(body.get("response_format"), messages)
             or self.prompted_json(messages)
-            or self.answer(self._max_tokens(body, "max_completion_tokens", "max_tokens"))
+            or self.answer(
+                self._max_tokens(body, "max_completion_tokens", "max_tokens"),
+                prompt={"messages": messages},
+            )
         )
         seq = self.new_id()
         cid = f"chatcmpl-sim{seq:010d}"
@@ -383,7 +386,7 @@ class OpenAISimulator(Simulator):
             )
         prompt = max(1, count_words(prompt_value, "prompt"))
         max_tokens = body.get("max_tokens", 16)
-        answer = self.answer(max_tokens)
+        answer = self.answer(max_tokens, prompt={"prompt": prompt_value})
         cid = f"cmpl-sim{self.new_id():010d}"
         created = int(time.time())
         finish = "length" if answer.truncated else "stop"

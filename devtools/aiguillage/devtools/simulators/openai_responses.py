@@ -71,7 +71,10 @@ async def respond(
     answer = (
         sim.json_answer(fmt, asked)
         or sim.prompted_json(asked)
-        or sim.answer(body.get("max_output_tokens"))
+        or sim.answer(
+            body.get("max_output_tokens"),
+            prompt={"instructions": body.get("instructions"), "input": body.get("input")},
+        )
     )
     seq = sim.new_id()
     rid = f"resp_sim{seq:010d}"
