@@ -335,3 +335,32 @@ def test_a_credential_outside_the_credentials_directory_is_never_read(
     write(cfg, orjson.dumps(body))
     with pytest.raises(ConfigError, match=r"providers\.eu\.credential: String should match"):
         load(cfg, creds)
+
+
+def test_data_protection_rules_are_compiled_when_loaded(
+    dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiguillage.sidecar.privacy import engine
+    from aiguillage.sidecar.privacy.errors import RulesError
+    from aiguillage.sidecar.privacy.rules import DataProtectionRules
+
+    cfg, creds = dirs
+    rules = DataProtectionRules.model_validate(
+        {"rules": [{"categories": ["email"], "action": "redact"}]}
+    )
+    base = config()
+    chat = base.routes["chat"].model_copy(update={"data_protection": rules})
+    write(cfg, base.model_copy(update={"routes": {"chat": chat}}))
+
+    compiled = load(cfg, creds).config.routes["chat"]
+    # Compiled now, not by the first request that needs it.
+    assert "protection" in vars(compiled)
+    assert compiled.protection is not None
+    assert compiled.protection.find("to a@b.eu")[0].category == "email"
+
+    def refuse(rules: DataProtectionRules) -> list[Any]:
+        raise RulesError("phoneRegions: 'XX' is not a region")
+
+    monkeypatch.setattr(engine, "detectors_for", refuse)
+    with pytest.raises(ConfigError, match=r"routes\.chat\.dataProtection: phoneRegions: 'XX'"):
+        load(cfg, creds)

@@ -44,6 +44,7 @@ import orjson
 from aiguillage.sidecar import log
 from aiguillage.sidecar.auditchain import AuditChain
 from aiguillage.sidecar.config import PolicyFinding
+from aiguillage.sidecar.privacy.findings import FindingsSummary
 
 
 @dataclass(slots=True)
@@ -63,6 +64,9 @@ class AttemptRecord:
     retry_after: float | None = None
     # Audit-mode policies that would have kept this target out (Target.policy_audit).
     policy_findings: tuple[PolicyFinding, ...] = ()
+    # What data protection did to the request for this target (counts, never values);
+    # None when the route has no data-protection rules.
+    data_protection: FindingsSummary | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -81,6 +85,8 @@ class AttemptRecord:
             out["policyFindings"] = [
                 {"policy": f.policy, "reason": f.reason} for f in self.policy_findings
             ]
+        if self.data_protection is not None:
+            out["dataProtection"] = self.data_protection.as_audit_dict()
         return out
 
 
@@ -105,29 +111,45 @@ class AuditRecord:
     service_account: str = ""  # the calling workload (the pod's service account)
     # What rate limits and budgets did to this request (see limits/quota.py); empty: nothing.
     limits: list[dict[str, Any]] = field(default_factory=list)
+    # Findings per category in the request, whatever the target (see protection.py); None
+    # when the route has no data-protection rules (nothing was looked for).
+    data_found: dict[str, int] | None = None
+
+    def applied_data_protection(self) -> FindingsSummary | None:
+        """What data protection did for the attempt whose result the client got: the last
+        attempt it was applied to (sent, or refused by a ``block`` rule)."""
+        for attempt in reversed(self.attempts):
+            if attempt.data_protection is not None:
+                return attempt.data_protection
+        return None
 
     def to_json(self) -> bytes:
-        return orjson.dumps(
-            {
-                "time": self.time,
-                "requestId": self.request_id,
-                "namespace": self.namespace,
-                "serviceAccount": self.service_account,
-                "pod": self.pod,
-                "route": self.route,
-                "model": self.model,
-                "operation": self.operation,
-                "stream": self.stream,
-                "outcome": self.outcome,
-                "status": self.status,
-                "residency": self.residency,
-                "attempts": [a.as_dict() for a in self.attempts],
-                "usage": {"inputTokens": self.input_tokens, "outputTokens": self.output_tokens},
-                "costEur": None if self.cost_eur is None else str(self.cost_eur),
-                "configHash": self.config_hash,
-                "limits": self.limits,
+        out: dict[str, Any] = {
+            "time": self.time,
+            "requestId": self.request_id,
+            "namespace": self.namespace,
+            "serviceAccount": self.service_account,
+            "pod": self.pod,
+            "route": self.route,
+            "model": self.model,
+            "operation": self.operation,
+            "stream": self.stream,
+            "outcome": self.outcome,
+            "status": self.status,
+            "residency": self.residency,
+            "attempts": [a.as_dict() for a in self.attempts],
+            "usage": {"inputTokens": self.input_tokens, "outputTokens": self.output_tokens},
+            "costEur": None if self.cost_eur is None else str(self.cost_eur),
+            "configHash": self.config_hash,
+            "limits": self.limits,
+        }
+        if self.data_found is not None:
+            applied = self.applied_data_protection()
+            out["dataProtection"] = {
+                "found": self.data_found,
+                "applied": applied.as_audit_dict() if applied is not None else {},
             }
-        )
+        return orjson.dumps(out)
 
 
 # Called with (metric name, errno name, number of records) when records miss the file.

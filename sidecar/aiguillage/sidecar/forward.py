@@ -4,6 +4,10 @@ Invariants this module keeps (and the tests check):
 - residency is decided before *every* attempt, from the provider's declared
   location and jurisdiction and the route's rule narrowed by the request headers;
   a non-compliant target is never contacted;
+- data protection, when the route has rules, is applied right after, for that target
+  (:mod:`aiguillage.sidecar.protection`): a target a ``block`` rule keeps the request from
+  is skipped (``skipped_personal_data``) and never contacted, and every attempt records
+  the counts of what its target received;
 - failover happens only before the first byte reaches the client; once a stream
   has started, a failure ends it with an error event and the request is failed;
 - every target considered appears in the audit record, with what happened to it;
@@ -31,6 +35,9 @@ from aiguillage.sidecar.audit import AttemptRecord, AuditRecord
 from aiguillage.sidecar.config import Provider, Route, Target
 from aiguillage.sidecar.errors import AttemptError, SidecarError, UpstreamStatus
 from aiguillage.sidecar.health import HealthBoard
+from aiguillage.sidecar.privacy.errors import PersonalDataBlocked
+from aiguillage.sidecar.privacy.findings import FindingsSummary
+from aiguillage.sidecar.protection import RequestProtection
 from aiguillage.sidecar.redact import Redactor, redactor_for
 from aiguillage.sidecar.residency import ResidencyRule
 
@@ -100,7 +107,10 @@ async def forward(
     health: HealthBoard,
     record: AuditRecord,
     attempt: Attempt[T],
+    protection: RequestProtection | None = None,
 ) -> tuple[Answer[T], Chosen]:
+    """Try the route's targets in order until one answers; ``attempt`` makes one attempt
+    (it sends ``protection.outgoing(target, provider).call`` when there is protection)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + route.timeouts.total
     ordered = routing.order(route, health)
@@ -133,6 +143,21 @@ async def forward(
                 else f"{adapter.api} cannot serve {call.operation}",
             )
             continue
+        found: FindingsSummary | None = None
+        if protection is not None:
+            try:
+                found = protection.outgoing(target, provider).summary
+            except PersonalDataBlocked as blocked:
+                _skip(
+                    record,
+                    target,
+                    provider,
+                    "skipped_personal_data",
+                    rule,
+                    detail=str(blocked),
+                    data_protection=blocked.summary,
+                )
+                continue
         state = health.of(target.provider, target.model)
         for tries in range(route.retry.attempts):
             if not state.allow(loop.time(), cb):
@@ -149,6 +174,7 @@ async def forward(
                 start_ns=time.time_ns(),
                 # An Audit-mode policy would have kept this target out: recorded, counted.
                 policy_findings=target.policy_audit,
+                data_protection=found,
             )
             record.attempts.append(entry)
             chosen = Chosen(target, provider, contacted)
@@ -209,6 +235,7 @@ def _skip(
     outcome: str,
     rule: ResidencyRule,
     detail: str = "",
+    data_protection: FindingsSummary | None = None,
 ) -> None:
     if outcome == "skipped_residency":
         detail = rule.violation(target.where(provider), provider.jurisdiction) or ""
@@ -220,6 +247,7 @@ def _skip(
             provider.jurisdiction,
             outcome,
             detail=detail,
+            data_protection=data_protection,
         )
     )
 

@@ -12,6 +12,10 @@ usable text (see :mod:`aiguillage.sidecar.credentials`) is kept in the snapshot 
 :class:`~aiguillage.sidecar.adapters.InvalidProvider` saying why; its targets are skipped
 and audited as ``skipped_provider_invalid`` while every other provider serves.
 
+Each route's data-protection rules are compiled here, once per loaded config (importing the
+detection libraries they need): rules that cannot be compiled raise ConfigError naming the
+route, so a request never meets them half-built.
+
 Where each target processes data is derived again here (see
 :mod:`aiguillage.sidecar.processing`), so a config written by an older operator or by hand
 is checked against what its endpoints and model ids say, not only what it declares.
@@ -31,6 +35,7 @@ from aiguillage.sidecar.adapters.options import options_problems
 from aiguillage.sidecar.config import CONFIG_FILE, Provider, Route, SidecarConfig, Target
 from aiguillage.sidecar.credentials import MAX_BYTES, credential_text
 from aiguillage.sidecar.errors import ConfigError
+from aiguillage.sidecar.privacy.errors import RulesError
 from aiguillage.sidecar.processing import processing_location, provider_location, within
 
 # A compiled config fits in a ConfigMap (1 MiB); anything much larger is not ours.
@@ -119,7 +124,13 @@ def load(config_dir: Path, credentials_dir: Path) -> Snapshot:
                 continue
         adapters[name] = _adapter(name, provider, credential)
     password = _store_password(config, credentials_dir)
-    return Snapshot(_where_it_runs(config), adapters, stamp, password)
+    config = _where_it_runs(config)
+    for model, route in config.routes.items():
+        try:
+            route.protection  # noqa: B018 - compiled now, not on the first request
+        except RulesError as exc:
+            raise ConfigError(f"{path}: routes.{model}.dataProtection: {exc}") from exc
+    return Snapshot(config, adapters, stamp, password)
 
 
 def _store_password(config: SidecarConfig, credentials_dir: Path) -> str | None:

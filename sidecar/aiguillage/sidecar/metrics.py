@@ -133,6 +133,10 @@ def new_metrics() -> Metrics:
             "aiguillage_policy_findings_total": (
                 "Attempts at targets an Audit-mode AIPolicy would have kept out, by policy."
             ),
+            "aiguillage_data_protection_findings_total": (
+                "Personal data found in requests, by category and by the action taken on the "
+                "body the answer came from (audit, pseudonymise, redact, block); once per request."
+            ),
             "aiguillage_limit_refusals_total": (
                 "Requests refused (429) by a rate limit or budget in Enforce mode."
             ),

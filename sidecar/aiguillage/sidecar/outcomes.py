@@ -9,6 +9,13 @@ retry would do. From the request's attempts (its audit record) :func:`classify` 
   request would fail the same way every time, so it is a **400** ``unsupported_operation``,
   never retried. Not a 501: it is the route's targets that cannot serve the operation, and
   SDKs would retry a 501 like any 5xx. Not a 404 either: the route exists.
+- **blocked**: no target was contacted because the data-protection rules keep the request's
+  personal data from every target the residency allows (a ``block`` rule toward each) — or
+  from every one of them that can serve the operation. Sending the same request again would
+  be refused again: a **400** ``blocked_personal_data`` whose message names the categories
+  and the rules (never a value). A target skipped for a passing reason (an open circuit, a
+  provider whose credential is unusable) makes it a failure instead: the request might pass
+  later unchanged.
 - **throttled**: every target contacted answered 429 (rate limited) or 529 (overloaded).
   The client gets a **429** (Anthropic clients a **529** ``overloaded_error`` when every
   provider said overloaded, as the Anthropic API would) with ``Retry-After`` and
@@ -26,13 +33,15 @@ from typing import Literal
 
 from aiguillage.sidecar.audit import AuditRecord
 
+# Skips that sending the same request again would meet again.
+_BLOCKED_FOR_GOOD = frozenset({"skipped_personal_data", "skipped_residency", "skipped_unsupported"})
 RATE_LIMITED = 429
 OVERLOADED = 529  # Anthropic's "overloaded_error"
 
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    kind: Literal["unsupported", "throttled", "failed"]
+    kind: Literal["unsupported", "blocked", "throttled", "failed"]
     message: str
     # Throttled only: every provider said overloaded (not rate limited).
     overloaded: bool = False
@@ -52,6 +61,11 @@ def classify(record: AuditRecord, operation: str) -> Failure:
             "unsupported",
             f'route "{record.route}" has no target that can serve {operation} ({reasons})',
         )
+    blocked = [a for a in attempts if a.outcome == "skipped_personal_data"]
+    if blocked and all(a.outcome in _BLOCKED_FOR_GOOD for a in attempts):
+        # The refusals are the same for targets at the same place: each said once.
+        refusals = list(dict.fromkeys(a.detail for a in blocked))
+        return Failure("blocked", "; ".join(refusals))
     if contacted and all(a.status in (RATE_LIMITED, OVERLOADED) for a in contacted):
         overloaded = all(a.status == OVERLOADED for a in contacted)
         waits = [a.retry_after for a in contacted if a.retry_after is not None]

@@ -7,6 +7,12 @@ it started with, so a reload never changes a request mid-flight. Each operation'
 client's API and picks the adapter serving each target (translating when a provider's
 adapter lacks the client's operation; see :mod:`aiguillage.sidecar.frontends`).
 
+A route with data-protection rules has the request scanned once and, per target, sends
+what its rules allow and restores pseudonymised values in what the client receives, whole
+answers and streams alike (see :mod:`.protection`: the Exchange's share of it is
+:meth:`Exchange._outgoing` and the restoring in :meth:`Exchange.unary` and
+:meth:`Exchange.stream`).
+
 Every API request leaves exactly one audit record that says what the client got, whatever
 happens: a refusal before routing (:mod:`.guard`, :mod:`.validation`), an answer, a client
 that went away (``client_closed``: the upstream request is cancelled with the handler, as
@@ -24,7 +30,7 @@ import os
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 import orjson
@@ -59,6 +65,7 @@ from aiguillage.sidecar.limits.errors import LimitError
 from aiguillage.sidecar.limits.quota import Caller, Limiter, LimiterSettings
 from aiguillage.sidecar.loader import Snapshot
 from aiguillage.sidecar.metrics import Metrics, new_metrics
+from aiguillage.sidecar.protection import RequestProtection, scan_request
 from aiguillage.sidecar.redact import redactor_for
 from aiguillage.sidecar.request_id import request_id
 from aiguillage.sidecar.residency import ResidencyRule
@@ -70,6 +77,9 @@ from aiguillage.sidecar.residency_headers import (
 )
 from aiguillage.sidecar.shutdown import InFlight
 from aiguillage.sidecar.telemetry import Telemetry
+
+if TYPE_CHECKING:
+    from aiguillage.sidecar.privacy.restore import Restorer, StreamRestorer
 
 MAX_BODY = 16 * 1024 * 1024
 # Seconds a client has to send the whole body once its headers arrived (slow clients).
@@ -144,6 +154,9 @@ class Exchange:
         self.translator: StreamTranslator | None = None
         # Set once a stream's last event is written (only the end of the chunks is left).
         self.delivered = False
+        # The request's data protection, when its route has rules (see _answer()).
+        self.protection: RequestProtection | None = None
+        self.size = 0  # bytes of the request body
         # Known once the body is read and routed (see serve()).
         self.snap: Snapshot
         self.route: Route
@@ -178,6 +191,7 @@ class Exchange:
             )
             response.force_close()
             return response
+        self.size = len(raw)
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -254,15 +268,26 @@ class Exchange:
             await self.client.write_eof()
         return self.client
 
+    def _outgoing(self, target: Target, provider: Provider) -> tuple[Call, Restorer | None]:
+        """What ``target`` is sent of the request, and what puts the originals back in the
+        client's answer (forward() has already checked that the target may receive it)."""
+        if self.protection is None:
+            return self.call, None
+        out = self.protection.outgoing(target, provider)
+        return out.call, out.restorer
+
     async def unary(
         self, adapter: Adapter, target: Target, provider: Provider, chosen: Chosen
     ) -> Answer[bytes]:
         assert self.rt.session is not None
-        req = adapter.build(self.call, target.model)
+        call, restorer = self._outgoing(target, provider)
+        req = adapter.build(call, target.model)
         resp = await upstream.send(self.rt.session, req, self.route.timeouts)
         body, usage = await upstream.read_answer(
-            resp, adapter, self.call, target.model, self.route.size_limits
+            resp, adapter, call, target.model, self.route.size_limits
         )
+        if restorer is not None:
+            body = restorer.body(body)  # the client's answer, in the client's API shape
         return Answer(body, usage)
 
     async def stream(
@@ -270,11 +295,14 @@ class Exchange:
     ) -> Answer[None]:
         assert self.rt.session is not None
         loop = asyncio.get_running_loop()
-        req = adapter.build(self.call, target.model)
+        call, restorer = self._outgoing(target, provider)
+        req = adapter.build(call, target.model)
         first_token_by = loop.time() + self.route.timeouts.first_token
         resp = await upstream.send(self.rt.session, req, self.route.timeouts)
-        translator = self.translator = adapter.stream_translator(self.call, target.model)
+        translator = self.translator = adapter.stream_translator(call, target.model)
         chunks = upstream.translate(resp, adapter.stream_format, translator, self.route.size_limits)
+        # Originals go back into the client-facing events, after translation.
+        restoring = restorer.stream() if restorer is not None else None
         try:
             # Until the first byte reaches the client, any failure may fail over.
             first: list[bytes] = []
@@ -291,15 +319,17 @@ class Exchange:
             client = await self._start_stream(chosen)
             try:
                 for chunk in first:
-                    await client.write(chunk)
+                    await _send(client, chunk, restoring)
                 # From here on the client has bytes: failures end the stream truthfully.
                 try:
                     async for out in chunks:
                         for chunk in out:
-                            await client.write(chunk)
+                            await _send(client, chunk, restoring)
                     if not translator.done:
                         raise UpstreamProtocol("stream ended without its end marker")
+                    await _release(client, restoring)
                 except AttemptError as err:
+                    await _release(client, restoring)
                     # What the provider said, without the config's credentials (it may echo them).
                     snap = self.snap
                     detail = redactor_for(snap.config.providers, snap.adapters).text(str(err))
@@ -344,6 +374,7 @@ class Exchange:
             self.rt.health,
             self.record,
             attempt,
+            self.protection,
         )
 
     async def run(self, header_rule: ResidencyRule | None) -> web.StreamResponse:
@@ -366,6 +397,10 @@ class Exchange:
         snap = self.snap
         adapters = self.frontend.adapters(self.call, snap.adapters)
         record = self.record
+        engine = self.route.protection
+        if engine is not None:
+            self.protection = await scan_request(engine, self.call, self.size)
+            record.data_found = self.protection.found()
         try:
             if self.call.stream:
                 answer_s, chosen = await self._along_route(rule, adapters, self.stream)
@@ -449,6 +484,10 @@ class Exchange:
             return self._fail(
                 400, failure.message, "unsupported_operation", "invalid_request_error"
             )
+        if failure.kind == "blocked":
+            return self._fail(
+                400, failure.message, "blocked_personal_data", "invalid_request_error"
+            )
         if failure.kind == "throttled":
             return self._fail(
                 self.frontend.throttled_status(failure.overloaded),
@@ -499,6 +538,23 @@ class Exchange:
         record.cost_eur = cost(chosen.target, usage)
         if not ok:
             record.outcome, record.status = "stream_error", 200
+
+
+async def _send(client: web.StreamResponse, chunk: bytes, restoring: StreamRestorer | None) -> None:
+    """Write one client-facing chunk of a stream, with the request's originals put back."""
+    if restoring is not None:
+        chunk = restoring.feed(chunk)
+        if not chunk:
+            return
+    await client.write(chunk)
+
+
+async def _release(client: web.StreamResponse, restoring: StreamRestorer | None) -> None:
+    """Write what a restorer still holds when its stream ends (see privacy/restore.py)."""
+    if restoring is not None:
+        rest = restoring.close()
+        if rest:
+            await client.write(rest)
 
 
 def _where(exc: BaseException) -> str:

@@ -22,6 +22,7 @@ from aiguillage.sidecar.audit import AuditRecord
 from aiguillage.sidecar.auditchain import AuditChain
 from aiguillage.sidecar.health import HealthBoard
 from aiguillage.sidecar.metrics import Labels, Metrics
+from aiguillage.sidecar.privacy.findings import FindingsSummary
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -38,6 +39,7 @@ OPERATION_NAMES = {
 
 
 POLICY_FINDINGS = "aiguillage_policy_findings_total"
+DATA_PROTECTION_FINDINGS = "aiguillage_data_protection_findings_total"
 
 
 def _contacted(record: AuditRecord) -> list[Any]:
@@ -121,6 +123,11 @@ class Telemetry:
         for a in contacted:
             for finding in a.policy_findings:
                 m.inc(POLICY_FINDINGS, (("policy", finding.policy), ("route", route)))
+        # Once per request: what was done to the body the client's answer came from.
+        applied = record.applied_data_protection()
+        if applied is not None:
+            for pairs, n in applied.metric_labels():
+                m.inc(DATA_PROTECTION_FINDINGS, pairs, n)
         if not contacted:
             return
         last = contacted[-1]
@@ -178,6 +185,8 @@ class Telemetry:
                 "http.response.status_code": record.status,
             },
         )
+        if record.data_found is not None:
+            span.set_attribute("aiguillage.data_protection.found", sum(record.data_found.values()))
         if record.outcome not in ("ok", "client_closed"):
             span.set_status(Status(StatusCode.ERROR, record.outcome))
             span.set_attribute("error.type", record.outcome)
@@ -196,12 +205,27 @@ class Telemetry:
                     "aiguillage.jurisdiction": a.jurisdiction or "",
                     "aiguillage.outcome": a.outcome,
                     **({"http.response.status_code": a.status} if a.status else {}),
+                    **_data_protection_attributes(a.data_protection),
                 },
             )
             if a.outcome not in ("ok",):
                 child.set_status(Status(StatusCode.ERROR, a.outcome))
             child.end(end_time=begin + int(a.latency_ms * 1e6))
         span.end(end_time=end_ns)
+
+
+def _data_protection_attributes(summary: FindingsSummary | None) -> dict[str, Any]:
+    """An attempt span's data-protection counts: ``category:action=n`` strings, no values."""
+    if summary is None:
+        return {}
+    return {
+        "aiguillage.data_protection.findings": summary.total,
+        "aiguillage.data_protection.actions": [
+            f"{category}:{action}={n}"
+            for category, actions in summary.as_audit_dict().items()
+            for action, n in actions.items()
+        ],
+    }
 
 
 def _exporter_from_environment() -> SpanExporter | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import orjson
@@ -77,7 +78,7 @@ def test_wrappers_are_made_only_for_the_targets_looked_up() -> None:
         served["unknown"]
 
 
-def test_the_canonical_call_is_made_once_per_request() -> None:
+def test_the_canonical_call_is_made_once_per_body() -> None:
     made: list[Call] = []
 
     class Counting(AnthropicFrontend):
@@ -85,9 +86,10 @@ def test_the_canonical_call_is_made_once_per_request() -> None:
             made.append(call)
             return super().to_canonical(call)
 
-    served = Counting().adapters(messages_call(), adapters())
-    first = served["openai"].build(messages_call(), "gpt-4o-mini")  # type: ignore[union-attr]
-    served["bedrock"].build(messages_call(), "eu.amazon.nova-lite-v1:0")  # type: ignore[union-attr]
+    call = messages_call()
+    served = Counting().adapters(call, adapters())
+    first = served["openai"].build(call, "gpt-4o-mini")  # type: ignore[union-attr]
+    served["bedrock"].build(call, "eu.amazon.nova-lite-v1:0")  # type: ignore[union-attr]
 
     assert len(made) == 1
     assert orjson.loads(first.body) == {
@@ -95,6 +97,14 @@ def test_the_canonical_call_is_made_once_per_request() -> None:
         "messages": [{"role": "user", "content": "hi"}],
         "max_tokens": 8,
     }
+    # Data protection sends a target its own copy of the body: translated from that copy.
+    protected = dataclasses.replace(
+        call, body={**call.body, "messages": [{"role": "user", "content": "[EMAIL_1]"}]}
+    )
+    second = served["openai"].build(protected, "gpt-4o-mini")  # type: ignore[union-attr]
+    assert len(made) == 2
+    assert orjson.loads(second.body)["messages"] == [{"role": "user", "content": "[EMAIL_1]"}]
+    assert orjson.loads(first.body)["messages"] == [{"role": "user", "content": "hi"}]
 
 
 def test_a_refused_translation_is_an_anthropic_error_for_every_target() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
+from aiguillage.sidecar.adapters.base import Operation
 from aiguillage.sidecar.privacy.fields import REQUEST_FIELDS, strings, with_values
 
 M = "x@example.eu"  # a marker in every field that must be scanned
@@ -89,10 +90,14 @@ REQUESTS: dict[str, tuple[dict[str, Any], set[str]]] = {
         },
     ),
 }  # fmt: skip
+# Token counting sends the provider a Messages body.
+REQUESTS["messages.count_tokens"] = REQUESTS["messages"]
 
 
 def test_every_client_api_has_a_table() -> None:
     assert REQUESTS.keys() == REQUEST_FIELDS.keys()
+    # The request path scans every operation the sidecar serves.
+    assert REQUEST_FIELDS.keys() == {operation.value for operation in Operation}
 
 
 @pytest.mark.parametrize("operation", REQUESTS)

@@ -5,9 +5,11 @@ adapter serves each target for a call. The base class is the OpenAI frontend: Op
 errors, adapters as they are. A :class:`TranslatingFrontend` serves an operation that
 adapters may lack: for a target whose adapter lacks it but serves the canonical operation
 (chat completions), it hands :func:`~aiguillage.sidecar.forward.forward` a
-:class:`Translated` adapter instead, which builds the canonical call (once per request,
-shared by every target) and translates the answer, the stream and the provider's errors
-back. An adapter that serves the operation natively is used as it is.
+:class:`Translated` adapter instead, which builds the canonical call from the call it is
+given — the client's, or the copy data protection made for that target
+(:mod:`aiguillage.sidecar.protection`) — once per body, so targets sent the same body share
+it, and translates the answer, the stream and the provider's errors back. An adapter that
+serves the operation natively is used as it is.
 """
 
 from __future__ import annotations
@@ -105,7 +107,7 @@ class TranslatingFrontend(Frontend, ABC):
         """The client's error body from a canonical (OpenAI) error body."""
 
     def adapters(self, call: Call, adapters: Adapters) -> Adapters:
-        return _Served(adapters, _Canonical(self, call))
+        return _Served(adapters, _Canonical(self))
 
 
 class _Served(Adapters):
@@ -134,18 +136,22 @@ class _Served(Adapters):
 
 
 class _Canonical:
-    """One request's canonical call, made on first use and shared by its Translated adapters."""
+    """One request's canonical call, made on first use and shared by its Translated adapters
+    while they are sent the same body (data protection may give each target its own)."""
 
-    __slots__ = ("call", "frontend", "made")
+    __slots__ = ("frontend", "made", "source")
 
-    def __init__(self, frontend: TranslatingFrontend, call: Call) -> None:
+    def __init__(self, frontend: TranslatingFrontend) -> None:
         self.frontend = frontend
-        self.call = call
+        self.source: dict[str, Any] | None = None  # the body ``made`` was made from
         self.made: Call | None = None
 
-    def get(self) -> Call:
-        if self.made is None:
-            self.made = self.frontend.to_canonical(self.call)
+    def of(self, call: Call) -> Call:
+        """The canonical call asking for what ``call`` asks for."""
+        if self.made is None or self.source is not call.body:
+            self.made = None  # a refused translation leaves no stale canonical call behind
+            self.source = call.body
+            self.made = self.frontend.to_canonical(call)
         return self.made
 
 
@@ -168,14 +174,14 @@ class Translated(Adapter):
         return self.inner.secrets()
 
     def build(self, call: Call, model: str) -> UpstreamRequest:
-        return self.inner.build(self._canonical.get(), model)
+        return self.inner.build(self._canonical.of(call), model)
 
     def read_response(self, call: Call, raw: bytes, model: str) -> tuple[bytes, Usage]:
-        body, usage = self.inner.read_response(self._canonical.get(), raw, model)
+        body, usage = self.inner.read_response(self._canonical.of(call), raw, model)
         return self._frontend.answer(call, body), usage
 
     def stream_translator(self, call: Call, model: str) -> StreamTranslator:
-        inner = self.inner.stream_translator(self._canonical.get(), model)
+        inner = self.inner.stream_translator(self._canonical.of(call), model)
         return self._frontend.stream(call, inner)
 
     def error_body(self, call: Call, status: int, body: bytes) -> bytes:

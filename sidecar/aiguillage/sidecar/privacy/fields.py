@@ -56,6 +56,8 @@ REQUEST_FIELDS: dict[str, tuple[str, ...]] = {
         "messages.*.content.*.content.*.text",  # tool_result blocks
     ),
 }
+# Anthropic's token counting sends the provider a Messages body: the same text leaves the pod.
+REQUEST_FIELDS["messages.count_tokens"] = REQUEST_FIELDS["messages"]
 
 # Client operation -> fields of a whole (non-streamed) answer that may carry placeholders.
 ANSWER_FIELDS: dict[str, tuple[str, ...]] = {
@@ -68,11 +70,13 @@ ANSWER_FIELDS: dict[str, tuple[str, ...]] = {
     "completions": ("choices.*.text",),
     "embeddings": (),
     "responses": (
+        "instructions",  # a response object repeats the request's instructions
         "output.*.content.*.text",
         "output.*.content.*.refusal",
         "output.*.arguments@json.**",
     ),
     "messages": ("content.*.text", "content.*.input.**"),
+    "messages.count_tokens": (),  # a number of tokens
 }
 
 
