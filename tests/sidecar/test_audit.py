@@ -19,6 +19,8 @@ from aiguillage.operator.audittrail.lines import read
 from aiguillage.operator.audittrail.verify import verify
 from aiguillage.sidecar.audit import AttemptRecord, AuditLog, AuditRecord
 from aiguillage.sidecar.config import PolicyFinding
+from aiguillage.sidecar.privacy.findings import FindingsSummary
+from aiguillage.sidecar.privacy.rules import Action
 from tests.sidecar.conftest import (
     MESSAGES,
     StartSidecar,
@@ -108,6 +110,26 @@ def test_policy_findings_of_an_attempt_are_in_its_record() -> None:
         {"policy": "eu-only", "reason": 'provider "us" is located in US'}
     ]
     assert "policyFindings" not in attempts[0]  # only where a policy found something
+
+
+def test_data_protection_counts_per_attempt_and_for_the_request() -> None:
+    rec = record()
+    assert "dataProtection" not in orjson.loads(rec.to_json())  # no rules: nothing looked for
+    refused, answered = FindingsSummary(), FindingsSummary()
+    refused.add("iban", Action.BLOCK)
+    answered.add("iban", Action.AUDIT)
+    answered.add("email", Action.PSEUDONYMISE, 2)
+    rec.attempts[0].data_protection = refused
+    rec.attempts[-1].data_protection = answered
+    rec.data_found = {"email": 2, "iban": 1}
+    out = orjson.loads(rec.to_json())
+    assert out["attempts"][0]["dataProtection"] == {"iban": {"block": 1}}
+    assert "dataProtection" not in out["attempts"][1]
+    assert out["dataProtection"] == {
+        "found": {"email": 2, "iban": 1},
+        # What was done to the body the client's answer came from: the last attempt's.
+        "applied": {"email": {"pseudonymise": 2}, "iban": {"audit": 1}},
+    }
 
 
 def test_unknown_cost_is_null() -> None:

@@ -154,6 +154,12 @@ def record(*attempts: AttemptRecord) -> AuditRecord:
         ([attempt("skipped_unsupported"), attempt("http_error", 429)], "throttled"),
         ([attempt("http_error", 429), attempt("timeout")], "failed"),
         ([attempt("skipped_residency")], "failed"),
+        # Data protection keeps the request from every target that could serve it.
+        ([attempt("skipped_residency"), attempt("skipped_personal_data")], "blocked"),
+        ([attempt("skipped_unsupported"), attempt("skipped_personal_data")], "blocked"),
+        # ...but a target skipped for a passing reason might serve it later, unchanged.
+        ([attempt("skipped_circuit_open"), attempt("skipped_personal_data")], "failed"),
+        ([attempt("skipped_personal_data"), attempt("http_error", 503)], "failed"),
     ],
 )
 def test_classify(attempts: list[AttemptRecord], kind: str) -> None:
@@ -171,3 +177,16 @@ def test_the_wait_is_the_shortest_asked_rounded_up_to_whole_seconds() -> None:
     )
     assert failure.headers == {"retry-after": "3", "retry-after-ms": "2200"}
     assert not failure.overloaded
+
+
+def test_a_block_at_several_targets_says_each_distinct_refusal_once() -> None:
+    def blocked(where: str) -> AttemptRecord:
+        refusal = attempt("skipped_personal_data")
+        refusal.detail = f"the request contains personal data (iban) ... in {where}"
+        return refusal
+
+    failure = classify(record(blocked("US"), blocked("US"), blocked("CN")), "chat")
+    assert failure.message == (
+        "the request contains personal data (iban) ... in US; "
+        "the request contains personal data (iban) ... in CN"
+    )

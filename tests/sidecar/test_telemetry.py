@@ -8,6 +8,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from aiguillage.devtools.simulators.openai import OpenAISimulator
 from aiguillage.devtools.waiting import wait_for
+from aiguillage.sidecar.privacy.rules import DataProtectionRules
 from tests.sidecar.conftest import (
     MESSAGES,
     StartSidecar,
@@ -66,6 +67,32 @@ def test_no_exporter_means_no_tracing(
 ) -> None:
     sidecar = start_sidecar(two_provider_config(eu, us, route("chat", eu_target(0))))
     assert sidecar.runtime.telemetry._provider is None
+
+
+def test_data_protection_counts_on_the_spans_never_values(
+    start_sidecar: StartSidecar, eu: OpenAISimulator, us: OpenAISimulator
+) -> None:
+    rules = DataProtectionRules.model_validate(
+        {"rules": [{"categories": ["email"], "action": "pseudonymise"}]}
+    )
+    protected = route("chat", us_target(0)).model_copy(update={"data_protection": rules})
+    exporter = InMemorySpanExporter()
+    sidecar = start_sidecar(two_provider_config(eu, us, protected), span_exporter=exporter)
+    sidecar.client().chat.completions.create(
+        model="chat", messages=[{"role": "user", "content": "Mail a@example.eu and b@example.eu"}]
+    )
+
+    def finished() -> list[object] | None:
+        sidecar.runtime.telemetry._provider.force_flush()  # type: ignore[union-attr]
+        spans = exporter.get_finished_spans()
+        return list(spans) if len(spans) == 2 else None
+
+    by_name = {s.name: s for s in wait_for(finished, timeout=10, what="two spans")}
+    assert by_name["chat chat"].attributes["aiguillage.data_protection.found"] == 2
+    attempt = by_name["attempt openai-us"].attributes
+    assert attempt["aiguillage.data_protection.findings"] == 2
+    assert attempt["aiguillage.data_protection.actions"] == ("email:pseudonymise=2",)
+    assert "example.eu" not in str([dict(s.attributes) for s in by_name.values()])
 
 
 # -- metrics built from the audit record, and read at scrape time ----------------------------
