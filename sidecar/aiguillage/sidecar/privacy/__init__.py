@@ -3,7 +3,7 @@ or refused before it leaves the pod.
 
 Modules, from the rules down to the bytes:
 
-- :mod:`.rules` — the compiled rules (``Route.data_protection``; the shape proposed for
+- :mod:`.rules` — the compiled rules (``Route.data_protection``; the shape of
   ``AIPolicy.spec.dataProtection``): categories, the action per category and target, custom
   patterns, deny lists;
 - :mod:`.engine` — rules compiled into detectors; ``scan`` a request once, ``apply`` it per
@@ -16,6 +16,8 @@ Modules, from the rules down to the bytes:
 - :mod:`.restore` — originals put back in whole answers and SSE streams;
 - :mod:`.findings` — findings, and the value-free summary for audit and metrics;
 - :mod:`.errors` — ``PersonalDataBlocked`` and ``RulesError``.
+
+The request path uses the engine through :mod:`aiguillage.sidecar.protection`.
 
 Every sidecar imports :mod:`.rules` (pydantic models, part of the config); the rest is
 imported when a loaded config has data-protection rules, and the detection libraries

@@ -1,6 +1,7 @@
 """The data-protection engine: compiled rules, applied to one request for one target.
 
-How the request path uses it (a few lines, per request and per attempt)::
+How the request path uses it (:mod:`aiguillage.sidecar.protection`, per request and per
+attempt)::
 
     engine = route.protection                      # compiled once per loaded config, or None
     scan = engine.scan(call.operation, call.body)  # once per request: detection

@@ -1,7 +1,7 @@
 """Data-protection rules: which personal data to look for, and what to do with it per target.
 
 This is the compiled form the sidecar reads (``Route.data_protection``) and, field for field,
-the shape proposed for ``AIPolicy.spec.dataProtection`` and for ``aiguillage scan --rules``::
+the shape of ``AIPolicy.spec.dataProtection`` and of ``aiguillage scan --rules``::
 
     rules:                                   # every rule that matches a target applies;
     - categories: [email, phone, iban]       # for each category the strictest action wins
