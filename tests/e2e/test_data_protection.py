@@ -13,7 +13,7 @@ import pytest
 
 from aiguillage.devtools.waiting import wait_for
 from tests.e2e.conftest import Cluster
-from tests.e2e.manifests import API, provider, route, secret
+from tests.e2e.manifests import API, eu_then_us
 from tests.e2e.test_policy import applied
 
 pytestmark = pytest.mark.e2e
@@ -28,15 +28,8 @@ def test_policy_rules_reach_the_sidecar_and_the_us_provider_gets_placeholders(
     for sim in (eu, us):
         sim.configure(echo=True)
     op_ns = cluster.operator_namespace
-    p_eu, p_us = f"{op_ns}-eu", f"{op_ns}-us"
     cluster.plane.kubectl("label", "namespace", kube_namespace, f"policy-test={op_ns}")
-    cluster.apply(
-        secret("eu-key", op_ns, "sk-eu-test"),
-        secret("us-key", op_ns, "sk-us-test"),
-        provider(p_eu, eu.url + "/v1", "FR", "eu-key", op_ns),
-        provider(p_us, us.url + "/v1", "US", "us-key", op_ns),
-        route("chat", kube_namespace, "chat", p_eu, p_us),
-    )
+    _, p_us = eu_then_us(cluster, kube_namespace, eu.url, us.url)
     name = f"{op_ns}-gdpr"
     applied(
         cluster,

@@ -11,7 +11,7 @@ import pytest
 
 from aiguillage.devtools.waiting import wait_for
 from tests.e2e.conftest import Cluster
-from tests.e2e.manifests import is_ready, provider, route, secret
+from tests.e2e.manifests import eu_then_us, is_ready, provider, route, secret
 
 pytestmark = pytest.mark.e2e
 
@@ -20,15 +20,7 @@ def test_apply_render_serve_and_fail_over(
     cluster: Cluster, kube_namespace: str, eu_us: Any, start_sidecar: Any, tmp_path: Path
 ) -> None:
     eu, us = eu_us
-    op_ns = cluster.operator_namespace
-    p_eu, p_us = f"{op_ns}-eu", f"{op_ns}-us"
-    cluster.apply(
-        secret("eu-key", op_ns, "sk-eu-test"),
-        secret("us-key", op_ns, "sk-us-test"),
-        provider(p_eu, eu.url + "/v1", "FR", "eu-key", op_ns),
-        provider(p_us, us.url + "/v1", "US", "us-key", op_ns),
-        route("chat", kube_namespace, "chat", p_eu, p_us),
-    )
+    p_eu, p_us = eu_then_us(cluster, kube_namespace, eu.url, us.url)
     wait_for(lambda: is_ready(cluster, "chat", kube_namespace), timeout=30, what="route Ready")
     config = cluster.rendered(kube_namespace, tmp_path)
     assert config["routes"]["chat"]["targets"][0]["provider"] == p_eu

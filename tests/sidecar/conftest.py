@@ -9,6 +9,7 @@ never go through the operator.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import socket
@@ -40,6 +41,7 @@ from aiguillage.sidecar.config import (
     Timeouts,
 )
 from aiguillage.sidecar.main import Sidecar
+from aiguillage.sidecar.privacy.rules import DataProtectionRules
 from tests.sidecar._formats import ROWS
 
 EU_KEY = "sk-eu-simulated-key-0001"
@@ -453,22 +455,44 @@ def sidecar(
     )
 
 
-@pytest.fixture(params=sorted(ROWS))
-def served(
-    request: pytest.FixtureRequest, lt: LoopThread, start_sidecar: StartSidecar
+@contextlib.contextmanager
+def serving_format(
+    name: str,
+    lt: LoopThread,
+    start_sidecar: StartSidecar,
+    *,
+    echo: bool = False,
+    jurisdiction: str | None = None,
+    data_protection: DataProtectionRules | None = None,
 ) -> Iterator[tuple[RunningSidecar, Simulator]]:
-    row = ROWS[request.param]
+    """A started simulator of wire format ``name`` (a row of ``_formats.ROWS``) and a sidecar
+    serving it as route ``chat``: ``echo`` answers, the provider's ``jurisdiction`` and the
+    route's ``data_protection`` rules as given."""
+    row = ROWS[name]
     sim = row.simulator()
+    sim.configure(echo=echo)
     lt.run(sim.start())
+    provider = row.provider(sim.url)
+    if jurisdiction is not None:
+        provider = provider.model_copy(update={"jurisdiction": jurisdiction})
+    chat = route("chat", Target(provider="p", model=row.model))
     config = SidecarConfig(
         namespace="matrix",
-        providers={"p": row.provider(sim.url)},
-        routes={"chat": route("chat", Target(provider="p", model=row.model))},
+        providers={"p": provider},
+        routes={"chat": chat.model_copy(update={"data_protection": data_protection})},
     )
     try:
         yield start_sidecar(config, {"p": row.credential}), sim
     finally:
         lt.run(sim.stop())
+
+
+@pytest.fixture(params=sorted(ROWS))
+def served(
+    request: pytest.FixtureRequest, lt: LoopThread, start_sidecar: StartSidecar
+) -> Iterator[tuple[RunningSidecar, Simulator]]:
+    with serving_format(request.param, lt, start_sidecar) as pair:
+        yield pair
 
 
 @pytest.fixture

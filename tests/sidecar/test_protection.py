@@ -25,7 +25,7 @@ from aiguillage.devtools.simulators.anthropic import AnthropicSimulator
 from aiguillage.devtools.simulators.base import Simulator
 from aiguillage.devtools.simulators.openai import OpenAISimulator
 from aiguillage.sidecar.adapters.base import Call, Operation
-from aiguillage.sidecar.config import Provider, Route, SidecarConfig, Target
+from aiguillage.sidecar.config import Provider, Route, Target
 from aiguillage.sidecar.privacy.engine import DataProtectionEngine
 from aiguillage.sidecar.privacy.errors import PersonalDataBlocked
 from aiguillage.sidecar.privacy.rules import DataProtectionRules
@@ -40,6 +40,7 @@ from tests.sidecar.conftest import (
     anthropic_provider,
     eu_target,
     route,
+    serving_format,
     two_provider_config,
     us_target,
     wait_for,
@@ -268,14 +269,14 @@ async def test_large_bodies_are_scanned_in_a_worker_thread(
 @pytest.mark.parametrize("model", ["us", "claude"])
 def test_outside_the_eu_the_provider_gets_placeholders_and_the_client_its_values_back(
     sidecar: RunningSidecar,
-    echoing: tuple[OpenAISimulator, OpenAISimulator, AnthropicSimulator],
+    us: OpenAISimulator,
+    claude: AnthropicSimulator,
     model: str,
     client: str,
     stream: bool,
 ) -> None:
     # openai and anthropic clients, each to an OpenAI and an Anthropic provider: two native
     # pass-throughs and two translations (Anthropic client -> OpenAI provider and back).
-    _, us, claude = echoing
     provider = us if model == "us" else claude
 
     text, rid = CLIENTS[client](sidecar, model, PROMPT, stream)
@@ -296,10 +297,10 @@ def test_outside_the_eu_the_provider_gets_placeholders_and_the_client_its_values
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
 def test_responses_api_native_and_translated(
     sidecar: RunningSidecar,
-    echoing: tuple[OpenAISimulator, OpenAISimulator, AnthropicSimulator],
+    us: OpenAISimulator,
+    claude: AnthropicSimulator,
     stream: bool,
 ) -> None:
-    _, us, claude = echoing
     client = sidecar.client()
     for model, provider in (("us", us), ("claude", claude)):  # native, then through chat
         if stream:
@@ -322,9 +323,8 @@ def test_responses_api_native_and_translated(
 
 def test_legacy_completions_and_tool_call_arguments(
     sidecar: RunningSidecar,
-    echoing: tuple[OpenAISimulator, OpenAISimulator, AnthropicSimulator],
+    us: OpenAISimulator,
 ) -> None:
-    _, us, _ = echoing
     client = sidecar.client()
     completion = client.completions.create(model="us", prompt=PROMPT)
     assert completion.choices[0].text == ECHOED
@@ -355,10 +355,10 @@ def test_legacy_completions_and_tool_call_arguments(
 
 def test_token_counting_and_embeddings_send_placeholders_too(
     sidecar: RunningSidecar,
-    echoing: tuple[OpenAISimulator, OpenAISimulator, AnthropicSimulator],
+    us: OpenAISimulator,
+    claude: AnthropicSimulator,
 ) -> None:
     # Neither answer carries text to put back, but the request's text leaves the pod all the same.
-    _, us, claude = echoing
     counted = messages_client(sidecar).messages.count_tokens(
         model="claude", messages=[{"role": "user", "content": PROMPT}]
     )
@@ -375,20 +375,10 @@ def translated(
     request: pytest.FixtureRequest, lt: LoopThread, start_sidecar: StartSidecar
 ) -> Iterator[tuple[RunningSidecar, Simulator]]:
     """One echoing provider of each wire format, under US jurisdiction, as route ``chat``."""
-    row = ROWS[request.param]
-    sim = row.simulator()
-    sim.configure(echo=True)
-    lt.run(sim.start())
-    provider = row.provider(sim.url).model_copy(update={"jurisdiction": "US"})
-    config = SidecarConfig(
-        namespace="matrix",
-        providers={"p": provider},
-        routes={"chat": protected(route("chat", Target(provider="p", model=row.model)))},
-    )
-    try:
-        yield start_sidecar(config, {"p": row.credential}), sim
-    finally:
-        lt.run(sim.stop())
+    with serving_format(
+        request.param, lt, start_sidecar, echo=True, jurisdiction="US", data_protection=RULES
+    ) as pair:
+        yield pair
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
@@ -404,9 +394,8 @@ def test_every_provider_format_gets_placeholders_and_the_client_its_values(
 
 def test_a_request_without_personal_data_is_sent_as_it_came(
     sidecar: RunningSidecar,
-    echoing: tuple[OpenAISimulator, OpenAISimulator, AnthropicSimulator],
+    us: OpenAISimulator,
 ) -> None:
-    _, us, _ = echoing
     text, rid = chat(sidecar, "us", "What is the capital of France? [see note 1]", False)
     assert text == "You said: What is the capital of France? [see note 1]"
     record = sidecar.audit_for(rid)
@@ -421,10 +410,9 @@ def test_a_request_without_personal_data_is_sent_as_it_came(
 
 def test_large_requests_are_protected_too(
     sidecar: RunningSidecar,
-    echoing: tuple[OpenAISimulator, OpenAISimulator, AnthropicSimulator],
+    us: OpenAISimulator,
 ) -> None:
     # Past THREAD_SCAN_BYTES the scan runs in a worker thread: same result.
-    _, us, _ = echoing
     filler = "Order 48291057 shipped on 2024-06-13, invoice 000123 of 1 250,00 EUR. " * 600
     text, rid = chat(sidecar, "us", filler + PROMPT, True)
     assert text == "You said: " + filler + ECHOED.removeprefix("You said: ")
@@ -438,10 +426,9 @@ def test_large_requests_are_protected_too(
 @pytest.mark.parametrize("client", sorted(CLIENTS))
 def test_block_refuses_with_a_400_naming_category_and_rule_never_the_value(
     sidecar: RunningSidecar,
-    echoing: tuple[OpenAISimulator, OpenAISimulator, AnthropicSimulator],
+    us: OpenAISimulator,
     client: str,
 ) -> None:
-    _, us, _ = echoing
     error: type[Exception] = (
         openai.BadRequestError if client == "openai" else anthropic.BadRequestError
     )
@@ -479,10 +466,10 @@ def test_block_refuses_with_a_400_naming_category_and_rule_never_the_value(
 
 def test_a_block_toward_one_target_fails_over_to_one_that_may_receive_it(
     sidecar: RunningSidecar,
-    echoing: tuple[OpenAISimulator, OpenAISimulator, AnthropicSimulator],
+    eu: OpenAISimulator,
+    us: OpenAISimulator,
 ) -> None:
     # "us-first": openai-us may not receive a national id; mistral-eu may, and only audits.
-    eu, us, _ = echoing
     raw = sidecar.client().chat.completions.with_raw_response.create(
         model="us-first", messages=[{"role": "user", "content": f"My NIR is {NIR}."}]
     )
@@ -500,10 +487,10 @@ def test_a_block_toward_one_target_fails_over_to_one_that_may_receive_it(
 
 def test_blocked_toward_one_target_and_the_other_down_is_a_failure_not_a_refusal(
     sidecar: RunningSidecar,
-    echoing: tuple[OpenAISimulator, OpenAISimulator, AnthropicSimulator],
+    eu: OpenAISimulator,
+    us: OpenAISimulator,
 ) -> None:
     # The EU target could serve it: the client is told the truth (502), not "remove the data".
-    eu, us, _ = echoing
     eu.set_faults([{"kind": "status", "status": 503}])
     with pytest.raises(openai.InternalServerError) as caught:
         sidecar.client().chat.completions.create(
@@ -521,10 +508,10 @@ def test_blocked_toward_one_target_and_the_other_down_is_a_failure_not_a_refusal
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
 def test_failover_from_eu_to_us_applies_the_us_action_on_that_attempt(
     sidecar: RunningSidecar,
-    echoing: tuple[OpenAISimulator, OpenAISimulator, AnthropicSimulator],
+    eu: OpenAISimulator,
+    us: OpenAISimulator,
     stream: bool,
 ) -> None:
-    eu, us, _ = echoing
     eu.set_faults([{"kind": "status", "status": 503}])
 
     text, rid = chat(sidecar, "eu-first", PROMPT, stream)
@@ -543,9 +530,9 @@ def test_failover_from_eu_to_us_applies_the_us_action_on_that_attempt(
 
 def test_inside_the_eu_the_provider_gets_the_originals(
     sidecar: RunningSidecar,
-    echoing: tuple[OpenAISimulator, OpenAISimulator, AnthropicSimulator],
+    eu: OpenAISimulator,
+    us: OpenAISimulator,
 ) -> None:
-    eu, us, _ = echoing
     text, rid = chat(sidecar, "eu-first", PROMPT, True)
     assert text == f"You said: {PROMPT}"
     assert eu.requests[0].body["messages"][0]["content"] == PROMPT
@@ -558,9 +545,8 @@ def test_inside_the_eu_the_provider_gets_the_originals(
 
 def test_metrics_count_findings_per_category_and_action_once_per_request(
     sidecar: RunningSidecar,
-    echoing: tuple[OpenAISimulator, OpenAISimulator, AnthropicSimulator],
+    eu: OpenAISimulator,
 ) -> None:
-    eu, _, _ = echoing
     chat(sidecar, "us", PROMPT, False)  # pseudonymise 2, redact 1
     chat(sidecar, "us", PROMPT, True)  # the same again
     eu.set_faults([{"kind": "status", "status": 503}])

@@ -21,3 +21,11 @@ def write_between_markers(path: Path, name: str, content: str) -> None:
             raise ValueError(f"{path}: no {marker} marker to write between")
     start, stop = text.index(begin) + len(begin), text.index(end)
     path.write_text(text[:start] + "\n" + content + text[stop:])
+
+
+def publish(table: str, path: Path | None, name: str) -> None:
+    """Print a command's ``table``, and write it between the markers ``name`` of ``path``
+    when the command was asked to (its ``--write PATH``)."""
+    print(table)
+    if path is not None:
+        write_between_markers(path, name, table)

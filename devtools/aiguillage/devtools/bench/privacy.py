@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aiguillage.devtools.docs import write_between_markers
+from aiguillage.devtools.docs import publish
 from aiguillage.sidecar.privacy.engine import DataProtectionEngine
 from aiguillage.sidecar.privacy.rules import DataProtectionRules
 
@@ -172,9 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     engine = DataProtectionEngine(DataProtectionRules.model_validate(RULES))
     rows = measure(engine, args.rounds)
     table = report(rows, rss_cost(), args.rounds, os.getloadavg()[0])
-    print(table)
-    if args.write:
-        write_between_markers(args.write, SECTION, table)
+    publish(table, args.write, SECTION)
     return 0
 
 

@@ -36,7 +36,7 @@ from typing import Any
 import aiohttp
 
 from aiguillage.devtools.bench.privacy import LOOK_ALIKES, PERSONAL, PROSE, RULES, text_of
-from aiguillage.devtools.docs import write_between_markers
+from aiguillage.devtools.docs import publish
 from aiguillage.devtools.harness import LoopThread
 from aiguillage.devtools.simulators.openai import OpenAISimulator
 from aiguillage.sidecar.config import CONFIG_FILE, Provider, Route, SidecarConfig, Target
@@ -246,9 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         servers.run(sim.stop())
         servers.close()
     table = report(added, loops, args.requests, args.seconds, os.getloadavg()[0])
-    print(table)
-    if args.write:
-        write_between_markers(args.write, SECTION, table)
+    publish(table, args.write, SECTION)
     return 0
 
 
