@@ -20,7 +20,8 @@ with data-protection rules (``Route.protection``, compiled when the config is lo
 - the Exchange (:mod:`.server`) sends :attr:`Outgoing.call` and puts the originals back with
   :attr:`Outgoing.restorer` into the answer the client receives — after the adapter and the
   frontend translated it, so whole answers and streams of every client API are restored
-  the same way, whichever provider answered.
+  the same way, whichever provider answered (streams through :func:`send_restored` and
+  :func:`release_held`).
 
 What leaves this module for the audit record and ``/metrics`` are counts (categories and
 actions), never a value: :meth:`RequestProtection.found` and :attr:`Outgoing.summary`.
@@ -34,6 +35,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from aiohttp import web
+
 from aiguillage.sidecar.adapters.base import Call
 from aiguillage.sidecar.config import Provider, Target
 from aiguillage.sidecar.privacy.errors import PersonalDataBlocked
@@ -41,7 +44,7 @@ from aiguillage.sidecar.privacy.findings import FindingsSummary
 
 if TYPE_CHECKING:  # the engine is imported only by configs with rules (see privacy/__init__)
     from aiguillage.sidecar.privacy.engine import DataProtectionEngine, RequestScan
-    from aiguillage.sidecar.privacy.restore import Restorer
+    from aiguillage.sidecar.privacy.restore import Restorer, StreamRestorer
 
 # Request bodies larger than this are scanned in a worker thread (see docs/data-protection.md,
 # "In the request path", for the measurement behind it): below it a scan takes at most a few
@@ -108,3 +111,22 @@ async def scan_request(engine: DataProtectionEngine, call: Call, size: int) -> R
     else:
         scan = engine.scan(call.operation, call.body)
     return RequestProtection(scan, call)
+
+
+async def send_restored(
+    client: web.StreamResponse, chunk: bytes, restoring: StreamRestorer | None
+) -> None:
+    """Write one client-facing chunk of a stream, with the request's originals put back."""
+    if restoring is not None:
+        chunk = restoring.feed(chunk)
+        if not chunk:
+            return
+    await client.write(chunk)
+
+
+async def release_held(client: web.StreamResponse, restoring: StreamRestorer | None) -> None:
+    """Write what a restorer still holds when its stream ends (see privacy/restore.py)."""
+    if restoring is not None:
+        rest = restoring.close()
+        if rest:
+            await client.write(rest)

@@ -65,7 +65,12 @@ from aiguillage.sidecar.limits.errors import LimitError
 from aiguillage.sidecar.limits.quota import Caller, Limiter, LimiterSettings
 from aiguillage.sidecar.loader import Snapshot
 from aiguillage.sidecar.metrics import Metrics, new_metrics
-from aiguillage.sidecar.protection import RequestProtection, scan_request
+from aiguillage.sidecar.protection import (
+    RequestProtection,
+    release_held,
+    scan_request,
+    send_restored,
+)
 from aiguillage.sidecar.redact import redactor_for
 from aiguillage.sidecar.request_id import request_id
 from aiguillage.sidecar.residency import ResidencyRule
@@ -79,7 +84,7 @@ from aiguillage.sidecar.shutdown import InFlight
 from aiguillage.sidecar.telemetry import Telemetry
 
 if TYPE_CHECKING:
-    from aiguillage.sidecar.privacy.restore import Restorer, StreamRestorer
+    from aiguillage.sidecar.privacy.restore import Restorer
 
 MAX_BODY = 16 * 1024 * 1024
 # Seconds a client has to send the whole body once its headers arrived (slow clients).
@@ -319,17 +324,17 @@ class Exchange:
             client = await self._start_stream(chosen)
             try:
                 for chunk in first:
-                    await _send(client, chunk, restoring)
+                    await send_restored(client, chunk, restoring)
                 # From here on the client has bytes: failures end the stream truthfully.
                 try:
                     async for out in chunks:
                         for chunk in out:
-                            await _send(client, chunk, restoring)
+                            await send_restored(client, chunk, restoring)
                     if not translator.done:
                         raise UpstreamProtocol("stream ended without its end marker")
-                    await _release(client, restoring)
+                    await release_held(client, restoring)
                 except AttemptError as err:
-                    await _release(client, restoring)
+                    await release_held(client, restoring)
                     # What the provider said, without the config's credentials (it may echo them).
                     snap = self.snap
                     detail = redactor_for(snap.config.providers, snap.adapters).text(str(err))
@@ -538,23 +543,6 @@ class Exchange:
         record.cost_eur = cost(chosen.target, usage)
         if not ok:
             record.outcome, record.status = "stream_error", 200
-
-
-async def _send(client: web.StreamResponse, chunk: bytes, restoring: StreamRestorer | None) -> None:
-    """Write one client-facing chunk of a stream, with the request's originals put back."""
-    if restoring is not None:
-        chunk = restoring.feed(chunk)
-        if not chunk:
-            return
-    await client.write(chunk)
-
-
-async def _release(client: web.StreamResponse, restoring: StreamRestorer | None) -> None:
-    """Write what a restorer still holds when its stream ends (see privacy/restore.py)."""
-    if restoring is not None:
-        rest = restoring.close()
-        if rest:
-            await client.write(rest)
 
 
 def _where(exc: BaseException) -> str:

@@ -22,7 +22,23 @@ EDGE_TEXT = st.text(
     ),
     max_size=20,
 )
-TEXT = st.one_of(st.text(max_size=30), EDGE_TEXT)
+# Personal data the data-protection rules of the ``-dp`` routes act on, and a placeholder a
+# client may quote itself.
+PERSONAL = st.sampled_from(
+    [
+        "claire.martin@example.fr",
+        "+33 6 12 34 56 78",
+        "FR76 3000 6000 0112 3456 7890 189",
+        "4111 1111 1111 1111",
+        "192.0.2.44",
+        "[EMAIL_1]",
+    ]
+)
+TEXT = st.one_of(
+    st.text(max_size=30),
+    EDGE_TEXT,
+    st.lists(st.one_of(PERSONAL, EDGE_TEXT), max_size=4).map("".join),
+)
 SCALARS = st.one_of(
     st.none(),
     st.booleans(),

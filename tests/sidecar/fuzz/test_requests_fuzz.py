@@ -1,7 +1,10 @@
 """Fuzz tier: hostile request bodies on every endpoint, against every provider format.
 
 One sidecar serves a route per wire format (``openai``, ``azure-openai``, ``anthropic``,
-``gemini``, ``vertex-ai``, ``bedrock``), each backed by its simulator. Hypothesis generates
+``gemini``, ``vertex-ai``, ``bedrock``), each backed by its simulator, and its twin with
+data-protection rules (``openai-dp``...: every built-in category, pseudonymised or redacted
+toward these providers, all under US jurisdiction), so that hostile bodies go through the
+scan, the per-target copies and the restoring of answers too. Hypothesis generates
 bodies for ``/v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``,
 ``/v1/responses``, ``/v1/messages`` and ``/v1/messages/count_tokens``: a valid body with
 fields replaced by values of the wrong type, extra fields, deep nesting, huge strings and
@@ -39,6 +42,7 @@ from aiguillage.devtools.harness import LoopThread
 from aiguillage.devtools.simulators.base import Simulator
 from aiguillage.sidecar.config import SidecarConfig, Target
 from aiguillage.sidecar.main import Sidecar
+from aiguillage.sidecar.privacy.rules import DataProtectionRules
 from tests.sidecar._wire import anthropic_error, openai_error
 from tests.sidecar.conftest import route, write_files
 from tests.sidecar.fuzz._bodies import PLAUSIBLE, bodies
@@ -55,6 +59,16 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 ROUTES = sorted(ROWS)
+PROTECTED = [f"{api}-dp" for api in ROUTES]
+RULES = DataProtectionRules.model_validate(
+    {
+        "rules": [
+            {"categories": ["email", "phone"], "action": "pseudonymise"},
+            {"categories": ["iban", "vat", "national_id", "payment_card", "ip_address"],
+             "action": "redact", "when": {"notJurisdictions": ["EU"]}},
+        ]
+    }
+)  # fmt: skip
 EMBEDDING_MODELS = {"gemini": "text-embedding-004", "vertex-ai": "text-embedding-005"}
 
 
@@ -113,11 +127,13 @@ def served(lt: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         sim = row.simulator()
         lt.run(sim.start())
         sims.append(sim)
-        providers[api] = row.provider(sim.url)
+        providers[api] = row.provider(sim.url).model_copy(update={"jurisdiction": "US"})
         credentials[api] = row.credential
-        routes.append(route(api, Target(provider=api, model=row.model)))
         embedding = EMBEDDING_MODELS.get(api, "text-embedding-3-small")
-        routes.append(route(f"{api}-embed", Target(provider=api, model=embedding)))
+        for name, rules in ((api, None), (f"{api}-dp", RULES)):
+            for model, twin in ((row.model, name), (embedding, f"{name}-embed")):
+                target = Target(provider=api, model=model)
+                routes.append(route(twin, target).model_copy(update={"data_protection": rules}))
     providers = {name: p.model_copy(update={"credential": name}) for name, p in providers.items()}
     config = SidecarConfig(
         namespace="fuzz", providers=providers, routes={r.name: r for r in routes}
@@ -209,4 +225,4 @@ def exercise(served: Served, path: str, raw: bytes) -> None:
 @FUZZ
 @given(data=st.data())
 def test_hostile_bodies(served: Served, path: str, data: st.DataObject) -> None:
-    exercise(served, path, data.draw(bodies(path, ROUTES), label="body"))
+    exercise(served, path, data.draw(bodies(path, ROUTES + PROTECTED), label="body"))
