@@ -50,17 +50,21 @@ def route(name: str, namespace: str, model: str, *providers: str) -> dict[str, A
     }
 
 
-def eu_then_us(cluster: Cluster, namespace: str, eu_url: str, us_url: str) -> tuple[str, str]:
+def eu_then_us(
+    cluster: Cluster, namespace: str, eu_url: str, us_url: str, **route_spec: Any
+) -> tuple[str, str]:
     """Providers for the simulated EU (FR) and US providers at ``eu_url`` and ``us_url`` (keys
-    ``sk-eu-test`` and ``sk-us-test``) and route ``chat`` in ``namespace``, EU first; returns
-    the providers' names."""
+    ``sk-eu-test`` and ``sk-us-test``) and route ``chat`` in ``namespace``, EU first, with
+    ``route_spec`` added to its spec; returns the providers' names."""
     op_ns = cluster.operator_namespace
     p_eu, p_us = f"{op_ns}-eu", f"{op_ns}-us"
+    chat = route("chat", namespace, "chat", p_eu, p_us)
+    chat["spec"].update(route_spec)
     cluster.apply(
         secret("eu-key", op_ns, "sk-eu-test"),
         secret("us-key", op_ns, "sk-us-test"),
         provider(p_eu, eu_url + "/v1", "FR", "eu-key", op_ns),
         provider(p_us, us_url + "/v1", "US", "us-key", op_ns),
-        route("chat", namespace, "chat", p_eu, p_us),
+        chat,
     )
     return p_eu, p_us

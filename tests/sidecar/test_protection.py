@@ -328,6 +328,13 @@ def test_legacy_completions_and_tool_call_arguments(
     client = sidecar.client()
     completion = client.completions.create(model="us", prompt=PROMPT)
     assert completion.choices[0].text == ECHOED
+    deltas = [
+        chunk.choices[0].text
+        for chunk in client.completions.create(model="us", prompt=PROMPT, stream=True)
+        if chunk.choices and chunk.choices[0].text
+    ]
+    assert_never_partial(deltas)
+    assert "".join(deltas) == ECHOED
     # The history's tool call arguments (JSON in a string) and tool results are sent
     # protected too.
     client.chat.completions.create(
@@ -462,6 +469,27 @@ def test_block_refuses_with_a_400_naming_category_and_rule_never_the_value(
         "phone": 1,
     }
     assert NIR not in sidecar.audit_path.read_text()
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_block_refuses_a_responses_request_in_its_shape(
+    sidecar: RunningSidecar,
+    us: OpenAISimulator,
+    claude: AnthropicSimulator,
+    stream: bool,
+) -> None:
+    # Native (openai-us) and translated through chat (anthropic-us): refused before either.
+    for model in ("us", "claude"):
+        with pytest.raises(openai.BadRequestError) as caught:
+            sidecar.client().responses.create(model=model, input=f"My NIR is {NIR}.", stream=stream)
+        assert caught.value.status_code == 400
+        body: Any = caught.value.body
+        assert (body["code"], body["type"]) == ("blocked_personal_data", "invalid_request_error")
+        assert "national_id" in body["message"]
+        assert POLICY in body["message"]
+        assert NIR not in body["message"]
+    assert us.requests == []
+    assert claude.requests == []
 
 
 def test_a_block_toward_one_target_fails_over_to_one_that_may_receive_it(
