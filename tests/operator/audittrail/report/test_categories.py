@@ -17,6 +17,7 @@ from aiguillage.operator.audittrail.report import categories as c
         ("all_targets_failed", 502, c.PROVIDERS),
         ("upstream_rate_limited", 429, c.PROVIDERS),  # the providers', not ours
         ("rejected", 400, c.CLIENT),
+        ("blocked_personal_data", 400, c.DATA_PROTECTION),
         # Outcomes of later sidecars, known by their words or their status:
         ("budget_exceeded", 429, c.LIMIT),
         ("rate_limited", 429, c.LIMIT),

@@ -20,6 +20,7 @@ OTHER = "other"
 SERVED_OUTCOMES = frozenset({"ok", "answered_by_sidecar", "client_closed"})
 KNOWN: dict[str, str] = {
     "no_compliant_target": RESIDENCY,
+    "blocked_personal_data": DATA_PROTECTION,  # no target may receive it (sidecar/protection.py)
     "bad_request": CLIENT,
     "invalid_residency_header": CLIENT,
     "unsupported_operation": CLIENT,
