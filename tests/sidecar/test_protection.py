@@ -471,15 +471,12 @@ def test_block_refuses_with_a_400_naming_category_and_rule_never_the_value(
     assert NIR not in sidecar.audit_path.read_text()
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
 def test_block_refuses_a_responses_request_in_its_shape(
-    sidecar: RunningSidecar,
-    us: OpenAISimulator,
-    claude: AnthropicSimulator,
-    stream: bool,
+    sidecar: RunningSidecar, us: OpenAISimulator, claude: AnthropicSimulator
 ) -> None:
-    # Native (openai-us) and translated through chat (anthropic-us): refused before either.
-    for model in ("us", "claude"):
+    # Native (openai-us) and translated through chat (anthropic-us), whole and streamed:
+    # refused before either provider is contacted.
+    for model, stream in [(m, s) for m in ("us", "claude") for s in (False, True)]:
         with pytest.raises(openai.BadRequestError) as caught:
             sidecar.client().responses.create(model=model, input=f"My NIR is {NIR}.", stream=stream)
         assert caught.value.status_code == 400
