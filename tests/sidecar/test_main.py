@@ -298,3 +298,19 @@ def test_sighup_reopens_the_audit_file_and_keeps_serving(
         for line in map(orjson.loads, rotated.splitlines())
         if line.get("kind") != "checkpoint"
     ] == ["before"]
+
+
+def test_settling_the_collector_freezes_start_up_objects_and_collects_less_often() -> None:
+    import gc
+
+    from aiguillage.sidecar.main import GC_YOUNG_THRESHOLD, settle_garbage_collector
+
+    threshold = gc.get_threshold()
+    try:
+        settle_garbage_collector()
+        # what start-up made is out of the collector's sight, and young collections are rarer
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, *threshold[1:])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -190,6 +191,22 @@ class Sidecar:
         self.runtime.telemetry.shutdown()
 
 
+# Allocations between young-generation collections (CPython's default: 700). A request makes
+# a few hundred container objects, nearly all freed by reference counting; at 700 the
+# collector ran every request or two (3-5 % of the sidecar's samples under load).
+GC_YOUNG_THRESHOLD = 20_000
+
+
+def settle_garbage_collector() -> None:
+    """Once started: move what start-up allocated (modules, config, adapters) out of the
+    collector's sight with ``gc.freeze()``, so full collections stop walking it, and collect
+    the young generation less often (see :data:`GC_YOUNG_THRESHOLD`)."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+
+
 async def serve(
     config_dir: Path,
     credentials_dir: Path,
@@ -199,6 +216,7 @@ async def serve(
 ) -> None:
     sidecar = Sidecar(config_dir, credentials_dir, audit, serving=serving)
     await sidecar.start(listen)
+    settle_garbage_collector()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
