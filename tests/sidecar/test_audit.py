@@ -4,6 +4,7 @@ follows log rotation and survives a full disk without losing a record."""
 from __future__ import annotations
 
 import asyncio
+import io
 import errno
 import os
 import shutil
@@ -355,3 +356,18 @@ def fill(path: Path) -> None:
         while True:
             f.write(b"\0" * 1024)
     assert full.value.errno == errno.ENOSPC
+
+
+async def test_audit_off_writes_no_record_anywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    fallback = io.BytesIO()
+    log = AuditLog("off", fallback=fallback)
+    log.write(record("not-written"))
+    await asyncio.sleep(0)
+    log.close()
+
+    assert list(tmp_path.iterdir()) == []  # no file named "off"
+    assert capsysbinary.readouterr().out == b""
+    assert fallback.getvalue() == b""

@@ -314,3 +314,20 @@ def test_settling_the_collector_freezes_start_up_objects_and_collects_less_often
     finally:
         gc.unfreeze()
         gc.set_threshold(*threshold)
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, True), ("on", True), ("OFF", False)])
+def test_metrics_switch_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, expected: bool
+) -> None:
+    if value is None:
+        monkeypatch.delenv("AIGUILLAGE_METRICS", raising=False)
+    else:
+        monkeypatch.setenv("AIGUILLAGE_METRICS", value)
+    assert ServeOptions.from_environment().metrics is expected
+
+
+def test_a_metrics_switch_neither_on_nor_off_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIGUILLAGE_METRICS", "no")
+    with pytest.raises(SystemExit, match="AIGUILLAGE_METRICS='no': expected on or off"):
+        ServeOptions.from_environment()

@@ -191,3 +191,21 @@ def test_the_workload_and_the_audit_chain_are_in_the_metrics(
     assert sidecar.metric("aiguillage_workload_info", service_account="summarizer") == 1
     assert sidecar.metric("aiguillage_audit_records_total") == 3
     assert sidecar.metric("aiguillage_audit_checkpoints_total") >= 1
+
+
+def test_metrics_off_counts_no_request(
+    start_sidecar: StartSidecar, eu: OpenAISimulator, us: OpenAISimulator
+) -> None:
+    from aiguillage.sidecar.main import ServeOptions
+
+    sidecar = start_sidecar(
+        two_provider_config(eu, us, route("chat", eu_target(0))),
+        serving=ServeOptions(metrics=False),
+    )
+    sidecar.client().chat.completions.create(model="chat", messages=MESSAGES)
+    sidecar.wait_audit(1)
+
+    text = sidecar.metrics()
+    assert "aiguillage_requests_total{" not in text
+    assert "gen_ai_client_operation_duration_seconds" not in text
+    assert "aiguillage_config_reloads_total" in text  # the sidecar's own counters remain

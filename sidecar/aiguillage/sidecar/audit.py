@@ -7,6 +7,8 @@ records are queued and written in one ``write(2)`` per loop iteration. Each line
 into this sidecar's hash chain as it is queued, and signed checkpoints join it after the
 loop iteration (see :mod:`aiguillage.sidecar.auditchain`); wherever a line ends up (the
 file, or stdout while the file cannot be written), it keeps its place in the chain.
+``AIGUILLAGE_AUDIT_LOG=off`` (:data:`OFF`) writes none: for measuring what the
+audit costs (``make bench``'s feature costs), never for serving.
 
 Operations, as decided for the audit file (the README's "Operations" section says the same):
 
@@ -152,6 +154,9 @@ class AuditRecord:
         return orjson.dumps(out)
 
 
+# The audit destination that writes nothing at all.
+OFF = "off"
+
 # Called with (metric name, errno name, number of records) when records miss the file.
 ErrorCounter = Callable[[str, str, int], None]
 
@@ -163,8 +168,9 @@ def _reason(exc: OSError) -> str:
 class AuditLog:
     """The audit trail of one sidecar: a file reopened on rotation, or stdout.
 
-    ``path`` ``None`` or ``"-"`` means stdout. ``fallback`` is where records go while the
-    file cannot be written (default: stdout; stderr when the audit itself is stdout).
+    ``path`` ``None`` or ``"-"`` means stdout, :data:`OFF` nowhere. ``fallback`` is where
+    records go while the file cannot be written (default: stdout; stderr when the audit
+    itself is stdout).
 
     With a ``chain``, every line is linked into it, a checkpoint is added when
     ``chain.every_records`` records are unsealed (after the loop iteration that wrote the
@@ -183,7 +189,8 @@ class AuditLog:
         chain: AuditChain | None = None,
         checkpoint_copy: IO[bytes] | None = None,
     ) -> None:
-        self.path = path if path not in (None, "-") else None
+        self.enabled = path != OFF
+        self.path = path if path not in (None, "-", OFF) else None
         self._fallback = fallback
         self.check_every = check_every
         self.retry_every = retry_every
@@ -210,6 +217,8 @@ class AuditLog:
 
     def write(self, record: AuditRecord) -> None:
         """Queue ``record``; it is written once the current loop iteration is over."""
+        if not self.enabled:
+            return
         line = record.to_json()
         chain = self.chain
         if chain is not None:

@@ -57,6 +57,8 @@ class ServeOptions:
     idle_timeout: float = IDLE_SECONDS
     body_timeout: float = BODY_SECONDS
     allowed_hosts: frozenset[str] = frozenset()
+    # Requests counted in /metrics; False only to measure what that costs (AIGUILLAGE_METRICS).
+    metrics: bool = True
 
     @classmethod
     def from_environment(
@@ -67,7 +69,8 @@ class ServeOptions:
         allowed_hosts: str | None = None,
     ) -> ServeOptions:
         """Flags win over ``AIGUILLAGE_DRAIN_SECONDS``, ``AIGUILLAGE_IDLE_TIMEOUT``,
-        ``AIGUILLAGE_BODY_TIMEOUT`` and ``AIGUILLAGE_ALLOWED_HOSTS`` (comma-separated)."""
+        ``AIGUILLAGE_BODY_TIMEOUT`` and ``AIGUILLAGE_ALLOWED_HOSTS`` (comma-separated);
+        ``AIGUILLAGE_METRICS`` is ``on`` (the default) or ``off``."""
         env = os.environ
         hosts = allowed_hosts if allowed_hosts is not None else env.get("AIGUILLAGE_ALLOWED_HOSTS")
         return cls(
@@ -75,7 +78,17 @@ class ServeOptions:
             idle_timeout=_seconds(idle_timeout, "AIGUILLAGE_IDLE_TIMEOUT", IDLE_SECONDS),
             body_timeout=_seconds(body_timeout, "AIGUILLAGE_BODY_TIMEOUT", BODY_SECONDS),
             allowed_hosts=frozenset(h.strip() for h in (hosts or "").split(",") if h.strip()),
+            metrics=_on_off("AIGUILLAGE_METRICS", default=True),
         )
+
+
+def _on_off(variable: str, default: bool) -> bool:
+    text = os.environ.get(variable, "").strip().lower()
+    if not text:
+        return default
+    if text in ("on", "off"):
+        return text == "on"
+    raise SystemExit(f"{variable}={text!r}: expected on or off")
 
 
 def _seconds(flag: float | None, variable: str, default: float) -> float:
@@ -131,6 +144,7 @@ class Sidecar:
             span_exporter=span_exporter,
             guard=Guard(self.serving.allowed_hosts),
             limiter_settings=limiter_settings or LimiterSettings(),
+            record_metrics=self.serving.metrics,
         )
         self._runner: web.AppRunner | None = None
         self._watcher: asyncio.Task[None] | None = None

@@ -111,6 +111,8 @@ class Runtime:
     # The task applying config changes (see reload.watch); not ready once it has stopped.
     watcher: asyncio.Task[None] | None = None
     limiter_settings: LimiterSettings = field(default_factory=LimiterSettings)
+    # False: requests are not counted in /metrics (AIGUILLAGE_METRICS=off; see Telemetry).
+    record_metrics: bool = True
     guard: Guard = field(default_factory=Guard)
     inflight: InFlight = field(default_factory=InFlight)
     telemetry: Telemetry = field(init=False)
@@ -119,7 +121,7 @@ class Runtime:
     caller: Caller = field(init=False)
 
     def __post_init__(self) -> None:
-        self.telemetry = Telemetry(self.metrics, self.span_exporter)
+        self.telemetry = Telemetry(self.metrics, self.span_exporter, self.record_metrics)
         self.limiter = Limiter(self.metrics, self.limiter_settings)
         self.caller = Caller(self.namespace, self.service_account or "default", self.pod)
         self.audit.count_error = self._count_audit_error

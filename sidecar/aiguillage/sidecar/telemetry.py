@@ -47,8 +47,14 @@ def _contacted(record: AuditRecord) -> list[Any]:
 
 
 class Telemetry:
-    def __init__(self, metrics: Metrics, exporter: SpanExporter | None = None) -> None:
+    """``record_metrics`` False (``AIGUILLAGE_METRICS=off``): requests are not counted in
+    ``/metrics`` (for measuring what metrics cost; config and audit counters remain)."""
+
+    def __init__(
+        self, metrics: Metrics, exporter: SpanExporter | None = None, record_metrics: bool = True
+    ) -> None:
         self.metrics = metrics
+        self.record_metrics = record_metrics
         self._provider: TracerProvider | None = None
         if exporter is None:
             exporter = _exporter_from_environment()
@@ -64,7 +70,8 @@ class Telemetry:
         self, record: AuditRecord, start_ns: int, end_ns: int, headers: Mapping[str, str] | None
     ) -> None:
         """Record one finished request (called after its response was sent)."""
-        self._metrics(record, (end_ns - start_ns) / 1e9)
+        if self.record_metrics:
+            self._metrics(record, (end_ns - start_ns) / 1e9)
         if self._provider is not None:
             try:
                 self._spans(record, start_ns, end_ns, headers or {})
