@@ -148,6 +148,9 @@ def test_an_exception_after_the_stream_started_ends_it_with_an_error_event(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    # Deltas apart in time, so that they are written apart (one write per batch of events
+    # that arrived together): the third write fails, after the client had two.
+    eu.configure(chunk_interval=0.05)
     fail_writing_once(monkeypatch, after=2)
     received: list[str] = []
     stream = sidecar.client().chat.completions.create(

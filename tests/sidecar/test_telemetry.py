@@ -203,7 +203,7 @@ def test_metrics_off_counts_no_request(
         serving=ServeOptions(metrics=False),
     )
     sidecar.client().chat.completions.create(model="chat", messages=MESSAGES)
-    sidecar.wait_audit(1)
+    sidecar.wait_audit(1)  # the request is over, its telemetry step too
 
     text = sidecar.metrics()
     assert "aiguillage_requests_total{" not in text

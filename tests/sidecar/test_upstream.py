@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from email.utils import formatdate
 from pathlib import Path
 
-import aiohttp
 import orjson
 import pytest
 from aiohttp import web
@@ -90,8 +89,8 @@ def test_retry_after_http_date_in_the_future() -> None:
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    s = upstream.new_session()
+async def session() -> AsyncIterator[upstream.Client]:
+    s = upstream.new_client()
     yield s
     await s.close()
 
@@ -104,9 +103,7 @@ def chat_request(sim: OpenAISimulator, key: str = EU_KEY, body: bytes = CHAT) ->
     )
 
 
-async def test_send_returns_a_2xx_response(
-    session: aiohttp.ClientSession, eu: OpenAISimulator
-) -> None:
+async def test_send_returns_a_2xx_response(session: upstream.Client, eu: OpenAISimulator) -> None:
     resp = await upstream.send(session, chat_request(eu), QUICK)
     try:
         assert resp.status == 200
@@ -114,7 +111,7 @@ async def test_send_returns_a_2xx_response(
         resp.close()
 
 
-async def test_connection_refused_is_connect_failed(session: aiohttp.ClientSession) -> None:
+async def test_connection_refused_is_connect_failed(session: upstream.Client) -> None:
     req = UpstreamRequest(f"http://127.0.0.1:{closed_port()}/v1/chat/completions", {}, b"{}")
     with pytest.raises(ConnectFailed) as caught:
         await upstream.send(session, req, QUICK)
@@ -123,7 +120,7 @@ async def test_connection_refused_is_connect_failed(session: aiohttp.ClientSessi
 
 
 async def test_error_status_keeps_body_and_retry_after(
-    session: aiohttp.ClientSession, eu: OpenAISimulator
+    session: upstream.Client, eu: OpenAISimulator
 ) -> None:
     eu.set_faults([{"kind": "status", "status": 429, "retry_after": 2}])
     with pytest.raises(UpstreamStatus) as caught:
@@ -137,7 +134,7 @@ async def test_error_status_keeps_body_and_retry_after(
 
 
 async def test_wrong_key_is_401_failover_without_retry(
-    session: aiohttp.ClientSession, eu: OpenAISimulator
+    session: upstream.Client, eu: OpenAISimulator
 ) -> None:
     with pytest.raises(UpstreamStatus) as caught:
         await upstream.send(session, chat_request(eu, key="sk-wrong"), QUICK)
@@ -147,7 +144,7 @@ async def test_wrong_key_is_401_failover_without_retry(
 
 
 async def test_no_first_byte_in_time_is_timed_out(
-    session: aiohttp.ClientSession, eu: OpenAISimulator
+    session: upstream.Client, eu: OpenAISimulator
 ) -> None:
     eu.set_faults([{"kind": "slow_first_byte", "delay": 5}])
     started = time.monotonic()
@@ -156,9 +153,7 @@ async def test_no_first_byte_in_time_is_timed_out(
     assert time.monotonic() - started < 2
 
 
-async def test_cut_body_is_a_protocol_error(
-    session: aiohttp.ClientSession, eu: OpenAISimulator
-) -> None:
+async def test_cut_body_is_a_protocol_error(session: upstream.Client, eu: OpenAISimulator) -> None:
     eu.set_faults([{"kind": "reset_mid_stream"}])
     resp = await upstream.send(
         session, chat_request(eu, body=CHAT.replace(b"true", b"false")), QUICK
@@ -168,7 +163,7 @@ async def test_cut_body_is_a_protocol_error(
     resp.close()
 
 
-async def test_stalled_body_times_out(session: aiohttp.ClientSession, eu: OpenAISimulator) -> None:
+async def test_stalled_body_times_out(session: upstream.Client, eu: OpenAISimulator) -> None:
     eu.set_faults([{"kind": "stall_mid_stream"}])
     resp = await upstream.send(
         session, chat_request(eu, body=CHAT.replace(b"true", b"false")), IDLE
@@ -210,15 +205,15 @@ async def serve_bytes() -> AsyncIterator[Serve]:
         await runner.cleanup()
 
 
-async def events_of(session: aiohttp.ClientSession, url: str) -> list[tuple[str | None, bytes]]:
+async def events_of(session: upstream.Client, url: str) -> list[tuple[str | None, bytes]]:
     resp = await upstream.send(session, UpstreamRequest(url, {}, b""), QUICK)
     try:
-        return [e async for e in upstream.sse_events(resp, SizeLimits())]
+        return [e async for batch in upstream.sse_events(resp, SizeLimits()) for e in batch]
     finally:
         resp.close()
 
 
-async def test_sse_events(session: aiohttp.ClientSession, serve_bytes: Serve) -> None:
+async def test_sse_events(session: upstream.Client, serve_bytes: Serve) -> None:
     url = await serve_bytes(
         b": a comment, ignored\n"
         b"data: one\n\n"
@@ -240,23 +235,21 @@ async def test_sse_events(session: aiohttp.ClientSession, serve_bytes: Serve) ->
 
 
 async def test_sse_stream_cut_is_a_protocol_error(
-    session: aiohttp.ClientSession, eu: OpenAISimulator
+    session: upstream.Client, eu: OpenAISimulator
 ) -> None:
     eu.set_faults([{"kind": "reset_mid_stream", "after_chunks": 1}])
     resp = await upstream.send(session, chat_request(eu), QUICK)
     with pytest.raises(UpstreamProtocol):
-        [e async for e in upstream.sse_events(resp, SizeLimits())]
+        [e async for batch in upstream.sse_events(resp, SizeLimits()) for e in batch]
     resp.close()
 
 
-async def test_sse_stream_stall_is_timed_out(
-    session: aiohttp.ClientSession, eu: OpenAISimulator
-) -> None:
+async def test_sse_stream_stall_is_timed_out(session: upstream.Client, eu: OpenAISimulator) -> None:
     eu.set_faults([{"kind": "stall_mid_stream", "after_chunks": 1}])
     resp = await upstream.send(session, chat_request(eu), IDLE)
     started = time.monotonic()
     with pytest.raises(TimedOut):
-        [e async for e in upstream.sse_events(resp, SizeLimits())]
+        [e async for batch in upstream.sse_events(resp, SizeLimits()) for e in batch]
     assert time.monotonic() - started < 2
     resp.close()
 
@@ -266,7 +259,7 @@ async def test_sse_stream_stall_is_timed_out(
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
 async def test_a_redirect_is_refused_never_followed(
-    status: int, session: aiohttp.ClientSession, eu: OpenAISimulator, us: OpenAISimulator
+    status: int, session: upstream.Client, eu: OpenAISimulator, us: OpenAISimulator
 ) -> None:
     elsewhere = us.url + "/v1/chat/completions?token=secret"
     eu.set_faults([{"kind": "redirect", "status": status, "location": elsewhere}])
@@ -281,7 +274,7 @@ async def test_a_redirect_is_refused_never_followed(
 
 
 async def test_a_relative_redirect_is_refused_too(
-    session: aiohttp.ClientSession, eu: OpenAISimulator
+    session: upstream.Client, eu: OpenAISimulator
 ) -> None:
     eu.set_faults([{"kind": "redirect", "location": "/v2/chat/completions"}])
     with pytest.raises(Redirected, match=f"redirecting to {eu.url} "):
@@ -291,7 +284,7 @@ async def test_a_relative_redirect_is_refused_too(
 
 @pytest.mark.parametrize("status", [101, 600, 999])
 async def test_a_status_no_api_answers_is_unexpected(
-    status: int, session: aiohttp.ClientSession, eu: OpenAISimulator
+    status: int, session: upstream.Client, eu: OpenAISimulator
 ) -> None:
     eu.set_faults([Fault.raw(b"{}", status=status, headers={"content-type": "application/json"})])
     with pytest.raises(UnexpectedStatus) as caught:
@@ -301,7 +294,7 @@ async def test_a_status_no_api_answers_is_unexpected(
 
 
 async def test_a_huge_error_body_keeps_the_status_without_the_body(
-    session: aiohttp.ClientSession, eu: OpenAISimulator
+    session: upstream.Client, eu: OpenAISimulator
 ) -> None:
     eu.set_faults([{"kind": "raw", "status": 400, "body": "x" * (upstream.ERROR_BODY_LIMIT + 1)}])
     with pytest.raises(UpstreamStatus) as caught:
@@ -310,13 +303,13 @@ async def test_a_huge_error_body_keeps_the_status_without_the_body(
 
 
 async def test_cookies_a_provider_sets_are_never_sent_back(
-    session: aiohttp.ClientSession, eu: OpenAISimulator
+    session: upstream.Client, eu: OpenAISimulator
 ) -> None:
     cookie = "session=for-client-a; Path=/; Max-Age=3600"
     eu.set_faults(
         [Fault.raw(b"{}", headers={"content-type": "application/json", "set-cookie": cookie})]
     )
-    # By name, not IP address: aiohttp's default jar would keep cookies for a name.
+    # By name, not IP address: a cookie jar would keep cookies for a name.
     req = chat_request(eu)
     req = UpstreamRequest(req.url.replace("127.0.0.1", "localhost"), req.headers, req.body)
     first = await upstream.send(session, req, QUICK)
@@ -325,7 +318,6 @@ async def test_cookies_a_provider_sets_are_never_sent_back(
     second.release()
 
     assert "cookie" not in eu.requests[1].headers
-    assert len(session.cookie_jar) == 0
 
 
 # -- whole answers: content type, emptiness, size ------------------------------------------------
@@ -337,7 +329,7 @@ ANSWER = b'{"choices": [{"message": {"content": "hi"}}], "usage": {"prompt_token
 
 
 async def answer_of(
-    session: aiohttp.ClientSession, sim: OpenAISimulator, fault: Fault, limits: SizeLimits = SMALL
+    session: upstream.Client, sim: OpenAISimulator, fault: Fault, limits: SizeLimits = SMALL
 ) -> tuple[bytes, Usage]:
     sim.set_faults([fault])
     resp = await upstream.send(session, chat_request(sim), QUICK)
@@ -348,7 +340,7 @@ async def answer_of(
     "content_type", ["application/json", "application/json; charset=utf-8", "text/json", None]
 )
 async def test_json_answers_are_read(
-    content_type: str | None, session: aiohttp.ClientSession, eu: OpenAISimulator
+    content_type: str | None, session: upstream.Client, eu: OpenAISimulator
 ) -> None:
     headers = {"content-type": content_type} if content_type else {}
     body, usage = await answer_of(session, eu, Fault.raw(ANSWER, headers=headers))
@@ -372,7 +364,7 @@ async def test_json_answers_are_read(
     ids=["html", "empty", "204"],
 )
 async def test_an_answer_that_is_not_json_or_empty_is_unexpected_content(
-    fault: Fault, message: str, session: aiohttp.ClientSession, eu: OpenAISimulator
+    fault: Fault, message: str, session: upstream.Client, eu: OpenAISimulator
 ) -> None:
     with pytest.raises(UnexpectedContent) as caught:
         await answer_of(session, eu, fault)
@@ -391,7 +383,7 @@ async def test_an_answer_that_is_not_json_or_empty_is_unexpected_content(
     ids=["announced", "endless", "endless-gzip", "gzip-bomb"],
 )
 async def test_an_answer_past_the_limit_is_too_large(
-    fault: Fault, session: aiohttp.ClientSession, eu: OpenAISimulator
+    fault: Fault, session: upstream.Client, eu: OpenAISimulator
 ) -> None:
     with pytest.raises(ResponseTooLarge) as caught:
         await answer_of(session, eu, fault)
@@ -399,9 +391,7 @@ async def test_an_answer_past_the_limit_is_too_large(
     assert "65536" in str(caught.value)
 
 
-async def test_an_answer_at_the_limit_passes(
-    session: aiohttp.ClientSession, eu: OpenAISimulator
-) -> None:
+async def test_an_answer_at_the_limit_passes(session: upstream.Client, eu: OpenAISimulator) -> None:
     padded = ANSWER[:-1] + b', "pad": "' + b"x" * (SMALL.max_response_bytes - len(ANSWER) - 11)
     padded += b'"}'
     assert len(padded) == SMALL.max_response_bytes
@@ -419,7 +409,7 @@ class Exploding(OpenAIAdapter):
 
 
 async def test_whatever_an_adapter_raises_is_a_malformed_answer_named_by_type(
-    session: aiohttp.ClientSession, eu: OpenAISimulator
+    session: upstream.Client, eu: OpenAISimulator
 ) -> None:
     eu.set_faults([Fault.raw(ANSWER)])
     resp = await upstream.send(session, chat_request(eu), QUICK)
@@ -478,7 +468,7 @@ def test_sse_parser_returns_the_events_before_an_error_first() -> None:
 
 
 async def test_a_600_kib_event_passes_with_the_default_limits(
-    session: aiohttp.ClientSession, serve_bytes: Serve
+    session: upstream.Client, serve_bytes: Serve
 ) -> None:
     big = b'{"type": "response.completed", "text": "' + b"y" * 600 * 1024 + b'"}'
     url = await serve_bytes(b"event: response.completed\ndata: " + big + b"\n\n")
@@ -486,7 +476,7 @@ async def test_a_600_kib_event_passes_with_the_default_limits(
 
 
 async def test_a_compressed_stream_counts_its_decoded_size(
-    session: aiohttp.ClientSession, eu: OpenAISimulator
+    session: upstream.Client, eu: OpenAISimulator
 ) -> None:
     eu.set_faults(
         [Fault("flood", body=b"data: ", content_type="text/event-stream", encoding="gzip")]
@@ -494,7 +484,7 @@ async def test_a_compressed_stream_counts_its_decoded_size(
     resp = await upstream.send(session, chat_request(eu), QUICK)
     try:
         with pytest.raises(ResponseTooLarge, match="SSE line over 4096 bytes"):
-            [e async for e in upstream.sse_events(resp, SMALL)]
+            [e async for batch in upstream.sse_events(resp, SMALL) for e in batch]
     finally:
         resp.close()
 
@@ -508,7 +498,7 @@ class Broken(StreamTranslator):
 
 
 async def test_a_stream_of_the_wrong_content_type_is_unexpected_content(
-    session: aiohttp.ClientSession, eu: OpenAISimulator
+    session: upstream.Client, eu: OpenAISimulator
 ) -> None:
     eu.set_faults([Fault.raw(ANSWER, headers={"content-type": "application/json"})])
     resp = await upstream.send(session, chat_request(eu), QUICK)
@@ -519,7 +509,7 @@ async def test_a_stream_of_the_wrong_content_type_is_unexpected_content(
 
 
 async def test_whatever_a_translator_raises_is_a_malformed_answer(
-    session: aiohttp.ClientSession, eu: OpenAISimulator
+    session: upstream.Client, eu: OpenAISimulator
 ) -> None:
     body = b"data: \xc3\xa9\n\n"
     eu.set_faults([Fault.raw(body, headers={"content-type": "text/event-stream"})])

@@ -32,7 +32,6 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import aiohttp
 import orjson
 from aiohttp import web
 
@@ -99,7 +98,7 @@ class Runtime:
     snapshot: Snapshot | None = None
     # Fingerprint of files that failed to load, so they are not re-parsed every poll.
     rejected_fingerprint: tuple[tuple[str, int, int], ...] | None = None
-    session: aiohttp.ClientSession | None = None
+    client: upstream.Client | None = None  # connections to the providers, once serving
     health: HealthBoard = field(default_factory=HealthBoard)
     metrics: Metrics = field(default_factory=new_metrics)
     pod: str = field(default_factory=lambda: os.environ.get("POD_NAME", ""))
@@ -286,10 +285,10 @@ class Exchange:
     async def unary(
         self, adapter: Adapter, target: Target, provider: Provider, chosen: Chosen
     ) -> Answer[bytes]:
-        assert self.rt.session is not None
+        assert self.rt.client is not None
         call, restorer = self._outgoing(target, provider)
         req = adapter.build(call, target.model)
-        resp = await upstream.send(self.rt.session, req, self.route.timeouts)
+        resp = await upstream.send(self.rt.client, req, self.route.timeouts)
         body, usage = await upstream.read_answer(
             resp, adapter, call, target.model, self.route.size_limits
         )
@@ -300,12 +299,12 @@ class Exchange:
     async def stream(
         self, adapter: Adapter, target: Target, provider: Provider, chosen: Chosen
     ) -> Answer[None]:
-        assert self.rt.session is not None
+        assert self.rt.client is not None
         loop = asyncio.get_running_loop()
         call, restorer = self._outgoing(target, provider)
         req = adapter.build(call, target.model)
         first_token_by = loop.time() + self.route.timeouts.first_token
-        resp = await upstream.send(self.rt.session, req, self.route.timeouts)
+        resp = await upstream.send(self.rt.client, req, self.route.timeouts)
         translator = self.translator = adapter.stream_translator(call, target.model)
         chunks = upstream.translate(resp, adapter.stream_format, translator, self.route.size_limits)
         # Originals go back into the client-facing events, after translation.
@@ -325,13 +324,15 @@ class Exchange:
                 raise UpstreamProtocol("stream ended before any data")
             client = await self._start_stream(chosen)
             try:
-                for chunk in first:
-                    await send_restored(client, chunk, restoring)
+                await send_restored(client, b"".join(first), restoring)
                 # From here on the client has bytes: failures end the stream truthfully.
+                # The chunks of one batch of provider events (what one read brought) go in
+                # one write: a provider sending fast costs one write per read, not per event.
                 try:
                     async for out in chunks:
-                        for chunk in out:
-                            await send_restored(client, chunk, restoring)
+                        if out:
+                            batch = out[0] if len(out) == 1 else b"".join(out)
+                            await send_restored(client, batch, restoring)
                     if not translator.done:
                         raise UpstreamProtocol("stream ended without its end marker")
                     await release_held(client, restoring)
@@ -661,10 +662,10 @@ def make_app(
     app.router.add_get("/metrics", metrics)
     endpoints.add_routes(app, lambda: rt.snapshot, rt.guard)
 
-    async def session_ctx(app: web.Application) -> Any:
-        rt.session = upstream.new_session()
+    async def client_ctx(app: web.Application) -> Any:
+        rt.client = upstream.new_client()
         yield
-        await rt.session.close()
+        await rt.client.close()
 
-    app.cleanup_ctx.append(session_ctx)
+    app.cleanup_ctx.append(client_ctx)
     return app

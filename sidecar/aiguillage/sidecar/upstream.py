@@ -1,6 +1,6 @@
-"""Talking to providers over HTTP: the one boundary where aiohttp and asyncio exceptions,
-and whatever an adapter raises on a provider's data, become :mod:`aiguillage.sidecar.errors`
-types.
+"""Talking to providers over HTTP: the one boundary where the HTTP client's and asyncio's
+exceptions, and whatever an adapter raises on a provider's data, become
+:mod:`aiguillage.sidecar.errors` types. The client is :mod:`aiguillage.sidecar.httpclient`.
 
 What a provider (or anything between it and the sidecar) can send, and what becomes of it:
 
@@ -9,21 +9,23 @@ What a provider (or anything between it and the sidecar) can send, and what beco
   attempt fails over; it is not retried (asking again gets the same redirect).
 - **Statuses**: a 2xx is an answer; a 4xx/5xx is :class:`UpstreamStatus` with its body (at
   most :data:`ERROR_BODY_LIMIT` read); a final 1xx such as 101, or a status past 599, is
-  ``unexpected_status``. (aiohttp reads past an informational 1xx to the final answer; a
+  ``unexpected_status``. (The client reads past an informational 1xx to the final answer; a
   provider that sends only a 1xx is waited for until the first-token deadline.)
-- **Cookies**: the session's jar is a :class:`aiohttp.DummyCookieJar`. A provider's
-  ``Set-Cookie`` is never stored, so it is never replayed on another client's request.
-- **Bodies** are read incrementally and their *decoded* size counted (aiohttp inflates a
+- **Cookies**: the client keeps none. A provider's ``Set-Cookie`` is never stored, so it is
+  never replayed on another client's request.
+- **Bodies** are read incrementally and their *decoded* size counted (the client inflates a
   compressed body in bounded steps as it is read), so a gzip bomb or an endless body costs at
   most the route's ``sizeLimits.maxResponseBytes`` of memory before the attempt fails
   (``response_too_large``); a declared ``Content-Length`` over the limit fails at once. A
   whole answer must be JSON (``application/json``, ``text/json`` or ``*+json``; a missing
   content type is left to the adapter's parser) and not empty (``unexpected_content``).
 - **Streams** must have their format's content type (``text/event-stream`` for SSE). SSE
-  lines are split here rather than by aiohttp's ``readline``, which raises ``ValueError`` past
-  its buffer's high-water mark: lines and events up to ``sizeLimits.maxEventBytes`` pass (a
-  600 KiB Responses ``response.completed`` is ordinary), a longer one fails the attempt.
-  Event names must be UTF-8.
+  lines are split here (:class:`SSEParser`): lines and events up to
+  ``sizeLimits.maxEventBytes`` pass (a 600 KiB Responses ``response.completed`` is
+  ordinary), a longer one fails the attempt. Event names must be UTF-8. Decoders yield the
+  events of each piece the network delivered as one batch, and :func:`translate` the
+  client's bytes of a batch together, so that a provider sending many events at once costs
+  the client's connection one write, not one per event.
 - **Adapter failures**: :func:`read_answer` and :func:`translate` run the adapter's
   ``read_response``, the stream decoder and the stream translator's ``feed``. Any exception
   they raise that is not an AttemptError (a ``TypeError`` on a field of the wrong type, a
@@ -37,15 +39,14 @@ the stream ends with an error event (see :mod:`aiguillage.sidecar.forward`).
 from __future__ import annotations
 
 import asyncio
-import functools
-from collections.abc import AsyncGenerator, Callable, Mapping
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from time import time
+from urllib.parse import urljoin, urlsplit
 
-import aiohttp
-import yarl
-
+from aiguillage.sidecar import httpclient
 from aiguillage.sidecar.adapters.base import Adapter, Call, StreamTranslator, UpstreamRequest, Usage
 from aiguillage.sidecar.config import SizeLimits, Timeouts
 from aiguillage.sidecar.errors import (
@@ -66,17 +67,13 @@ ERROR_BODY_LIMIT = 1024 * 1024
 JSON_TYPES = ("application/json", "text/json")
 
 
-def new_session() -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
-    return aiohttp.ClientSession(
-        connector=connector,
-        auto_decompress=True,
-        # One session serves every client of the pod: a cookie stored for one request would
-        # be sent on the next, whoever made it.
-        cookie_jar=aiohttp.DummyCookieJar(),
-        skip_auto_headers=("User-Agent",),
-        json_serialize=None,  # type: ignore[arg-type]  # bodies are pre-serialised
-    )
+Client = httpclient.Client
+Response = httpclient.Response
+
+
+def new_client() -> Client:
+    """The connections of one sidecar to its providers (made on the serving loop)."""
+    return httpclient.Client()
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
@@ -100,44 +97,31 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
             return None
 
 
-@functools.lru_cache(maxsize=256)
-def client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
-    """aiohttp's timeouts for a route (built once per route's settings, not per request)."""
-    return aiohttp.ClientTimeout(
-        total=None, sock_connect=timeouts.connect, sock_read=timeouts.stream_idle
-    )
-
-
-async def send(
-    session: aiohttp.ClientSession, req: UpstreamRequest, timeouts: Timeouts
-) -> aiohttp.ClientResponse:
+async def send(client: Client, req: UpstreamRequest, timeouts: Timeouts) -> Response:
     """Send ``req``; return the response once its headers arrived with a 2xx status.
 
     Raises an AttemptError for everything else. The caller owns (and must release)
     the returned response. The route's total deadline is the caller's to enforce.
     """
-    loop = asyncio.get_running_loop()
-    first_byte = loop.time() + timeouts.first_token
-    timeout = client_timeout(timeouts)
     try:
-        async with asyncio.timeout_at(first_byte):
-            resp = await session.post(
+        async with asyncio.timeout(timeouts.first_token):
+            resp = await client.post(
                 req.url,
-                data=req.body,
-                headers=req.headers,
-                timeout=timeout,
-                allow_redirects=False,
+                req.headers,
+                req.body,
+                connect_timeout=timeouts.connect,
+                read_timeout=timeouts.stream_idle,
             )
     except TimeoutError as exc:
         raise TimedOut("no answer before the first-token deadline") from exc
-    except aiohttp.ConnectionTimeoutError as exc:
+    except httpclient.ConnectTimeout as exc:
         raise TimedOut("connect timeout") from exc
-    except aiohttp.ServerTimeoutError as exc:
+    except httpclient.ReadTimeout as exc:
         raise TimedOut("read timeout") from exc
-    except (aiohttp.ClientConnectionError, OSError) as exc:
-        raise ConnectFailed(type(exc).__name__) from exc
-    except aiohttp.ClientError as exc:
-        raise UpstreamProtocol(type(exc).__name__) from exc
+    except (httpclient.ConnectError, httpclient.ConnectionCut) as exc:
+        raise ConnectFailed(_named(exc)) from exc
+    except httpclient.ClientError as exc:
+        raise UpstreamProtocol(_named(exc)) from exc
     status = resp.status
     if 200 <= status < 300:
         return resp
@@ -160,19 +144,33 @@ async def send(
     )
 
 
-def _origin(base: yarl.URL, location: str | None) -> str | None:
+def _named(exc: BaseException) -> str:
+    """What failed, for the audit: the exception's type and, for the client's own errors
+    (which never quote what the provider sent), what it says."""
+    if isinstance(exc, httpclient.ClientError):
+        cause = exc.__cause__
+        return f"{type(cause).__name__}" if cause is not None else str(exc)
+    return type(exc).__name__
+
+
+def _origin(base: str, location: str | None) -> str | None:
     """scheme://host[:port] a redirect points to (never its path or query, which may carry
     tokens), for the audit record."""
     if not location:
         return None
     try:
-        target = base.join(yarl.URL(location))
+        target = urlsplit(urljoin(base, location.strip()))
+        port = target.port
     except ValueError:
         return "an unparsable location"
-    return str(target.origin()) if target.absolute else None
+    if not target.scheme or not target.hostname:
+        return None
+    host = f"[{target.hostname}]" if ":" in target.hostname else target.hostname
+    default = {"http": 80, "https": 443}.get(target.scheme)
+    return f"{target.scheme}://{host}" + (f":{port}" if port and port != default else "")
 
 
-async def read_body(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+async def read_body(resp: Response, limit: int) -> bytes:
     """The whole decoded body, or ResponseTooLarge as soon as it passes ``limit`` bytes."""
     declared = resp.content_length
     if declared is not None and declared > limit and not resp.headers.get("content-encoding"):
@@ -180,27 +178,27 @@ async def read_body(resp: aiohttp.ClientResponse, limit: int) -> bytes:
     parts: list[bytes] = []
     size = 0
     try:
-        async for chunk in resp.content.iter_any():
+        async for chunk in resp.chunks():
             size += len(chunk)
             if size > limit:
                 raise ResponseTooLarge(f"provider's answer passed {limit} bytes")
             parts.append(chunk)
-    except aiohttp.ServerTimeoutError as exc:
+    except httpclient.ReadTimeout as exc:
         raise TimedOut("stream idle timeout") from exc
     except TimeoutError as exc:
         raise TimedOut("deadline") from exc
-    except (aiohttp.ClientError, OSError) as exc:
+    except httpclient.ClientError as exc:
         raise UpstreamProtocol(f"answer cut short ({type(exc).__name__})") from exc
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-def _media_type(resp: aiohttp.ClientResponse) -> str | None:
+def _media_type(resp: Response) -> str | None:
     value = resp.headers.get("content-type")
     return value.partition(";")[0].strip().lower() if value is not None else None
 
 
 async def read_answer(
-    resp: aiohttp.ClientResponse, adapter: Adapter, call: Call, model: str, limits: SizeLimits
+    resp: Response, adapter: Adapter, call: Call, model: str, limits: SizeLimits
 ) -> tuple[bytes, Usage]:
     """The client's answer and its usage from a whole (non-streamed) 2xx response of the
     provider's ``model``.
@@ -231,8 +229,10 @@ def _unreadable(exc: Exception) -> MalformedAnswer:
 
 # -- streams -------------------------------------------------------------------------------------
 
-Events = AsyncGenerator[tuple[str | None, bytes], None]
-Decoder = Callable[[aiohttp.ClientResponse, SizeLimits], Events]
+Event = tuple[str | None, bytes]
+# A decoder yields the events of each piece of the body as one batch (never an empty one).
+Events = AsyncGenerator[list[Event], None]
+Decoder = Callable[[Response, SizeLimits], Events]
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,21 +337,31 @@ class SSEParser:
         # comments (":") and unknown fields are ignored, as the SSE spec says
 
 
-async def sse_events(resp: aiohttp.ClientResponse, limits: SizeLimits) -> Events:
-    """Server-sent events of ``resp`` as (event name, data) pairs (see :class:`SSEParser`)."""
+async def sse_events(resp: Response, limits: SizeLimits) -> Events:
+    """Server-sent events of ``resp`` as (event name, data) pairs, a batch per piece of the
+    body that completed any (see :class:`SSEParser`)."""
     parser = SSEParser(limits.max_event_bytes)
+    async with stream_errors():
+        async for chunk in resp.chunks():
+            batch = parser.feed(chunk)
+            if batch:
+                yield batch
+    last = parser.end()
+    if last:
+        yield last
+
+
+@contextlib.asynccontextmanager
+async def stream_errors() -> AsyncIterator[None]:
+    """The HTTP client's errors while a stream is read, as attempt errors."""
     try:
-        async for chunk in resp.content.iter_any():
-            for item in parser.feed(chunk):
-                yield item
-    except aiohttp.ServerTimeoutError as exc:
+        yield
+    except httpclient.ReadTimeout as exc:
         raise TimedOut("stream idle timeout") from exc
     except TimeoutError as exc:
         raise TimedOut("deadline") from exc
-    except (aiohttp.ClientError, OSError) as exc:
+    except httpclient.ClientError as exc:
         raise UpstreamProtocol(f"stream cut ({type(exc).__name__})") from exc
-    for item in parser.end():
-        yield item
 
 
 # Adapter.stream_format -> the provider's stream framing. Other framings (e.g. AWS
@@ -362,12 +372,14 @@ STREAM_FORMATS: dict[str, StreamFormat] = {
 
 
 async def translate(
-    resp: aiohttp.ClientResponse,
+    resp: Response,
     stream_format: str,
     translator: StreamTranslator,
     limits: SizeLimits,
-) -> AsyncGenerator[list[bytes] | tuple[bytes, ...], None]:
-    """The client's stream: for each provider event, the client's chunks (maybe none).
+) -> AsyncGenerator[list[bytes], None]:
+    """The client's stream: for each batch of provider events, the client's chunks (maybe
+    none). A translator failing on an event of a batch comes after the chunks of the events
+    before it.
 
     Checks the content type first; any exception of the decoder or the translator that is
     not an AttemptError becomes a MalformedAnswer (see the module docstring).
@@ -381,10 +393,18 @@ async def translate(
             f", not {expected}"
         )
     events = fmt.decode(resp, limits)
+    feed = translator.feed
     try:
-        async for event, data in events:
-            out = translator.feed(event, data)
-            yield out if isinstance(out, list | tuple) else list(out)
+        async for batch in events:
+            out: list[bytes] = []
+            try:
+                for event, data in batch:
+                    out.extend(feed(event, data))
+            except BaseException:
+                if out:
+                    yield out  # what came before the failing event reaches the client first
+                raise
+            yield out
     except AttemptError:
         raise
     except Exception as exc:

@@ -449,18 +449,15 @@ TOOL_STREAM = [
 ]
 
 
-class _Content:
-    def __init__(self, pieces: list[bytes]) -> None:
-        self._pieces = pieces
+class _Response:
+    """What the decoder reads of a provider's answer: its body, cut in pieces of ``size``."""
 
-    async def iter_any(self) -> AsyncIterator[bytes]:
+    def __init__(self, data: bytes, size: int) -> None:
+        self._pieces = [data[i : i + size] for i in range(0, len(data), size)]
+
+    async def chunks(self) -> AsyncIterator[bytes]:
         for piece in self._pieces:
             yield piece
-
-
-class _Response:
-    def __init__(self, data: bytes, size: int) -> None:
-        self.content = _Content([data[i : i + size] for i in range(0, len(data), size)])
 
 
 async def decode(
@@ -468,7 +465,7 @@ async def decode(
 ) -> list[tuple[str | None, bytes]]:
     response = _Response(data, size)
     events = event_stream(response, limits or SizeLimits())  # type: ignore[arg-type]
-    return [item async for item in events]
+    return [item async for batch in events for item in batch]
 
 
 async def test_decoder_yields_events_across_arbitrary_splits_then_the_end() -> None:

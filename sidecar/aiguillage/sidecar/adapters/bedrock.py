@@ -30,11 +30,10 @@ model stream errors...) raise UpstreamProtocol.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import aiohttp
 import orjson
 import yarl
 from botocore.auth import SigV4Auth  # type: ignore[import-untyped]
@@ -81,7 +80,6 @@ from aiguillage.sidecar.errors import (
     ConfigError,
     MalformedAnswer,
     ResponseTooLarge,
-    TimedOut,
     UpstreamProtocol,
 )
 
@@ -359,34 +357,37 @@ _EVENTS = {
 }
 
 
-async def event_stream(
-    resp: aiohttp.ClientResponse, limits: SizeLimits
-) -> AsyncGenerator[tuple[str | None, bytes], None]:
-    """``(event type, JSON payload)`` of each event-stream frame, then END_OF_STREAM.
+async def event_stream(resp: upstream.Response, limits: SizeLimits) -> upstream.Events:
+    """``(event type, JSON payload)`` of each event-stream frame, then END_OF_STREAM; the
+    frames completed by one piece of the body come as one batch.
 
-    Exception and error frames raise UpstreamProtocol; bad frames (CRC, lengths, headers
-    that are not UTF-8) raise MalformedAnswer, and a frame past ``size_limits.max_event_bytes``
-    (payload and headers) ResponseTooLarge; a stream that stops mid-frame is cut
-    (UpstreamProtocol). aiohttp errors map as in upstream.sse_events.
+    Exception and error frames raise UpstreamProtocol (after the batch of the frames before
+    them); bad frames (CRC, lengths, headers that are not UTF-8) raise MalformedAnswer, and a
+    frame past ``size_limits.max_event_bytes`` (payload and headers) ResponseTooLarge; a
+    stream that stops mid-frame is cut (UpstreamProtocol). The HTTP client's errors map as
+    in upstream.sse_events.
     """
     buffer = EventStreamBuffer()
     cap = limits.max_event_bytes + FRAME_OVERHEAD
     pending = 0
     try:
-        async for data in resp.content.iter_any():
-            buffer.add_data(data)
-            pending += len(data)
-            for message in buffer:
-                pending -= message.prelude.total_length
-                yield _event(message.headers, message.payload)
-            if pending > cap:
-                raise ResponseTooLarge(f"provider sent an event-stream frame over {cap} bytes")
-    except aiohttp.ServerTimeoutError as exc:
-        raise TimedOut("stream idle timeout") from exc
-    except TimeoutError as exc:
-        raise TimedOut("deadline") from exc
-    except (aiohttp.ClientError, OSError) as exc:
-        raise UpstreamProtocol(f"stream cut ({type(exc).__name__})") from exc
+        async with upstream.stream_errors():
+            async for data in resp.chunks():
+                buffer.add_data(data)
+                pending += len(data)
+                batch: list[upstream.Event] = []
+                try:
+                    for message in buffer:
+                        pending -= message.prelude.total_length
+                        batch.append(_event(message.headers, message.payload))
+                except BaseException:
+                    if batch:
+                        yield batch
+                    raise
+                if batch:
+                    yield batch
+                if pending > cap:
+                    raise ResponseTooLarge(f"provider sent an event-stream frame over {cap} bytes")
     except ParserError as exc:
         raise MalformedAnswer(
             f"provider sent a bad event-stream frame ({type(exc).__name__})"
@@ -395,7 +396,7 @@ async def event_stream(
         raise MalformedAnswer("provider sent an event-stream header that is not UTF-8") from None
     if pending:
         raise UpstreamProtocol("stream cut in the middle of an event-stream frame")
-    yield END_OF_STREAM, b""
+    yield [(END_OF_STREAM, b"")]
 
 
 def _event(headers: dict[str, Any], payload: bytes) -> tuple[str, bytes]:
@@ -452,8 +453,8 @@ class BedrockAdapter(Adapter):
         mode = json_mode.json_object_mode(call.body)
         body = orjson.dumps(request_body(parse_chat(call.body, self.api), mode))
         action = "/converse-stream" if call.stream else "/converse"
-        # Sign the URL exactly as aiohttp will send it: yarl unescapes characters such as
-        # ":" that the path allows, and AWS signs the path it receives.
+        # Sign the URL exactly as it is sent: yarl unescapes characters such as ":" that the
+        # path allows (as the sidecar always sent it), and AWS signs the path it receives.
         url = str(yarl.URL(self._base + quote(model, safe="") + action))
         accept = "application/vnd.amazon.eventstream" if call.stream else "application/json"
         headers = {"content-type": "application/json", "accept": accept}

@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import contextlib
 from abc import abstractmethod
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import Iterable
 from typing import Any
 
-import aiohttp
 import orjson
 
 from aiguillage.sidecar import upstream
@@ -79,14 +78,12 @@ FINISH_REASONS = {
 }
 
 
-async def sse_then_end(
-    resp: aiohttp.ClientResponse, limits: SizeLimits
-) -> AsyncGenerator[tuple[str | None, bytes], None]:
+async def sse_then_end(resp: upstream.Response, limits: SizeLimits) -> upstream.Events:
     """SSE events, then ``(END_OF_STREAM, b"")`` once the provider closed the stream cleanly."""
     async with contextlib.aclosing(upstream.sse_events(resp, limits)) as events:
-        async for item in events:
-            yield item
-    yield END_OF_STREAM, b""
+        async for batch in events:
+            yield batch
+    yield [(END_OF_STREAM, b"")]
 
 
 upstream.STREAM_FORMATS[SSE_WITH_END] = upstream.StreamFormat(

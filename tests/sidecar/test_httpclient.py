@@ -1,0 +1,444 @@
+"""The sidecar's own HTTP/1.1 client (``httpclient.py``), against scripted raw TCP servers:
+framing, keep-alive, decoding limits, timeouts, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from aiguillage.sidecar import httpclient
+from aiguillage.sidecar.httpclient import Client, Response
+
+Handler = Callable[["Conn"], Awaitable[None]]
+
+
+@dataclass
+class Conn:
+    """One connection accepted by the scripted server."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+
+    async def request(self) -> tuple[bytes, bytes]:
+        """The next request's head and body (by its Content-Length)."""
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n"):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        return head, await self.reader.readexactly(length)
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+
+@dataclass
+class Server:
+    handler: Handler
+    url: str = ""
+    connections: int = 0
+    heads: list[bytes] = field(default_factory=list)
+    closed: asyncio.Event = field(default_factory=asyncio.Event)  # a connection saw EOF
+    _server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}/v1/x"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        conn = Conn(reader, writer)
+        try:
+            await self.handler(conn)
+            await reader.read()  # until the client closes
+            self.closed.set()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            self.closed.set()
+        except asyncio.CancelledError:
+            pass  # the test is over: its loop ends the connections still open
+        finally:
+            writer.close()
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[Client]:
+    c = Client()
+    yield c
+    await c.close()
+
+
+async def serve(handler: Handler) -> Server:
+    server = Server(handler)
+    await server.start()
+    return server
+
+
+async def post(client: Client, server: Server, **kw: float) -> Response:
+    return await client.post(
+        server.url,
+        {"content-type": "application/json"},
+        b"{}",
+        connect_timeout=kw.get("connect", 2.0),
+        read_timeout=kw.get("read", 5.0),
+    )
+
+
+async def body(response: Response) -> bytes:
+    return b"".join([piece async for piece in response.chunks()])
+
+
+def ok(data: bytes, *headers: str) -> bytes:
+    extra = "".join(f"{h}\r\n" for h in headers)
+    return f"HTTP/1.1 200 OK\r\ncontent-length: {len(data)}\r\n{extra}\r\n".encode() + data
+
+
+def answering(*answers: bytes) -> Handler:
+    """Answers each request on a connection with the next of ``answers``."""
+
+    async def handler(conn: Conn) -> None:
+        for answer in answers:
+            await conn.request()
+            await conn.send(answer)
+
+    return handler
+
+
+# -- framing -------------------------------------------------------------------------------------
+
+
+async def test_a_chunked_body_split_anywhere_with_trailers(client: Client) -> None:
+    raw = (
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-type: text/plain\r\n\r\n"
+        b"5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nx-trailer: ignored\r\n\r\n"
+    )
+
+    async def byte_by_byte(conn: Conn) -> None:
+        await conn.request()
+        for i in range(len(raw)):
+            await conn.send(raw[i : i + 1])
+
+    server = await serve(byte_by_byte)
+    response = await post(client, server)
+    assert response.status == 200
+    assert await body(response) == b"hello, world"
+    assert "x-trailer" not in response.headers
+    assert response.complete
+
+
+async def test_a_bad_chunk_size_is_a_protocol_error(client: Client) -> None:
+    server = await serve(
+        answering(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\nZZ\r\n")
+    )
+    response = await post(client, server)
+    with pytest.raises(httpclient.ProtocolError):
+        await body(response)
+
+
+async def test_a_body_ended_by_the_connection_is_whole(client: Client) -> None:
+    async def until_close(conn: Conn) -> None:
+        await conn.request()
+        await conn.send(b"HTTP/1.1 200 OK\r\n\r\nall of it")
+        conn.writer.close()
+
+    server = await serve(until_close)
+    assert await body(await post(client, server)) == b"all of it"
+
+
+async def test_a_connection_closed_mid_body_is_cut(client: Client) -> None:
+    async def cut(conn: Conn) -> None:
+        await conn.request()
+        await conn.send(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly this")
+        conn.writer.close()
+
+    server = await serve(cut)
+    response = await post(client, server)
+    with pytest.raises(httpclient.ConnectionCut):
+        await body(response)
+
+
+async def test_a_connection_closed_before_any_answer_is_cut(client: Client) -> None:
+    async def hang_up(conn: Conn) -> None:
+        await conn.request()
+        conn.writer.close()
+
+    server = await serve(hang_up)
+    with pytest.raises(httpclient.ConnectionCut):
+        await post(client, server)
+
+
+async def test_headers_past_the_limit_are_refused(client: Client) -> None:
+    big = "x-big: " + "a" * (httpclient.MAX_HEADER_BYTES + 10)
+
+    async def huge(conn: Conn) -> None:
+        await conn.request()
+        await conn.send(b"HTTP/1.1 200 OK\r\n" + big.encode()[:70000])  # never ends
+
+    server = await serve(huge)
+    with pytest.raises(httpclient.ProtocolError, match="headers over"):
+        await post(client, server)
+
+
+async def test_interim_answers_are_skipped_and_101_is_final(client: Client) -> None:
+    server = await serve(
+        answering(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early\r\nlink: x\r\n\r\n" + ok(b"{}"))
+    )
+    response = await post(client, server)
+    assert (response.status, "link" in response.headers) == (200, False)
+    assert await body(response) == b"{}"
+
+    switching = await serve(answering(b"HTTP/1.1 101 Switching\r\nupgrade: x\r\n\r\n"))
+    response = await post(client, switching)
+    assert response.status == 101
+    response.close()
+
+
+async def test_a_redirect_is_an_answer_not_followed(client: Client) -> None:
+    server = await serve(
+        answering(b"HTTP/1.1 307 Moved\r\nlocation: http://elsewhere.example/\r\n\r\n")
+    )
+    response = await post(client, server)
+    assert (response.status, response.headers["location"]) == (307, "http://elsewhere.example/")
+    response.close()
+    assert server.connections == 1
+
+
+async def test_a_header_value_with_a_line_break_is_refused(client: Client) -> None:
+    server = await serve(answering(ok(b"{}")))
+    with pytest.raises(ValueError, match="CR or LF"):
+        await client.post(
+            server.url, {"x-a": "1\r\nx-injected: 2"}, b"", connect_timeout=2, read_timeout=2
+        )
+    assert server.connections == 0
+
+
+# -- keep-alive ----------------------------------------------------------------------------------
+
+
+async def test_a_connection_is_reused_once_its_answer_was_read(client: Client) -> None:
+    cookie = "set-cookie: session=for-someone; Path=/"
+    server = await serve(answering(ok(b"one", cookie), ok(b"two")))
+    first = await post(client, server)
+    assert await body(first) == b"one"
+    first.release()
+    second = await post(client, server)
+    assert await body(second) == b"two"
+    second.release()
+
+    assert server.connections == 1
+    assert client.open_connections == 1
+
+
+async def test_set_cookie_is_never_sent_back(client: Client) -> None:
+    heads: list[bytes] = []
+
+    async def record(conn: Conn) -> None:
+        for answer in (ok(b"{}", "set-cookie: a=b; Path=/"), ok(b"{}")):
+            head, _ = await conn.request()
+            heads.append(head.lower())
+            await conn.send(answer)
+
+    server = await serve(record)
+    for _ in range(2):
+        response = await post(client, server)
+        await body(response)
+        response.release()
+    assert b"cookie" not in heads[1]
+
+
+async def test_a_half_read_answer_closes_its_connection(client: Client) -> None:
+    async def half_then_wait(conn: Conn) -> None:
+        await conn.request()
+        await conn.send(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf.")
+        await conn.reader.read()  # the rest never comes: the client must not reuse this
+        await conn.send(ok(b"wrong"))
+
+    server = await serve(half_then_wait)
+    first = await post(client, server)
+    async for _ in first.chunks():
+        break  # the caller stops reading
+    first.release()
+    await asyncio.wait_for(server.closed.wait(), 5)
+    other = await serve(answering(ok(b"two")))
+    second = await post(client, other)
+    assert await body(second) == b"two"
+    assert client.open_connections == 1
+
+
+async def test_connection_close_is_not_reused(client: Client) -> None:
+    server = await serve(answering(ok(b"one", "connection: close")))
+    server2_answers = await serve(answering(ok(b"two")))
+    first = await post(client, server)
+    await body(first)
+    first.release()
+    assert client.open_connections == 0
+    second = await post(client, server2_answers)
+    assert await body(second) == b"two"
+
+
+async def test_requests_are_never_pipelined(client: Client) -> None:
+    gate = asyncio.Event()
+
+    async def slow_first(conn: Conn) -> None:
+        await conn.request()
+        await gate.wait()
+        await conn.send(ok(b"late"))
+
+    server = await serve(slow_first)
+    first = asyncio.create_task(post(client, server))
+    await asyncio.sleep(0.05)
+    second = asyncio.create_task(post(client, server))
+    await asyncio.sleep(0.05)
+    assert server.connections == 2  # the second request did not queue behind the first
+    gate.set()
+    for task in (first, second):
+        response = await task
+        assert await body(response) == b"late"
+        response.release()
+
+
+async def test_an_idle_connection_the_provider_closed_is_not_reused(client: Client) -> None:
+    async def one_then_close(conn: Conn) -> None:
+        await conn.request()
+        await conn.send(ok(b"{}"))
+        conn.writer.close()
+
+    server = await serve(one_then_close)
+    first = await post(client, server)
+    await body(first)
+    first.release()
+    await asyncio.wait_for(server.closed.wait(), 5)
+    for _ in range(100):  # the client notices the close on its next loop turns
+        if client.open_connections == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert client.open_connections == 0
+
+
+async def test_an_idle_pooled_connection_is_closed_after_a_while() -> None:
+    client = Client(idle_seconds=0.05)
+    try:
+        server = await serve(answering(ok(b"{}")))
+        response = await post(client, server)
+        await body(response)
+        response.release()
+        await asyncio.wait_for(server.closed.wait(), 5)
+        assert client.open_connections == 0
+    finally:
+        await client.close()
+
+
+# -- decoding ------------------------------------------------------------------------------------
+
+
+async def test_gzip_and_both_deflates_are_inflated(client: Client) -> None:
+    text = b'{"a": "' + b"z" * 10_000 + b'"}'
+    raw_deflate = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    answers = (
+        ok(gzip.compress(text), "content-encoding: gzip"),
+        ok(zlib.compress(text), "content-encoding: deflate"),
+        ok(raw_deflate.compress(text) + raw_deflate.flush(), "content-encoding: deflate"),
+    )
+    server = await serve(answering(*answers))
+    for _ in answers:
+        response = await post(client, server)
+        assert await body(response) == text
+        response.release()
+
+
+async def test_a_gzip_bomb_inflates_in_bounded_steps(client: Client) -> None:
+    bomb = gzip.compress(b"\0" * (64 * 1024 * 1024))  # 64 MiB in ~64 KiB
+    server = await serve(answering(ok(bomb, "content-encoding: gzip")))
+    response = await post(client, server)
+    inflated = 0
+    async for piece in response.chunks():
+        assert len(piece) <= httpclient.INFLATE_STEP
+        inflated += len(piece)
+        if inflated > 1024 * 1024:
+            break  # a reader with a 1 MiB limit stops here: nothing more was inflated
+    response.close()
+    assert inflated <= 1024 * 1024 + httpclient.INFLATE_STEP
+
+
+@pytest.mark.parametrize(("encoding", "data"), [("br", b"\x0b\x00"), ("gzip", b"not gzip at all")])
+async def test_unknown_or_corrupt_encodings_are_refused(
+    client: Client, encoding: str, data: bytes
+) -> None:
+    server = await serve(answering(ok(data, f"content-encoding: {encoding}")))
+    response = await post(client, server)
+    with pytest.raises(httpclient.ContentEncodingError):
+        await body(response)
+
+
+# -- time, backpressure, cancellation -------------------------------------------------------------
+
+
+async def test_no_answer_within_the_read_timeout(client: Client) -> None:
+    async def silent(conn: Conn) -> None:
+        await conn.request()
+
+    server = await serve(silent)
+    with pytest.raises(httpclient.ReadTimeout):
+        await post(client, server, read=0.2)
+
+
+async def test_a_body_stalled_past_the_read_timeout(client: Client) -> None:
+    async def stall(conn: Conn) -> None:
+        await conn.request()
+        await conn.send(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc")
+
+    server = await serve(stall)
+    response = await post(client, server, read=0.2)
+    with pytest.raises(httpclient.ReadTimeout):
+        await body(response)
+
+
+async def test_nothing_listening_is_a_connect_error(client: Client) -> None:
+    server = await serve(answering())
+    assert server._server is not None
+    server._server.close()
+    await server._server.wait_closed()
+    with pytest.raises(httpclient.ConnectError):
+        await post(client, server)
+
+
+async def test_a_slow_reader_stops_the_socket_being_read(client: Client) -> None:
+    size = 8 * 1024 * 1024
+    sent = asyncio.Event()
+
+    async def flood(conn: Conn) -> None:
+        await conn.request()
+        conn.writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % size)
+        conn.writer.write(b"x" * size)
+        await conn.writer.drain()  # returns once the client reads it all
+        sent.set()
+
+    server = await serve(flood)
+    response = await post(client, server)
+    await asyncio.sleep(0.3)  # the provider keeps sending; the client does not read
+    assert not sent.is_set()
+    held = len(await response.read_some())
+    assert held < size // 2  # what was held is bounded, far below what was sent
+    assert len(await body(response)) == size - held
+    await asyncio.wait_for(sent.wait(), 5)
+
+
+async def test_cancelling_a_request_closes_its_connection(client: Client) -> None:
+    async def never(conn: Conn) -> None:
+        await conn.request()
+
+    server = await serve(never)
+    task = asyncio.create_task(post(client, server))
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.wait_for(server.closed.wait(), 5)  # the provider sees it closed
+    assert client.open_connections == 0
