@@ -353,7 +353,8 @@ class Exchange:
             return Answer(None, translator.usage)
         finally:
             await chunks.aclose()
-            resp.close()
+            # Read to its end, the connection serves the next request; cut short, it closes.
+            resp.release()
 
     async def _start_stream(self, chosen: Chosen) -> web.StreamResponse:
         client = web.StreamResponse(

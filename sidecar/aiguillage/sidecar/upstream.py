@@ -287,9 +287,26 @@ class SSEParser:
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         out: list[tuple[str | None, bytes]] = []
         start = 0
+        cap = self._cap
+        data = self._data
         try:
+            # Blank lines and "data: " lines (nearly every line of a stream) inline; the
+            # others through _line. Same rules either way.
             while (end := chunk.find(b"\n", start)) >= 0:
-                self._line(chunk[start:end], out)
+                if end == start:
+                    if data:
+                        out.append((self._event, data[0] if len(data) == 1 else b"\n".join(data)))
+                    self._event, self._data, self._size = None, [], 0
+                    data = self._data
+                elif end - start <= cap and chunk.startswith(b"data: ", start):
+                    piece = chunk[start + 6 : end]
+                    self._size += len(piece) + 1
+                    if self._size > cap:
+                        raise ResponseTooLarge(f"provider sent an SSE event over {cap} bytes")
+                    data.append(piece)
+                else:
+                    self._line(chunk[start:end], out)
+                    data = self._data
                 start = end + 1
         except MalformedAnswer as exc:
             if not out:

@@ -1,7 +1,7 @@
 """``make bench-ab BEFORE=REV [AFTER=REV]``: one hot-path change, measured before and after.
 
 ``python -m aiguillage.devtools.bench.ab --before REV [--after REV] [-c 16] [-n 4000]
-[--rounds 6] [--stream] [--profile native|python|off] [--top 15]``
+[--rounds 6] [--stream [--chunk-interval 0]] [--profile native|python|off] [--top 15]``
 
 The sidecar at REV (a temporary ``git worktree``) and the sidecar of the working tree (or
 of ``--after REV``) run side by side on the same core, with the benchmark's config
@@ -135,7 +135,11 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 def report(before: Side, after: Side, args: argparse.Namespace, loadavg: tuple[str, str]) -> str:
     a, b = summarize(before.runs), summarize(after.runs)
-    mode = "streaming" if args.stream else "non-streaming"
+    mode = (
+        f"streaming (64 chunks {args.chunk_interval * 1000:g} ms apart)"
+        if args.stream
+        else "non-streaming"
+    )
     lines = [
         f"# A/B: `{before.revision}` ({before.commit[:12]}) → `{after.revision}` "
         f"({after.commit[:12]})",
@@ -197,6 +201,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--stream", action="store_true", help="streamed answers (SSE)")
+    p.add_argument(
+        "--chunk-interval", type=float, default=0.005,
+        help="seconds between the upstream's stream chunks (0: the stream capacity's burst)",
+    )  # fmt: skip
     p.add_argument("--profile", choices=("native", "python", "off"), default="native")
     p.add_argument("--profile-seconds", type=float, default=8.0)
     p.add_argument("--top", type=int, default=15, help="functions per profile")
@@ -247,7 +255,9 @@ def _run(
     other_cpus: str | None,
 ) -> None:
     gen = build_loadgen()
-    upstream, upstream_url = start_upstream(procs, cpus=other_cpus, chunks=64, interval=0.005)
+    upstream, upstream_url = start_upstream(
+        procs, cpus=other_cpus, chunks=64, interval=args.chunk_interval
+    )
     sides = (before, after)
     for side in sides:
         config = render(side, upstream_url, work / f"config-{side.name}")

@@ -78,13 +78,14 @@ def check_results(body: dict[str, Any], operation: Operation, chunk: bool) -> No
     if chunk and name not in body:
         return
     results = body.get(name)
-    if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+    if type(results) is not list:
         raise MalformedAnswer(f'provider sent "{name}" that is not a list of objects')
-    if operation is Operation.CHAT:
-        key = "delta" if chunk else "message"
-        for choice in results:
-            if not isinstance(choice.get(key), dict) and (key in choice or not chunk):
-                raise MalformedAnswer(f'provider sent a choice whose "{key}" is not an object')
+    key = ("delta" if chunk else "message") if operation is Operation.CHAT else None
+    for result in results:  # a loop, not all(<genexpr>): this runs for every stream chunk
+        if type(result) is not dict:
+            raise MalformedAnswer(f'provider sent "{name}" that is not a list of objects')
+        if key is not None and type(result.get(key)) is not dict and (key in result or not chunk):
+            raise MalformedAnswer(f'provider sent a choice whose "{key}" is not an object')
 
 
 class OpenAIAdapter(Adapter):
