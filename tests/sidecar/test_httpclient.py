@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import ssl
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
+from aiguillage.devtools import pki
 from aiguillage.sidecar import httpclient
 from aiguillage.sidecar.httpclient import Client, Response
 
@@ -182,7 +185,7 @@ async def test_headers_past_the_limit_are_refused(client: Client) -> None:
         await conn.send(b"HTTP/1.1 200 OK\r\n" + big.encode()[:70000])  # never ends
 
     server = await serve(huge)
-    with pytest.raises(httpclient.ProtocolError, match="headers over"):
+    with pytest.raises(httpclient.ProtocolError, match="bytes of headers"):
         await post(client, server)
 
 
@@ -217,6 +220,28 @@ async def test_a_header_value_with_a_line_break_is_refused(client: Client) -> No
             server.url, {"x-a": "1\r\nx-injected: 2"}, b"", connect_timeout=2, read_timeout=2
         )
     assert server.connections == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "origin", "target"),
+    [
+        ("http://127.0.0.1:8080/v1/chat", ("http", "127.0.0.1", 8080), "/v1/chat"),
+        ("HTTPS://[::1]/a b?x=1", ("https", "::1", 443), "/a%20b?x=1"),
+        ("https://h.example/m\r\nx-injected: 1", ("https", "h.example", 443), "/mx-injected:%201"),
+        ("http://h.example", ("http", "h.example", 80), "/"),
+    ],
+)
+def test_urls_are_normalised_never_sent_raw(
+    url: str, origin: tuple[str, str, int], target: str
+) -> None:
+    parsed, path = httpclient.split_url(url)
+    assert ((parsed.scheme, parsed.host, parsed.port), path) == (origin, target)
+
+
+@pytest.mark.parametrize("url", ["ftp://h.example/", "/v1/chat", "http:///nohost"])
+def test_only_absolute_http_urls_are_accepted(url: str) -> None:
+    with pytest.raises(ValueError, match="not an absolute"):
+        httpclient.split_url(url)
 
 
 # -- keep-alive ----------------------------------------------------------------------------------
@@ -441,4 +466,184 @@ async def test_cancelling_a_request_closes_its_connection(client: Client) -> Non
     with pytest.raises(asyncio.CancelledError):
         await task
     await asyncio.wait_for(server.closed.wait(), 5)  # the provider sees it closed
+    assert client.open_connections == 0
+
+
+# -- hostile framing -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        b"-1\r\nx\r\n0\r\n\r\n",  # negative size
+        b"1" + b"0" * 20 + b"\r\nx",  # a size past 64 bits
+        b"5\r\nhelloXX0\r\n\r\n",  # data longer than its size
+        b"5 5\r\nhello\r\n0\r\n\r\n",  # two sizes
+    ],
+)
+async def test_bad_chunk_framing_is_a_protocol_error(client: Client, chunks: bytes) -> None:
+    head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+    server = await serve(answering(head + chunks))
+    response = await post(client, server)
+    with pytest.raises(httpclient.ProtocolError):
+        await body(response)
+    assert client.open_connections == 0
+
+
+async def test_endless_trailers_are_refused(client: Client) -> None:
+    async def endless(conn: Conn) -> None:
+        await conn.request()
+        await conn.send(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n")
+        await conn.send(b"x-trailer: ")
+        while True:  # until the client hangs up
+            await conn.send(b"t" * 16384)
+
+    server = await serve(endless)
+    response = await post(client, server)
+    with pytest.raises(httpclient.ProtocolError, match="bytes of headers"):
+        await body(response)
+
+
+async def test_endless_interim_answers_are_refused(client: Client) -> None:
+    interim = b"HTTP/1.1 100 Continue\r\n\r\n"
+    many = interim * (httpclient.MAX_HEADER_BYTES // len(interim) + 10)
+    server = await serve(answering(many))
+    with pytest.raises(httpclient.ProtocolError, match="bytes of headers"):
+        await post(client, server)
+
+
+async def test_a_second_answer_in_the_same_packet_is_not_part_of_the_first(
+    client: Client,
+) -> None:
+    server = await serve(answering(ok(b"one") + ok(b"smuggled"), ok(b"stale")))
+    first = await post(client, server)
+    assert await body(first) == b"one"
+    first.release()
+    assert client.open_connections == 0  # closed, not pooled
+    second = await post(client, server)
+    assert await body(second) == b"one"  # a new connection's first answer, not "stale"
+    second.release()
+    assert server.connections == 2
+
+
+async def test_bytes_sent_to_an_idle_connection_close_it(client: Client) -> None:
+    released = asyncio.Event()
+
+    async def unsolicited(conn: Conn) -> None:
+        await conn.request()
+        await conn.send(ok(b"one"))
+        await released.wait()
+        await conn.send(ok(b"nobody asked"))
+
+    server = await serve(unsolicited)
+    first = await post(client, server)
+    assert await body(first) == b"one"
+    first.release()
+    assert client.open_connections == 1
+    released.set()
+    await asyncio.wait_for(server.closed.wait(), 5)  # the client hung up on it
+    assert client.open_connections == 0
+
+
+@pytest.mark.parametrize(
+    ("broken", "error"),
+    [
+        (b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc", httpclient.ReadTimeout),
+        (
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\nZZ\r\n",
+            httpclient.ProtocolError,
+        ),
+        (ok(b"not gzip", "content-encoding: gzip"), httpclient.ContentEncodingError),
+        (ok(b"{}", "content-encoding: br"), httpclient.ContentEncodingError),
+    ],
+)
+async def test_a_connection_is_never_reused_after_an_error(
+    client: Client, broken: bytes, error: type[Exception]
+) -> None:
+    async def first_connection_broken(conn: Conn) -> None:
+        first = server.connections == 1
+        if first:
+            await conn.request()
+            await conn.send(broken)
+        while True:  # what a stale connection would answer next
+            await conn.request()
+            await conn.send(ok(b"stale" if first else b"fresh"))
+
+    server = await serve(first_connection_broken)
+    first = await post(client, server, read=0.3)
+    with pytest.raises(error):
+        await body(first)
+    first.release()
+    assert client.open_connections == 0
+    second = await post(client, server)
+    assert await body(second) == b"fresh"
+    second.release()
+    assert server.connections == 2
+
+
+# -- TLS -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A throw-away CA and a serving certificate for localhost (not for 127.0.0.1)."""
+    workdir = tmp_path_factory.mktemp("tls")
+    pki.write_credentials(workdir, admin_user="unused", admin_group="unused", serving_ips=[])
+    return workdir
+
+
+@pytest.fixture
+def fresh_tls_context() -> Iterator[None]:
+    httpclient._tls_context.cache_clear()  # read SSL_CERT_FILE as this test set it
+    yield
+    httpclient._tls_context.cache_clear()
+
+
+async def serve_tls(handler: Handler, files: Path) -> Server:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(files / pki.SERVING_CERT, files / pki.SERVING_KEY)
+    server = Server(handler)
+    server._server = await asyncio.start_server(server._serve, "127.0.0.1", 0, ssl=context)
+    port = server._server.sockets[0].getsockname()[1]
+    server.url = f"https://localhost:{port}/v1/x"
+    return server
+
+
+@pytest.mark.usefixtures("fresh_tls_context")
+async def test_https_to_a_provider_whose_ca_is_trusted(
+    client: Client, tls_files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_files / pki.CA_CERT))
+    server = await serve_tls(answering(ok(b"one"), ok(b"two")), tls_files)
+    for expected in (b"one", b"two"):
+        response = await post(client, server)
+        assert await body(response) == expected
+        response.release()
+    assert server.connections == 1  # kept alive over TLS too
+
+
+@pytest.mark.usefixtures("fresh_tls_context")
+@pytest.mark.parametrize("trusted", [False, True])
+async def test_https_refuses_a_certificate_it_cannot_verify(
+    client: Client, tls_files: Path, monkeypatch: pytest.MonkeyPatch, trusted: bool
+) -> None:
+    requests: list[bytes] = []
+
+    async def record(conn: Conn) -> None:
+        head, _ = await conn.request()
+        requests.append(head)
+        await conn.send(ok(b"{}"))
+
+    if trusted:  # a trusted CA, but the certificate does not name 127.0.0.1
+        monkeypatch.setenv("SSL_CERT_FILE", str(tls_files / pki.CA_CERT))
+    else:  # nobody trusts this CA
+        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+        monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    server = await serve_tls(record, tls_files)
+    url = server.url.replace("localhost", "127.0.0.1") if trusted else server.url
+    with pytest.raises(httpclient.ConnectError, match=r"^SSLCertVerificationError$"):
+        await client.post(
+            url, {"authorization": "Bearer secret"}, b"{}", connect_timeout=5, read_timeout=5
+        )
+    assert requests == []  # the credentials never left
     assert client.open_connections == 0

@@ -12,8 +12,11 @@ of the sidecar's CPU time under load. This client keeps what the sidecar relies 
   said keep-alive.
 - **framing** by ``httptools`` (llhttp, the parser of Node.js): ``Content-Length``, chunked
   bodies (trailers ignored), bodies ending with the connection; interim ``1xx`` answers are
-  skipped (a ``101`` is final: the caller refuses it). Response headers past
-  :data:`MAX_HEADER_BYTES` fail the request.
+  skipped (a ``101`` is final: the caller refuses it). Past :data:`MAX_HEADER_BYTES`
+  received without a byte of body (headers, endless interim answers, chunk extensions,
+  trailers), the request fails: what the parser holds stays bounded. Bytes after the end
+  of the answer (a second answer nobody asked for) are never part of it: the connection
+  is closed instead of pooled.
 - **decoding**: ``gzip`` and ``deflate`` bodies are inflated in steps of at most
   :data:`INFLATE_STEP` bytes as they are read, so the caller counting what it got stops a
   compression bomb after its own limit plus one step; other encodings are refused.
@@ -26,7 +29,10 @@ of the sidecar's CPU time under load. This client keeps what the sidecar relies 
 - **cancellation**: a request cancelled while it waits (its client went away) closes its
   connection: the provider sees it closed, as with aiohttp.
 - **TLS** through an ``ssl`` context made the first time an ``https`` origin is used (the
-  ``ssl`` module is imported only then).
+  ``ssl`` module is imported only then): the system's CAs, or those of ``SSL_CERT_FILE`` /
+  ``SSL_CERT_DIR``; certificate and host name always verified.
+- **no reuse after an error**: a connection whose answer failed in any way (framing, time,
+  decoding, bytes after its end), or was not read to its end, is closed, never pooled.
 
 Errors are :class:`ClientError` subclasses; :mod:`aiguillage.sidecar.upstream` maps them to
 the sidecar's attempt errors.
@@ -41,9 +47,9 @@ from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import httptools
+import yarl
 
 if TYPE_CHECKING:
     import ssl
@@ -103,16 +109,16 @@ class Origin:
 
 @functools.lru_cache(maxsize=1024)
 def split_url(url: str) -> tuple[Origin, str]:
-    """(origin, request target) of an absolute http(s) URL; ValueError for anything else."""
-    parts = urlsplit(url)
+    """(origin, request target) of an absolute http(s) URL; ValueError for anything else.
+
+    The URL is normalised by ``yarl`` as aiohttp did: characters a path or query may not hold
+    (spaces, CR, LF...) are percent-encoded or dropped, never sent raw; a host is IDNA-encoded.
+    """
+    parts = yarl.URL(url)
     scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not parts.hostname:
+    if scheme not in ("http", "https") or not parts.raw_host or parts.port is None:
         raise ValueError(f"not an absolute http(s) URL: {url!r}")
-    port = parts.port or (443 if scheme == "https" else 80)
-    target = parts.path or "/"
-    if parts.query:
-        target += "?" + parts.query
-    return Origin(scheme, parts.hostname, port), target
+    return Origin(scheme, parts.raw_host, parts.port), parts.raw_path_qs or "/"
 
 
 @functools.cache
@@ -231,6 +237,7 @@ class Response:
         elif encoding == "deflate":
             inflater = _DeflateEither()  # type: ignore[assignment]
         else:
+            self._conn.abort()
             raise ContentEncodingError(f"unsupported content-encoding {encoding[:40]!r}")
         try:
             while data := await self.read_some():
@@ -241,6 +248,7 @@ class Response:
                         yield out
             rest = inflater.flush()
         except zlib.error as exc:
+            self._conn.abort()  # a provider whose body does not decode gets no other request
             raise ContentEncodingError(f"{encoding} body does not inflate") from exc
         if rest:
             yield rest
@@ -289,7 +297,9 @@ class _Connection(asyncio.Protocol):
         self._paused = False
         self._interim = False
         self._until_close = False
-        self._header_bytes = 0
+        self._ended = False  # the answer to the request in flight has ended
+        self._excess_seen = False  # and more came after it
+        self._quiet = 0  # bytes received since the last byte of body
         self._idle_timer: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol ----------------------------------------------------------------
@@ -298,12 +308,12 @@ class _Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        response = self.response
-        if response is None:  # bytes nobody asked for: this connection cannot be trusted
+        if self.response is None or self._ended:
+            # Bytes nobody asked for (on an idle connection, or after the answer's end):
+            # this connection cannot be trusted with another request.
             self.abort()
             return
-        if not response.headers_done:
-            self._header_bytes += len(data)
+        self._quiet += len(data)  # on_body sets it back to 0
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -311,8 +321,15 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._fail(ProtocolError(f"provider sent invalid HTTP ({type(exc).__name__})"))
             return
-        if not response.headers_done and self._header_bytes > MAX_HEADER_BYTES:
-            self._fail(ProtocolError(f"provider sent headers over {MAX_HEADER_BYTES} bytes"))
+        if self._excess_seen:
+            self.abort()
+        elif not self._ended and self._quiet > MAX_HEADER_BYTES:
+            self._fail(
+                ProtocolError(
+                    f"provider sent over {MAX_HEADER_BYTES} bytes of headers (or chunk "
+                    "framing, trailers) without any body"
+                )
+            )
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -339,10 +356,16 @@ class _Connection(asyncio.Protocol):
 
     # -- httptools callbacks ---------------------------------------------------------------
 
+    # After the answer ended, the parser reads what follows as the next answer: each
+    # callback first makes sure none of it reaches the one in flight.
+
+    def _excess(self) -> None:
+        self._excess_seen = True  # data_received closes the connection
+
     def on_header(self, name: bytes, value: bytes) -> None:
         response = self.response
         if response is None or response.headers_done:
-            return  # trailers of a chunked body: ignored
+            return  # trailers of a chunked body (or headers after the end): ignored
         key = name.decode("latin-1").lower()
         if key not in response.headers:
             response.headers[key] = value.decode("latin-1")
@@ -350,6 +373,9 @@ class _Connection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         response = self.response
         assert response is not None
+        if self._ended:
+            self._excess()
+            return
         status = self.parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             self._interim = True  # 100 Continue, 103 Early Hints: the answer follows
@@ -366,6 +392,10 @@ class _Connection(asyncio.Protocol):
         response._wake()
 
     def on_body(self, body: bytes) -> None:
+        if self._ended:
+            self._excess()
+            return
+        self._quiet = 0
         response = self.response
         assert response is not None
         response._pieces.append(body)
@@ -380,6 +410,10 @@ class _Connection(asyncio.Protocol):
         if self._interim:
             self._interim = False
             return
+        if self._ended:
+            self._excess()
+            return
+        self._ended = True
         response = self.response
         assert response is not None
         response._complete = True
@@ -410,7 +444,9 @@ class _Connection(asyncio.Protocol):
             self._idle_timer = None
         self.read_timeout = read_timeout
         self.response = response = Response(self, url)
-        self._header_bytes = 0
+        self._quiet = 0
+        self._ended = False
+        self._excess_seen = False
         self._until_close = False
         if len(body) < JOIN_BODY_BELOW:
             self.transport.write(head + body)
@@ -491,7 +527,7 @@ class Client:
         idle = self._idle.get(origin)
         while idle:
             conn = idle.pop()
-            if not conn.closed:
+            if not conn.closed and conn.transport is not None and not conn.transport.is_closing():
                 return conn
         return None
 
