@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from aiguillage.devtools.bench import derive, report
@@ -63,6 +64,19 @@ def test_sections_for_tail_capacity_memory_imports_and_features() -> None:
     assert "| Residency checks | +0.10 ms | +0.10 ms | 0.95× | +10 µs | +0.50 ms |" in text
     assert "| Metrics (vs off) | — |" in text
     assert "- Metrics (vs off): needs sidecar switch AIGUILLAGE_METRICS=off" in text
+
+
+def test_the_optimisations_measured_by_hand_are_kept_in_the_report(tmp_path: Path) -> None:
+    doc = tmp_path / "docs" / "benchmarks.md"
+    (doc.parent / "bench").mkdir(parents=True)
+    (doc.parent / report.OPTIMISATIONS).write_text("### gc.freeze\n\nCPU/request 212 -> 206 us\n")
+    results = make_results()
+    results["derived"] = derive.derive(results)
+    report.write_outputs(results, doc, {}, tmp_path / "results.jsonl", "../results.jsonl")
+    text = doc.read_text()
+    assert "## Optimisations, measured" in text
+    assert "### gc.freeze\n\nCPU/request 212 -> 206 us\n" in text
+    assert "## Optimisations, measured" not in _markdown()  # no file, no section
 
 
 def test_json_line_is_one_line_of_json() -> None:
