@@ -26,13 +26,14 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from aiguillage.sidecar import routing
 from aiguillage.sidecar.adapters import UnsupportedApi
 from aiguillage.sidecar.adapters.base import Adapter, Call, Usage
 from aiguillage.sidecar.audit import AttemptRecord, AuditRecord
 from aiguillage.sidecar.config import Provider, Route, Target
+from aiguillage.sidecar.deadline import Deadline
 from aiguillage.sidecar.errors import AttemptError, SidecarError, UpstreamStatus
 from aiguillage.sidecar.health import HealthBoard
 from aiguillage.sidecar.privacy.errors import PersonalDataBlocked
@@ -108,10 +109,15 @@ async def forward(
     record: AuditRecord,
     attempt: Attempt[T],
     protection: RequestProtection | None = None,
+    *,
+    task: asyncio.Task[Any] | None = None,
 ) -> tuple[Answer[T], Chosen]:
     """Try the route's targets in order until one answers; ``attempt`` makes one attempt
-    (it sends ``protection.outgoing(target, provider).call`` when there is protection)."""
-    loop = asyncio.get_running_loop()
+    (it sends ``protection.outgoing(target, provider).call`` when there is protection).
+    ``task`` is the one running this (looked up when not given)."""
+    task = task or asyncio.current_task()
+    assert task is not None
+    loop = task.get_loop()
     deadline = loop.time() + route.timeouts.total
     ordered = routing.order(route, health)
     if not any(
@@ -179,7 +185,7 @@ async def forward(
             record.attempts.append(entry)
             chosen = Chosen(target, provider, contacted)
             try:
-                async with asyncio.timeout_at(deadline):
+                with Deadline(task, deadline):
                     answer = await attempt(adapter, target, provider, chosen)
             except TimeoutError:
                 entry.outcome, entry.detail = "timeout", "total deadline"

@@ -45,6 +45,7 @@ from aiguillage.sidecar.adapters.base import (
 )
 from aiguillage.sidecar.audit import AuditLog, AuditRecord
 from aiguillage.sidecar.config import Provider, Route, Target
+from aiguillage.sidecar.deadline import Deadline
 from aiguillage.sidecar.errors import AttemptError, InvalidRequest, TimedOut, UpstreamProtocol
 from aiguillage.sidecar.forward import (
     AllAttemptsFailed,
@@ -163,6 +164,8 @@ class Exchange:
         # The request's data protection, when its route has rules (see _answer()).
         self.protection: RequestProtection | None = None
         self.size = 0  # bytes of the request body
+        # The task serving the request (see _until), set by the handler.
+        self.task: asyncio.Task[Any] | None = None
         # Known once the body is read and routed (see serve()).
         self.snap: Snapshot
         self.route: Route
@@ -185,7 +188,7 @@ class Exchange:
             return self.refuse(503, "the sidecar has no valid config yet", "not_ready", "api_error")
         self.snap = snap
         try:
-            async with asyncio.timeout(body_seconds):
+            with self._until(self.task_loop().time() + body_seconds):
                 raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return self.refuse(
@@ -240,6 +243,17 @@ class Exchange:
         )
         return await self.run(header_rule)
 
+    def _until(self, when: float) -> Deadline:
+        """A deadline for a block of this request's task (asyncio.timeout_at, without the
+        loop and task lookups that cost a getpid() each on Python 3.11: see deadline.py)."""
+        task = self.task or asyncio.current_task()
+        assert task is not None  # aiohttp runs every handler in a task
+        self.task = task
+        return Deadline(task, when)
+
+    def task_loop(self) -> asyncio.AbstractEventLoop:
+        return self.task.get_loop() if self.task is not None else asyncio.get_running_loop()
+
     def refuse(
         self, status: int, message: str, code: str, type_: str = "invalid_request_error"
     ) -> web.Response:
@@ -288,7 +302,7 @@ class Exchange:
         assert self.rt.client is not None
         call, restorer = self._outgoing(target, provider)
         req = adapter.build(call, target.model)
-        resp = await upstream.send(self.rt.client, req, self.route.timeouts)
+        resp = await upstream.send(self.rt.client, req, self.route.timeouts, self.task)
         body, usage = await upstream.read_answer(
             resp, adapter, call, target.model, self.route.size_limits
         )
@@ -300,11 +314,10 @@ class Exchange:
         self, adapter: Adapter, target: Target, provider: Provider, chosen: Chosen
     ) -> Answer[None]:
         assert self.rt.client is not None
-        loop = asyncio.get_running_loop()
         call, restorer = self._outgoing(target, provider)
         req = adapter.build(call, target.model)
-        first_token_by = loop.time() + self.route.timeouts.first_token
-        resp = await upstream.send(self.rt.client, req, self.route.timeouts)
+        first_token_by = self.task_loop().time() + self.route.timeouts.first_token
+        resp = await upstream.send(self.rt.client, req, self.route.timeouts, self.task)
         translator = self.translator = adapter.stream_translator(call, target.model)
         chunks = upstream.translate(resp, adapter.stream_format, translator, self.route.size_limits)
         # Originals go back into the client-facing events, after translation.
@@ -313,7 +326,7 @@ class Exchange:
             # Until the first byte reaches the client, any failure may fail over.
             first: list[bytes] = []
             try:
-                async with asyncio.timeout_at(first_token_by):
+                with self._until(first_token_by):
                     async for out in chunks:
                         first.extend(out)
                         if first:
@@ -384,6 +397,7 @@ class Exchange:
             self.record,
             attempt,
             self.protection,
+            task=self.task,
         )
 
     async def run(self, header_rule: ResidencyRule | None) -> web.StreamResponse:
@@ -580,7 +594,7 @@ def _operation_handler(operation: Operation, max_body: int, body_seconds: float)
             residency={},
         )
         exchange = Exchange(rt, request, record, frontend)
-        task = rt.inflight.enter()
+        task = exchange.task = rt.inflight.enter()
         try:
             return await exchange.serve(operation, max_body, body_seconds)
         except asyncio.CancelledError:
@@ -608,7 +622,7 @@ def _operation_handler(operation: Operation, max_body: int, body_seconds: float)
             rt.inflight.leave(task)
             rt.audit.write(record)
             # Metrics and traces are built after the answer is on its way, not before.
-            asyncio.get_running_loop().call_soon(
+            exchange.task_loop().call_soon(
                 rt.telemetry.finished,
                 record,
                 start_ns,

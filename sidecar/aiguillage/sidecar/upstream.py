@@ -44,11 +44,13 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from time import time
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from aiguillage.sidecar import httpclient
 from aiguillage.sidecar.adapters.base import Adapter, Call, StreamTranslator, UpstreamRequest, Usage
 from aiguillage.sidecar.config import SizeLimits, Timeouts
+from aiguillage.sidecar.deadline import Deadline
 from aiguillage.sidecar.errors import (
     AttemptError,
     ConnectFailed,
@@ -97,14 +99,22 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
             return None
 
 
-async def send(client: Client, req: UpstreamRequest, timeouts: Timeouts) -> Response:
-    """Send ``req``; return the response once its headers arrived with a 2xx status.
+async def send(
+    client: Client,
+    req: UpstreamRequest,
+    timeouts: Timeouts,
+    task: asyncio.Task[Any] | None = None,
+) -> Response:
+    """Send ``req``; return the response once its headers arrived with a 2xx status
+    (``task``: the one running this, looked up when not given).
 
     Raises an AttemptError for everything else. The caller owns (and must release)
     the returned response. The route's total deadline is the caller's to enforce.
     """
+    task = task or asyncio.current_task()
+    assert task is not None
     try:
-        async with asyncio.timeout(timeouts.first_token):
+        with Deadline(task, task.get_loop().time() + timeouts.first_token):
             resp = await client.post(
                 req.url,
                 req.headers,
