@@ -632,3 +632,28 @@ async def test_https_refuses_a_certificate_it_cannot_verify(
         )
     assert requests == []  # the credentials never left
     assert client.open_connections == 0
+
+
+async def test_cancelling_a_read_mid_body_closes_its_connection(client: Client) -> None:
+    async def half(conn: Conn) -> None:
+        await conn.request()
+        await conn.send(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nsome of it")
+
+    server = await serve(half)
+    started = asyncio.Event()
+
+    async def reader() -> None:  # as the sidecar reads an answer: released whatever happens
+        response = await post(client, server)
+        try:
+            async for _ in response.chunks():
+                started.set()
+        finally:
+            response.release()
+
+    task = asyncio.create_task(reader())
+    await asyncio.wait_for(started.wait(), 5)
+    task.cancel()  # the client of the sidecar went away
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.wait_for(server.closed.wait(), 5)  # the provider sees it closed
+    assert client.open_connections == 0
