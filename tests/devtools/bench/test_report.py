@@ -84,3 +84,24 @@ def test_json_line_is_one_line_of_json() -> None:
     line = report.json_line(results)
     assert "\n" not in line
     assert json.loads(line)["systems"]["aiguillage"]["idle_rss_mb"] == 44
+
+
+def test_the_data_protection_scan_of_each_prompt_size_is_reported() -> None:
+    results = make_results()
+    assert "## Data protection" not in _markdown(results)  # not measured: no section
+    results["data_protection"] = {
+        "rounds": 30,
+        "load": 1.5,
+        "rss_mb": [50.0, 54.3],
+        "rows": [
+            {"text": "personal data", "bytes": 1024, "median_s": 0.002, "fastest_s": 0.001,
+             "findings": 30},
+            {"text": "personal data", "bytes": 131072, "median_s": 0.3, "fastest_s": 0.256,
+             "findings": 3840},
+        ],
+    }  # fmt: skip
+    text = _markdown(results)
+    assert "## Data protection, per prompt size" in text
+    assert "| personal data | 128 KB | 3840 | 300.000 ms | 256.000 ms | 2000.0 µs |" in text
+    assert "personal data 2.00×" in text  # 2 ms per KB at 128 KB against 1 ms at 1 KB
+    assert "**+4.3 MB**" in text

@@ -179,6 +179,7 @@ def markdown(
     lines += sections.memory(results)
     lines += sections.imports(results)
     lines += sections.features(results)
+    lines += sections.data_protection(results)
 
     add("## Control plane")
     add("")

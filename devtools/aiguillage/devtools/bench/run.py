@@ -26,6 +26,7 @@ DOC = ROOT / "docs" / "benchmarks.md"
 CHART_DIR = ROOT / "docs" / "bench"
 HISTORY = ROOT / "bench" / "results.jsonl"
 QUICK_DIR = ROOT / "bench" / "out" / "quick"
+PRIVACY_ROUNDS = {"quick": 3, "full": 30, "long": 30}
 
 
 def machine() -> dict[str, Any]:
@@ -103,6 +104,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--skip-controlplane", action="store_true", help="(for development)")
     p.add_argument("--skip-features", action="store_true", help="(for development)")
     p.add_argument("--skip-memory", action="store_true", help="(for development)")
+    p.add_argument("--skip-privacy", action="store_true", help="(for development)")
     p.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
     p.add_argument("--profile", action=argparse.BooleanOptionalAction, default=None,
                    help="py-spy the sidecar (default: on in full runs)")  # fmt: skip
@@ -170,6 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with Procs(workdir / "logs") as procs:
             phases.run_all(args, plan, wanted, results, procs, workdir)
+        if not args.skip_privacy:  # in this process, once every other system has stopped
+            from aiguillage.devtools.bench import privacy  # imports the detection libraries
+
+            say("data protection: scan and apply, 1 KB to 128 KB prompts")
+            results["data_protection"] = privacy.results(rounds=PRIVACY_ROUNDS[plan.name])
     except KeyboardInterrupt:
         say("interrupted: every process started was stopped")
         if not args.keep:

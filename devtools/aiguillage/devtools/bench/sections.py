@@ -287,3 +287,24 @@ def features(results: dict[str, Any]) -> list[str]:
         )
         lines.append("")
     return lines
+
+
+def data_protection(results: dict[str, Any]) -> list[str]:
+    """The data-protection micro-benchmark (1 KB to 128 KB prompts), measured in the same run."""
+    data = results.get("data_protection")
+    if not data:
+        return []
+    from aiguillage.devtools.bench.privacy import report_of  # the detectors: only when needed
+
+    text = report_of(data, results.get("command", "make bench"))
+    return [
+        "## Data protection, per prompt size",
+        "",
+        "What a data-protection scan adds to one request, for prompts of 1 KB, 16 KB and 128 KB "
+        "of prose, look-alikes (order numbers, dates, prices) and personal data; the cost "
+        "through a real sidecar is in the feature table above, the request path's own numbers "
+        "in [`data-protection.md`](data-protection.md).",
+        "",
+        *text.rstrip("\n").splitlines(),
+        "",
+    ]
