@@ -36,7 +36,14 @@ def _sidecar(args: argparse.Namespace) -> int:
     serving = sidecar_main.ServeOptions.from_environment(
         args.drain_seconds, args.idle_timeout, args.body_timeout, args.allowed_hosts
     )
-    return sidecar_main.run(args.config_dir, args.listen, args.credentials_dir, serving)
+    return sidecar_main.run(
+        args.config_dir,
+        args.listen,
+        args.credentials_dir,
+        serving,
+        health_listen=args.health_listen,
+        ready_without_config=args.ready_without_config,
+    )
 
 
 def _scan(args: argparse.Namespace) -> int:
@@ -134,6 +141,15 @@ def parser() -> argparse.ArgumentParser:
         "--allowed-hosts",
         help="comma-separated Host names served besides loopback, e.g. a Service name "
         "(env AIGUILLAGE_ALLOWED_HOSTS)",
+    )
+    s.add_argument(
+        "--health-listen",
+        help="also serve /healthz and /readyz (only) here, e.g. $(POD_IP):4001 for kubelet probes",
+    )
+    s.add_argument(
+        "--ready-without-config",
+        action="store_true",
+        help="no config.json yet (optional ConfigMap absent): serve no routes and be ready",
     )
     s.set_defaults(run=_sidecar)
 

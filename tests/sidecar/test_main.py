@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import openai
 import orjson
 import pytest
 
@@ -331,3 +333,54 @@ def test_a_metrics_switch_neither_on_nor_off_is_refused(monkeypatch: pytest.Monk
     monkeypatch.setenv("AIGUILLAGE_METRICS", "no")
     with pytest.raises(SystemExit, match="AIGUILLAGE_METRICS='no': expected on or off"):
         ServeOptions.from_environment()
+
+
+# -- in a pod: health on the pod IP, a namespace with no routes yet ------------------------------
+
+
+def _get(lt: LoopThread, url: str) -> tuple[int, str]:
+    async def go() -> tuple[int, str]:
+        async with aiohttp.ClientSession() as session, session.get(url) as resp:
+            return resp.status, await resp.text()
+
+    return lt.run(go())
+
+
+def test_health_listener_serves_only_health_and_readiness(
+    start_sidecar: StartSidecar, eu: OpenAISimulator, us: OpenAISimulator
+) -> None:
+    sc = start_sidecar(two_provider_config(eu, us, route("chat", eu_target())))
+    health = sc.lt.run(sc.sidecar.start_health("127.0.0.1:0"))
+
+    assert _get(sc.lt, f"{health}/healthz") == (200, "ok\n")
+    status, text = _get(sc.lt, f"{health}/readyz")
+    assert (status, text) == (200, f"ok {sc.serving_hash()}\n")
+    # The API, models and metrics stay on loopback only: nothing else is routed here.
+    for path in ("/v1/models", "/metrics"):
+        assert _get(sc.lt, f"{health}{path}")[0] == 404
+    assert sc.raw("GET", "/v1/models").status == 200
+
+
+def test_without_config_file_ready_without_config_serves_no_routes(
+    start_sidecar: StartSidecar, eu: OpenAISimulator, us: OpenAISimulator
+) -> None:
+    sc = start_sidecar(None, ready_without_config=True)
+
+    assert sc.raw("GET", "/readyz").status == 200
+    with pytest.raises(openai.NotFoundError) as caught:
+        sc.client().chat.completions.create(model="chat", messages=MESSAGES)
+    assert caught.value.code == "route_not_found"
+
+    # The operator writes the namespace's first config later: it is picked up.
+    sc.write_config(two_provider_config(eu, us, route("chat", eu_target())), CREDENTIALS)
+    wait_for(lambda: sc.raw("GET", "/v1/models").json()["data"], what="the routes")
+    answer = sc.client().chat.completions.with_raw_response.create(model="chat", messages=MESSAGES)
+    assert answer.headers["x-aiguillage-provider"] == "mistral-eu"
+
+
+def test_an_invalid_config_is_not_ready_even_when_ready_without_config(
+    start_sidecar: StartSidecar,
+) -> None:
+    sc = start_sidecar(b"{not json", ready_without_config=True)
+
+    assert sc.raw("GET", "/readyz").status == 503

@@ -1,8 +1,10 @@
 """Errors of the control plane.
 
 AiguillageError
-└── ManifestError      one bad object in a manifest file or from the API server
-                       (file, object, field and reason; shown one per line)
+├── ManifestError      one bad object in a manifest file or from the API server
+│                      (file, object, field and reason; shown one per line)
+└── InjectionRefused   a pod opted in to the sidecar cannot get one that would work
+                       (the admission webhook denies its creation with the reasons)
 """
 
 from __future__ import annotations
@@ -32,3 +34,9 @@ class ManifestError(AiguillageError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+class InjectionRefused(AiguillageError):
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))

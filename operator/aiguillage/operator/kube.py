@@ -136,32 +136,18 @@ async def read_secret_data(kube: Kube, namespace: str, name: str) -> dict[str, s
     return {key: str(value) for key, value in (secret.data or {}).items()}
 
 
-async def managed_outputs(
-    kube: Kube, config_map: str, secret: str
-) -> dict[str, tuple[str | None, dict[str, str] | None]]:
-    """What this operator already wrote, per namespace: (config.json, Secret data).
-
-    Two list calls at start-up instead of two reads per namespace on the first render.
-    """
+async def managed_outputs(kube: Kube, config_map: str, annotation: str) -> dict[str, str | None]:
+    """Namespaces holding this operator's ConfigMap, each with the value of ``annotation``
+    on it (None when absent): one list call at start-up instead of reads per namespace."""
     selector = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
     cms: Any = await asyncio.to_thread(
         kube.core.list_config_map_for_all_namespaces, label_selector=selector
     )
-    secrets: Any = await asyncio.to_thread(
-        kube.core.list_secret_for_all_namespaces, label_selector=selector
-    )
-    out: dict[str, tuple[str | None, dict[str, str] | None]] = {}
-    for cm in cms.items:
-        if cm.metadata.name == config_map:
-            out[cm.metadata.namespace] = ((cm.data or {}).get("config.json"), None)
-    for s in secrets.items:
-        if s.metadata.name == secret and s.metadata.namespace in out:
-            config_json, _ = out[s.metadata.namespace]
-            out[s.metadata.namespace] = (
-                config_json,
-                {k: str(v) for k, v in (s.data or {}).items()},
-            )
-    return out
+    return {
+        cm.metadata.namespace: (cm.metadata.annotations or {}).get(annotation)
+        for cm in cms.items
+        if cm.metadata.name == config_map
+    }
 
 
 async def post_event(

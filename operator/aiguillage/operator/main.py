@@ -6,11 +6,23 @@ import argparse
 import asyncio
 import datetime
 import getpass
+import json
 import logging
 import os
 import secrets
 import socket
 from collections.abc import Sequence
+from typing import Any
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object")
+    return value
 
 
 def run(argv: Sequence[str]) -> int:
@@ -28,9 +40,34 @@ def run(argv: Sequence[str]) -> int:
     w.add_argument("--webhook-key", help="its private key (PEM)")
     w.add_argument("--webhook-ca", help="CA bundle the API server should trust")
     w.add_argument("--webhook-unmanaged", action="store_true",
-                   help="the chart owns the ValidatingWebhookConfiguration")  # fmt: skip
+                   help="the chart owns the webhook configurations")  # fmt: skip
+    i = p.add_argument_group("sidecar injection (off unless --sidecar-image is given)")
+    i.add_argument("--sidecar-image", help="image of the injected sidecar")
+    i.add_argument("--sidecar-image-pull-policy", default="IfNotPresent",
+                   choices=["Always", "IfNotPresent", "Never"])  # fmt: skip
+    i.add_argument("--sidecar-port", type=int, default=4000, help="its API, on 127.0.0.1")
+    i.add_argument("--sidecar-health-port", type=int, default=4001,
+                   help="its /healthz and /readyz on the pod IP, for kubelet probes")  # fmt: skip
+    i.add_argument("--sidecar-resources", type=_json_object,
+                   help='its resources as JSON, e.g. {"requests": {"cpu": "25m"}}')  # fmt: skip
+    i.add_argument("--sidecar-uid", type=int, default=65532, help="numeric user it runs as")
+    o = p.add_argument_group("replicas and propagation")
+    o.add_argument("--leader-elect", action="store_true",
+                   help="write only while holding a Lease (for several replicas)")  # fmt: skip
+    o.add_argument("--propagation-rate", type=float, default=20.0,
+                   help="at most this many pod annotation patches per second")  # fmt: skip
     args = p.parse_args(list(argv))
     memo = kopf.Memo()
+    memo["leader_elect"] = args.leader_elect
+    memo["propagation_rate"] = args.propagation_rate
+    if args.sidecar_image:
+        from aiguillage.operator.injection import DEFAULT_RESOURCES, SidecarSpec
+
+        memo["sidecar"] = SidecarSpec(
+            image=args.sidecar_image, image_pull_policy=args.sidecar_image_pull_policy,
+            port=args.sidecar_port, health_port=args.sidecar_health_port,
+            resources=args.sidecar_resources or DEFAULT_RESOURCES, run_as_user=args.sidecar_uid,
+        )  # fmt: skip
     if args.webhook_listen:
         from aiguillage.operator import webhook
 

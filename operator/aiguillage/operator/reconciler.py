@@ -17,7 +17,7 @@ import base64
 import hashlib
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,7 @@ from aiguillage.operator.inventory import (
 )
 from aiguillage.operator.policies import describe_data_protection, describe_limits
 from aiguillage.operator.policy_status import policy_status
+from aiguillage.operator.propagation import OUTPUTS_ANNOTATION
 from aiguillage.operator.providers import conditions as provider_conditions
 from aiguillage.operator.render import (
     POLICY_COMPLIANT,
@@ -99,6 +100,8 @@ class Reconciler:
     renders: int = 0
     # Makes each namespace's audit signing key (None: not managed, e.g. in tests).
     audit_keys: AuditKeys | None = None
+    # Told (namespace, outputs hash) after each write: config propagation to running pods.
+    on_written: Callable[[str, str], None] | None = None
     _event_tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     # ----- events -------------------------------------------------------------------------
@@ -234,11 +237,11 @@ class Reconciler:
         policies = await self.kube.list_cluster("aipolicies")
         namespaces = await self.kube.list_namespaces()
         secrets = await self.kube.list_secrets(self.inv.operator_namespace)
-        outputs = await k.managed_outputs(self.kube, CONFIG_MAP, SECRET)
+        outputs = await k.managed_outputs(self.kube, CONFIG_MAP, OUTPUTS_ANNOTATION)
         existing = set(outputs)
-        for ns, (config_json, secret_data) in outputs.items():
-            if config_json is not None and secret_data is not None:
-                self.written[ns] = _digest(config_json, secret_data)
+        # The ConfigMap names the digest of what was written with it, Secret included: no
+        # need to read every namespace's Secret (nor the right to list them cluster-wide).
+        self.written.update({ns: digest for ns, digest in outputs.items() if digest})
         for body in namespaces:
             self.on_namespace(body, deleted=False)
         for body in secrets:
@@ -365,7 +368,7 @@ class Reconciler:
             return
         meta = {
             "labels": dict(k.MANAGED_BY),
-            "annotations": {HASH_ANNOTATION: rendered.config.hash},
+            "annotations": {HASH_ANNOTATION: rendered.config.hash, OUTPUTS_ANNOTATION: digest},
             "ownerReferences": [
                 {
                     "apiVersion": "aiguillage.dev/v1alpha1",
@@ -383,6 +386,8 @@ class Reconciler:
         await self.kube.apply_config_map(ns, CONFIG_MAP, {CONFIG_FILE: config_json}, meta)
         self.written[ns] = digest
         log.info("namespace %s: wrote config %s", ns, rendered.config.hash[:12])
+        if self.on_written is not None:
+            self.on_written(ns, digest)
 
     async def _route_status(
         self,

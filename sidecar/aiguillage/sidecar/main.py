@@ -9,6 +9,10 @@ or trickling its headers byte by byte (aiohttp's keep-alive timer runs from the 
 start and from each answer, and is not reset by partial headers); a request whose body is not
 received within ``body_timeout`` seconds of its headers gets a 408 and its connection closed
 (after at most :data:`LINGER_SECONDS` more).
+
+In a pod: ``--health-listen`` also serves /healthz and /readyz (only) on the pod IP for the
+kubelet's probes, which cannot reach loopback; ``--ready-without-config`` serves no routes and is
+ready while the optional config ConfigMap is absent (a namespace without AIRoute yet).
 """
 
 from __future__ import annotations
@@ -29,10 +33,20 @@ from aiohttp import web
 from aiguillage.sidecar import log
 from aiguillage.sidecar.audit import AuditLog
 from aiguillage.sidecar.auditchain import AuditChain, ChainSettings, chain_name
+from aiguillage.sidecar.config import CONFIG_FILE, SidecarConfig
 from aiguillage.sidecar.guard import Guard
 from aiguillage.sidecar.limits.quota import LimiterSettings
+from aiguillage.sidecar.loader import Snapshot, fingerprint
 from aiguillage.sidecar.reload import POLL_SECONDS, reload_once, watch
-from aiguillage.sidecar.server import BODY_SECONDS, MAX_BODY, Runtime, make_app
+from aiguillage.sidecar.server import (
+    BODY_SECONDS,
+    MAX_BODY,
+    RUNTIME,
+    Runtime,
+    healthz,
+    make_app,
+    readyz,
+)
 from aiguillage.sidecar.shutdown import DRAIN_SECONDS
 
 IDLE_SECONDS = 30.0
@@ -133,8 +147,10 @@ class Sidecar:
         serving: ServeOptions | None = None,
         audit_fallback: IO[bytes] | None = None,
         audit_chain: ChainSettings | None = None,
+        ready_without_config: bool = False,
     ) -> None:
         self.config_dir = config_dir
+        self.ready_without_config = ready_without_config
         self.credentials_dir = credentials_dir
         self.poll_seconds = poll_seconds
         self.max_body = max_body
@@ -147,12 +163,15 @@ class Sidecar:
             record_metrics=self.serving.metrics,
         )
         self._runner: web.AppRunner | None = None
+        self._health_runner: web.AppRunner | None = None
         self._watcher: asyncio.Task[None] | None = None
         self.url = ""
 
     async def start(self, listen: str = "127.0.0.1:4000") -> str:
         rt = self.runtime
         reload_once(rt, self.config_dir, self.credentials_dir)
+        if self.ready_without_config and rt.snapshot is None:
+            self._serve_no_routes_while_unconfigured()
         app = make_app(rt, self.max_body, self.serving.body_timeout)
         self._runner = web.AppRunner(
             app,
@@ -176,6 +195,34 @@ class Sidecar:
         log.server.info("listening on %s", self.url)
         return self.url
 
+    def _serve_no_routes_while_unconfigured(self) -> None:
+        """In a pod, the config is an optional ConfigMap volume: no config.json means the
+        namespace has no AIRoute (yet). Serve an empty config (every model answers 404
+        route_not_found) and be ready, so the pod's app containers start; the real config is
+        picked up by the watcher as soon as the kubelet writes it. A config.json that exists
+        but is invalid still leaves the sidecar not ready."""
+        if (self.config_dir / CONFIG_FILE).exists():
+            return
+        empty = SidecarConfig(namespace=self.runtime.namespace).sealed()
+        stamp = fingerprint(self.config_dir, self.credentials_dir)
+        self.runtime.snapshot = Snapshot(empty, {}, stamp)
+        log.server.info("no %s in %s: serving no routes until one appears", CONFIG_FILE,
+                        self.config_dir)  # fmt: skip
+
+    async def start_health(self, listen: str) -> str:
+        """Serve only /healthz and /readyz on ``listen`` (the pod IP, for the kubelet's probes,
+        which cannot reach loopback); the API itself stays on loopback."""
+        app = web.Application()
+        app[RUNTIME] = self.runtime
+        app.router.add_get("/healthz", healthz)
+        app.router.add_get("/readyz", readyz)
+        self._health_runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._health_runner.setup()
+        host, port = parse_listen(listen)
+        await web.TCPSite(self._health_runner, host, port, reuse_address=True).start()
+        bound_port = self._health_runner.addresses[0][1]
+        return f"http://{host}:{bound_port}"
+
     async def drain(self, seconds: float | None = None) -> int:
         """Stop accepting, let requests in flight finish for up to ``seconds`` (default: the
         configured drain time), end the others. Returns how many had to be ended."""
@@ -192,6 +239,9 @@ class Sidecar:
     async def stop(self, drain_seconds: float = 0.0) -> None:
         """Drain for ``drain_seconds`` (none by default), then release everything."""
         await self.drain(drain_seconds)
+        if self._health_runner is not None:
+            await self._health_runner.cleanup()
+            self._health_runner = None
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -227,9 +277,19 @@ async def serve(
     listen: str,
     audit: str | None,
     serving: ServeOptions,
+    health_listen: str | None = None,
+    ready_without_config: bool = False,
 ) -> None:
-    sidecar = Sidecar(config_dir, credentials_dir, audit, serving=serving)
+    sidecar = Sidecar(
+        config_dir,
+        credentials_dir,
+        audit,
+        serving=serving,
+        ready_without_config=ready_without_config,
+    )
     await sidecar.start(listen)
+    if health_listen:
+        await sidecar.start_health(health_listen)
     settle_garbage_collector()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -249,6 +309,8 @@ def run(
     listen: str,
     credentials_dir: Path | None = None,
     serving: ServeOptions | None = None,
+    health_listen: str | None = None,
+    ready_without_config: bool = False,
 ) -> int:
     logging.basicConfig(
         level=os.environ.get("AIGUILLAGE_LOG_LEVEL", "INFO"),
@@ -257,7 +319,8 @@ def run(
     )
     creds = credentials_dir or config_dir.parent / "credentials"
     audit = os.environ.get("AIGUILLAGE_AUDIT_LOG")
-    main = serve(config_dir, creds, listen, audit, serving or ServeOptions.from_environment())
+    serving = serving or ServeOptions.from_environment()
+    main = serve(config_dir, creds, listen, audit, serving, health_listen, ready_without_config)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
