@@ -73,8 +73,11 @@ def pod_doc(ns: str, labels: dict[str, str] | None = None, **spec: Any) -> dict[
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": f"app-{uuid.uuid4().hex[:6]}", "namespace": ns,
-                     "labels": labels or {}},  # fmt: skip
+        "metadata": {
+            "name": f"app-{uuid.uuid4().hex[:6]}",
+            "namespace": ns,
+            "labels": labels or {},
+        },
         "spec": {"containers": [dict(RESTRICTED_APP)], **spec},
     }
 
@@ -164,9 +167,9 @@ def test_an_injected_pod_passes_the_restricted_pod_security_standard(injecting: 
 def test_injecting_an_injected_pod_again_changes_nothing(injecting: Cluster) -> None:
     ns = namespace(injecting, **{"aiguillage.dev/inject": "true"})
     first, _ = create(injecting, pod_doc(ns))
-    again = {"apiVersion": "v1", "kind": "Pod", "spec": first["spec"],
-             "metadata": {k: first["metadata"][k]
-                          for k in ("name", "namespace", "labels", "annotations")}}  # fmt: skip
+    kept = ("name", "namespace", "labels", "annotations")
+    metadata = {k: first["metadata"][k] for k in kept}
+    again = {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": first["spec"]}
 
     second, _ = create(injecting, again)
 

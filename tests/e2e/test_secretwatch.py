@@ -1,0 +1,66 @@
+"""The operator watches provider keys in its own namespace only, and keeps watching across an
+API server restart (``operator/secretwatch.py``)."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from aiguillage.devtools.waiting import wait_for
+from tests.e2e.conftest import Cluster
+from tests.e2e.manifests import provider, route, secret
+
+pytestmark = pytest.mark.e2e
+
+
+def rendered_key(cluster: Cluster, ns: str, provider_name: str) -> str | None:
+    s = cluster.get("secret", "aiguillage-credentials", ns)
+    data = (s or {}).get("data") or {}
+    return base64.b64decode(data[provider_name]).decode() if provider_name in data else None
+
+
+def test_a_rotation_after_an_api_server_restart_still_arrives(
+    cluster: Cluster, kube_namespace: str
+) -> None:
+    op_ns, ns = cluster.operator_namespace, kube_namespace
+    eu = f"{op_ns}-eu"
+    cluster.apply(
+        secret("k", op_ns, "sk-1"),
+        provider(eu, "https://eu.example/v1", "FR", "k", op_ns),
+        route("chat", ns, "chat", eu),
+    )
+    wait_for(lambda: rendered_key(cluster, ns, eu) == "sk-1", timeout=30, what="first key")
+
+    cluster.plane.restart_apiserver()
+    cluster.apply(secret("k", op_ns, "sk-2"))
+
+    wait_for(lambda: rendered_key(cluster, ns, eu) == "sk-2", timeout=60, what="rotated key")
+
+
+def test_a_secret_of_the_same_name_elsewhere_is_not_a_provider_key(
+    cluster: Cluster, kube_namespace: str
+) -> None:
+    op_ns, ns = cluster.operator_namespace, kube_namespace
+    eu = f"{op_ns}-eu"
+    cluster.apply(
+        secret("k", op_ns, "sk-1"),
+        provider(eu, "https://eu.example/v1", "FR", "k", op_ns),
+        route("chat", ns, "chat", eu),
+    )
+    wait_for(lambda: rendered_key(cluster, ns, eu) == "sk-1", timeout=30, what="first key")
+
+    cluster.apply(secret("k", ns, "sk-from-an-app-namespace"))
+    cluster.apply(route("other", ns, "other", eu))  # a later render, to be sure it ran
+    wait_for(
+        lambda: (
+            "other"
+            in (cluster.get("configmap", "aiguillage-config", ns) or {})
+            .get("data", {})
+            .get("config.json", "")
+        ),
+        timeout=30,
+        what="the second route rendered",
+    )
+
+    assert rendered_key(cluster, ns, eu) == "sk-1"

@@ -1,0 +1,172 @@
+"""Leader election (``operator/leadership.py``) against an in-memory Lease API with the API
+server's optimistic concurrency (resourceVersion conflicts)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import time
+from collections.abc import Callable
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from aiguillage.operator.leadership import LeaderElector
+
+FAST = {"lease_seconds": 0.6, "renew_deadline": 0.4, "retry_seconds": 0.05}
+
+
+class FakeLeases:
+    def __init__(self) -> None:
+        self.lease: dict[str, Any] | None = None
+        self.version = 0
+        self.down = False  # the API server is unreachable
+
+    def _check(self) -> None:
+        if self.down:
+            raise ApiException(status=503)
+
+    def _view(self) -> SimpleNamespace:
+        assert self.lease is not None
+        spec = self.lease["spec"]
+        return SimpleNamespace(
+            metadata=SimpleNamespace(resource_version=str(self.version)),
+            spec=SimpleNamespace(
+                holder_identity=spec.get("holderIdentity"),
+                lease_duration_seconds=spec.get("leaseDurationSeconds"),
+                lease_transitions=spec.get("leaseTransitions"),
+                acquire_time=datetime.fromisoformat(spec["acquireTime"])
+                if spec.get("acquireTime")
+                else None,
+            ),
+        )
+
+    def read_namespaced_lease(self, name: str, namespace: str) -> SimpleNamespace:
+        self._check()
+        if self.lease is None:
+            raise ApiException(status=404)
+        return self._view()
+
+    def create_namespaced_lease(self, namespace: str, body: dict[str, Any]) -> SimpleNamespace:
+        self._check()
+        if self.lease is not None:
+            raise ApiException(status=409)
+        self.lease, self.version = copy.deepcopy(body), self.version + 1
+        return self._view()
+
+    def replace_namespaced_lease(
+        self, name: str, namespace: str, body: dict[str, Any]
+    ) -> SimpleNamespace:
+        self._check()
+        if body["metadata"].get("resourceVersion") != str(self.version):
+            raise ApiException(status=409)
+        self.lease, self.version = copy.deepcopy(body), self.version + 1
+        return self._view()
+
+    @property
+    def holder(self) -> str | None:
+        return None if self.lease is None else self.lease["spec"].get("holderIdentity")
+
+
+async def until(condition: Callable[[], bool], within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.01)
+
+
+class Replica:
+    """An elector whose ``lead()`` records when it runs."""
+
+    def __init__(self, api: FakeLeases, identity: str) -> None:
+        self.elector = LeaderElector(api, "ops", identity=identity, **FAST)  # type: ignore[arg-type]
+        self.leading = False
+        self.task: asyncio.Task[None] | None = None
+
+    async def lead(self) -> None:
+        self.leading = True
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.leading = False
+
+    def start(self) -> Replica:
+        self.task = asyncio.create_task(self.elector.run(self.lead))
+        return self
+
+    async def stop(self) -> None:
+        assert self.task is not None
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+    def crash(self) -> None:
+        """Stop without releasing: as a killed process would."""
+        assert self.task is not None
+        self.elector._release = _noop  # type: ignore[method-assign]
+        self.task.cancel()
+
+
+async def _noop() -> None:
+    return None
+
+
+async def test_one_replica_leads_the_other_waits() -> None:
+    api = FakeLeases()
+    a = Replica(api, "a").start()
+    await until(lambda: a.leading)
+    b = Replica(api, "b").start()
+    await asyncio.sleep(FAST["lease_seconds"] * 2)  # a keeps renewing: b never leads
+
+    assert (a.leading, b.leading, api.holder) == (True, False, "a")
+    await a.stop()
+    await b.stop()
+
+
+async def test_a_crashed_leaders_lease_expires_and_is_taken_over() -> None:
+    api = FakeLeases()
+    a = Replica(api, "a").start()
+    await until(lambda: a.leading)
+    b = Replica(api, "b").start()
+    await asyncio.sleep(0.1)
+    a.crash()
+    crashed = time.monotonic()
+
+    await until(lambda: b.leading)
+
+    assert time.monotonic() - crashed >= FAST["lease_seconds"] * 0.9
+    assert api.holder == "b"
+    assert api.lease is not None
+    assert api.lease["spec"]["leaseTransitions"] == 1
+    await b.stop()
+
+
+async def test_a_stopping_leader_releases_so_the_standby_need_not_wait() -> None:
+    api = FakeLeases()
+    a = Replica(api, "a").start()
+    await until(lambda: a.leading)
+    b = Replica(api, "b").start()
+    await asyncio.sleep(0.1)
+
+    await a.stop()
+    assert api.holder is None
+    await until(lambda: b.leading, within=FAST["lease_seconds"] / 2)
+    await b.stop()
+
+
+async def test_a_leader_that_cannot_renew_stops_leading_before_the_lease_expires() -> None:
+    api = FakeLeases()
+    a = Replica(api, "a").start()
+    await until(lambda: a.leading)
+
+    api.down = True
+    cut = time.monotonic()
+    await until(lambda: not a.leading)
+
+    assert time.monotonic() - cut < FAST["lease_seconds"] + 0.5
+    api.down = False
+    await until(lambda: a.leading)  # and leads again once it can
+    await a.stop()
