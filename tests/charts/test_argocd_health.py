@@ -1,4 +1,6 @@
-"""The Argo CD health script shipped in the chart, run by a real Lua runtime (lupa)."""
+"""The Argo CD health checks, tested the way Argo CD tests its own: every case listed in a
+kind's ``health_test.yaml`` (input object from ``testdata/``, expected status and message) is
+run through its ``health.lua`` by a real Lua runtime (lupa)."""
 
 from __future__ import annotations
 
@@ -6,63 +8,37 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from lupa import LuaRuntime
 
-SCRIPT = (
-    Path(__file__).resolve().parents[2] / "charts/aiguillage/files/argocd/health.lua"
-).read_text()
+CUSTOMIZATIONS = Path(__file__).resolve().parents[2] / "charts/aiguillage/resource_customizations"
 
 
-def health(obj: dict[str, Any]) -> tuple[str, str]:
+def health(script: str, obj: dict[str, Any]) -> dict[str, str]:
     lua = LuaRuntime(unpack_returned_tuples=True)
     lua.globals().obj = lua.table_from(obj, recursive=True)
-    result = lua.execute(SCRIPT)
-    return str(result["status"]), str(result["message"])
+    result = lua.execute(script)
+    return {"status": str(result["status"]), "message": str(result["message"])}
 
 
-def route(generation: int, status: dict[str, Any] | None) -> dict[str, Any]:
-    obj: dict[str, Any] = {"metadata": {"name": "chat", "generation": generation}}
-    if status is not None:
-        obj["status"] = status
-    return obj
+def cases() -> list[Any]:
+    found = []
+    for test_file in sorted(CUSTOMIZATIONS.glob("*/*/health_test.yaml")):
+        kind_dir = test_file.parent
+        for case in yaml.safe_load(test_file.read_text())["tests"]:
+            name = f"{kind_dir.parent.name}/{kind_dir.name}:{Path(case['inputPath']).stem}"
+            found.append(pytest.param(kind_dir, case, id=name))
+    return found
 
 
-def ready(value: str, message: str, reason: str = "Serving") -> dict[str, Any]:
-    return {"type": "Ready", "status": value, "reason": reason, "message": message}
+def test_every_kind_the_operator_reports_on_has_a_check() -> None:
+    kinds = sorted(p.parent.name for p in CUSTOMIZATIONS.glob("aiguillage.dev/*/health.lua"))
+    assert kinds == ["AIProvider", "AIRoute"]
 
 
-SERVING = ready("True", "serving all 2 targets")
+@pytest.mark.parametrize(("kind_dir", "case"), cases())
+def test_health(kind_dir: Path, case: dict[str, Any]) -> None:
+    obj = yaml.safe_load((kind_dir / case["inputPath"]).read_text())
+    assert obj["kind"] == kind_dir.name
 
-
-@pytest.mark.parametrize(
-    ("obj", "expected"),
-    [
-        (route(1, None), ("Progressing", "Waiting for the aiguillage operator to report status")),
-        (
-            route(3, {"observedGeneration": 2, "conditions": [SERVING]}),
-            ("Progressing", "Waiting for the aiguillage operator to process generation 3"),
-        ),
-        (
-            route(2, {"observedGeneration": 2, "conditions": [SERVING]}),
-            ("Healthy", "serving all 2 targets"),
-        ),
-        (
-            route(2, {"observedGeneration": 2, "conditions": [
-                {"type": "Accepted", "status": "True", "message": "route is valid"},
-                ready("False", 'spec.targets[0]: provider "ghost" does not exist', "NotServed"),
-            ]}),
-            ("Degraded", 'spec.targets[0]: provider "ghost" does not exist'),
-        ),
-        (
-            route(2, {"observedGeneration": 2, "conditions": [ready("Unknown", "checking")]}),
-            ("Progressing", "checking"),
-        ),
-        (
-            route(2, {"observedGeneration": 2, "conditions": []}),
-            ("Progressing", "No Ready condition yet"),
-        ),
-    ],
-    ids=["no-status", "stale-generation", "ready", "degraded", "unknown", "no-ready"],
-)  # fmt: skip
-def test_health(obj: dict[str, Any], expected: tuple[str, str]) -> None:
-    assert health(obj) == expected
+    assert health((kind_dir / "health.lua").read_text(), obj) == case["healthStatus"]

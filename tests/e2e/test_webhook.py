@@ -111,3 +111,19 @@ def test_options_the_sidecar_could_not_use_are_refused(cluster_with_webhook: Clu
             '"europe-west4"'
         )
     )
+
+
+def test_a_provider_and_its_route_applied_together_are_admitted(
+    cluster_with_webhook: Cluster, kube_namespace: str
+) -> None:
+    """The route reaches the webhook before the watch delivers its provider: the webhook asks
+    the API server before calling the provider unknown (GitOps syncs apply both at once)."""
+    op_ns = cluster_with_webhook.operator_namespace
+    cluster_with_webhook.apply(secret("k", op_ns, "sk-test"))
+    for i in range(5):
+        name = f"{op_ns}-new{i}"
+        out = cluster_with_webhook.apply(
+            provider(name, "https://eu.example/v1", "FR", "k", op_ns),
+            route(f"r{i}", kube_namespace, f"m{i}", name),
+        )
+        assert f"airoute.aiguillage.dev/r{i} created" in out

@@ -30,7 +30,7 @@ from aiguillage.operator.api.common import GROUP, VERSION
 from aiguillage.operator.auditkeys import AuditKeys
 from aiguillage.operator.injection import SidecarSpec
 from aiguillage.operator.kube import Kube
-from aiguillage.operator.leadership import LeaderElector
+from aiguillage.operator.leadership import LEASE_NAME, LeaderElector
 from aiguillage.operator.propagation import OUTPUTS_ANNOTATION, Propagator
 from aiguillage.operator.reconciler import CONFIG_MAP, Reconciler, operator_namespace
 from aiguillage.operator.secretwatch import SecretWatch
@@ -60,6 +60,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     reconciler = Reconciler(kube, audit_keys=AuditKeys(kube, operator_namespace()))
     propagator = Propagator(kube.core, patches_per_second=memo.get("propagation_rate", 20.0))
     reconciler.on_written = propagator.written
+    memo["propagator"] = propagator
+    if memo.get("metrics_listen"):
+        from aiguillage.operator import metrics
+
+        memo["metrics_runner"] = await metrics.serve(memo, memo["metrics_listen"])
     delay = 0.5
     while True:
         try:
@@ -87,7 +92,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         await asyncio.gather(reconciler.run(), propagator.run(), spend.run(reconciler))
 
     if memo.get("leader_elect"):
-        elector = LeaderElector.for_api(kube.api, reconciler.inv.operator_namespace)
+        elector = LeaderElector.for_api(
+            kube.api, reconciler.inv.operator_namespace, name=memo.get("lease") or LEASE_NAME
+        )
         memo["elector"] = elector
         memo["worker"] = asyncio.create_task(elector.run(lead))
     else:
@@ -104,6 +111,9 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         worker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await worker
+    runner = memo.get("metrics_runner")
+    if runner is not None:
+        await runner.cleanup()
 
 
 def _deleted(event: Mapping[str, Any]) -> bool:

@@ -54,12 +54,17 @@ def run(argv: Sequence[str]) -> int:
     o = p.add_argument_group("replicas and propagation")
     o.add_argument("--leader-elect", action="store_true",
                    help="write only while holding a Lease (for several replicas)")  # fmt: skip
+    o.add_argument("--leader-election-lease", default="aiguillage-operator",
+                   help="name of the Lease, in the operator's namespace")  # fmt: skip
     o.add_argument("--propagation-rate", type=float, default=20.0,
                    help="at most this many pod annotation patches per second")  # fmt: skip
+    p.add_argument("--metrics-listen", help="serve Prometheus /metrics here, e.g. 0.0.0.0:8081")
     args = p.parse_args(list(argv))
     memo = kopf.Memo()
     memo["leader_elect"] = args.leader_elect
+    memo["lease"] = args.leader_election_lease
     memo["propagation_rate"] = args.propagation_rate
+    memo["metrics_listen"] = args.metrics_listen
     if args.sidecar_image:
         from aiguillage.operator.injection import DEFAULT_RESOURCES, SidecarSpec
 
@@ -81,6 +86,8 @@ def run(argv: Sequence[str]) -> int:
     )
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    # One line per admission request (every opted-in pod creation) is noise, not news.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     # kopf logs every handled watch event at INFO; only problems are worth a line.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     # kopf reads its peering identity from POD_ID when set (its documented override), and

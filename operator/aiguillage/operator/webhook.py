@@ -23,6 +23,7 @@ import dataclasses
 import logging
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import Any
 
 import kopf
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from aiguillage.operator import kube as k
 from aiguillage.operator.admission import policy_review, residency_breaches, route_review
@@ -100,7 +102,8 @@ async def validate_route(
     if reconciler is None:
         warnings.append("aiguillage operator is starting: references not checked yet")
         return
-    review = route_review(reconciler.inv, namespace or "", body)
+    inv = await _with_unseen_providers(reconciler, body)
+    review = route_review(inv, namespace or "", body)
     if review.problems:
         raise kopf.AdmissionError("; ".join(review.problems), code=422)
     warnings.extend(review.warnings)
@@ -117,6 +120,35 @@ async def validate_policy(body: kopf.Body, memo: kopf.Memo, warnings: list[str],
     if review.problems:
         raise kopf.AdmissionError("; ".join(review.problems), code=422)
     warnings.extend(review.warnings)
+
+
+async def _with_unseen_providers(reconciler: Reconciler, body: Mapping[str, Any]) -> Inventory:
+    """The inventory plus providers the route names that the watch has not delivered yet.
+
+    ``kubectl apply -f`` of a provider and a route together (or a GitOps sync) sends the route
+    milliseconds after the provider: the watch event may not be in yet. A route is refused for
+    an unknown provider only once the API server itself says the provider does not exist.
+    """
+    inv = reconciler.inv
+    targets = ((body.get("spec") or {}).get("targets")) or []
+    names = {t.get("provider") for t in targets if isinstance(t, Mapping)}
+    unseen = sorted(n for n in names if isinstance(n, str) and n and n not in inv.providers)
+    found = {}
+    for name in unseen:
+        try:
+            obj = await asyncio.to_thread(
+                reconciler.kube.custom.get_cluster_custom_object,
+                GROUP, VERSION, PROVIDERS.plural, name,
+            )  # fmt: skip
+            found[name] = parse_provider(obj)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        except ManifestError:
+            continue  # invalid: the route's check reports the provider as unusable
+    if not found:
+        return inv
+    return dataclasses.replace(inv, providers={**inv.providers, **found})
 
 
 @kopf.on.validate(GROUP, VERSION, PROVIDERS.plural, id=PROVIDERS.id, ignore_failures=True,
@@ -159,10 +191,13 @@ async def inject_sidecar(
     spec = memo.get("sidecar")
     if not isinstance(spec, SidecarSpec):
         return  # injection is off (no --sidecar-image): admit the pod as it is
+    counts: Counter[str] = memo.setdefault("injections", Counter())
     try:
         result = inject(body, spec)
     except InjectionRefused as exc:
+        counts["refused"] += 1
         raise kopf.AdmissionError(f"aiguillage sidecar injection: {exc}", code=422) from exc
+    counts["injected" if result.injected else "skipped"] += 1
     if not result.injected:
         return
     patch.fns.append(lambda raw: _replace(raw, result.pod))

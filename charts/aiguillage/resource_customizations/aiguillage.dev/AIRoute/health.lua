@@ -1,6 +1,6 @@
--- Argo CD health check for aiguillage.dev AIRoute and AIProvider.
--- Install as resource.customizations.health.aiguillage.dev_AIRoute and
--- resource.customizations.health.aiguillage.dev_AIProvider in argocd-cm.
+-- Argo CD health check for aiguillage.dev/AIRoute, from the operator's status:
+-- Healthy when the route is served as written (Ready=True for the current generation),
+-- Degraded when it is not (Ready=False, with the operator's reason), Progressing until then.
 local hs = {}
 if obj.status == nil or obj.status.conditions == nil then
   hs.status = "Progressing"
