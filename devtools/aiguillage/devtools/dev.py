@@ -139,8 +139,8 @@ def run_processes(once: bool, port: int, stop: threading.Event) -> int:
         plane.kubectl("apply", "-f", str(ROOT / "crds"))
         for crd in ("aiproviders", "airoutes"):
             plane.kubectl("wait", "--for=condition=Established", f"crd/{crd}.aiguillage.dev")
-        for name in ("secrets.yaml", "providers.yaml", "routes.yaml"):
-            plane.kubectl("apply", "-f", str(ROOT / "examples" / name))
+        for folder in ("platform", "teams"):  # providers before the routes naming them
+            plane.kubectl("apply", "-R", "-f", str(ROOT / "examples" / folder))
         for sim in sims:
             loop.run(sim.start())
             say(f"simulated provider {sim.name} at {sim.url}")
