@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -163,7 +164,7 @@ def test_the_operator_runs_on_the_charts_permissions(
     installed: ControlPlane, tmp_path: Path
 ) -> None:
     plane = installed
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     cert = self_signed("127.0.0.1", tmp_path / "cert")
     env = {**plane.env(), "KUBECONFIG": str(token_kubeconfig(plane, tmp_path / "sa.kubeconfig")),
            "POD_NAME": "aig-aiguillage-0", "POD_ID": "aig-aiguillage-0"}  # fmt: skip
@@ -171,7 +172,7 @@ def test_the_operator_runs_on_the_charts_permissions(
         "--leader-elect", f"--leader-election-lease={NAME}",
         f"--webhook-listen=127.0.0.1:{port}", f"--webhook-cert={cert.certfile}",
         f"--webhook-key={cert.keyfile}", "--webhook-unmanaged",
-        f"--sidecar-image={IMAGE}", f"--metrics-listen=127.0.0.1:{free_port()}",
+        f"--sidecar-image={IMAGE}", f"--metrics-listen=127.0.0.1:{metrics_port}",
     )  # fmt: skip
     operator = processes.operator(env, NS, tmp_path / "operator.log", *args).start()
     original: dict[str, Any] = {}
@@ -218,6 +219,10 @@ def test_the_operator_runs_on_the_charts_permissions(
         )  # fmt: skip
         lease = kubectl_json(plane, "get", "lease", NAME, "-n", NS)
         assert lease["spec"]["holderIdentity"].startswith("aig-aiguillage-0_")
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics").read()
+        assert b"aiguillage_operator_leader 1" in metrics
+        assert b'aiguillage_operator_injections_total{result="injected"} 1' in metrics
+        assert b"aiguillage_operator_pods_patched_total 1" in metrics
         assert "Forbidden" not in operator.output()
         assert "forbidden" not in operator.output()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import copy
 from typing import Any
 
 import kopf
@@ -10,7 +12,7 @@ from kubernetes.client.exceptions import ApiException
 
 from aiguillage.operator.injection import SidecarSpec
 from aiguillage.operator.reconciler import Reconciler
-from aiguillage.operator.webhook import inject_sidecar, validate_route
+from aiguillage.operator.webhook import inject_sidecar, prepare, validate_route
 from tests.e2e.manifests import provider, route
 
 
@@ -37,6 +39,7 @@ def memo_with(custom: FakeCustom) -> kopf.Memo:
     reconciler = Reconciler(FakeKube(custom))  # type: ignore[arg-type]
     reconciler.primed = True
     memo = kopf.Memo()
+    prepare(memo)
     memo["reconciler"] = reconciler
     return memo
 
@@ -70,9 +73,10 @@ async def test_injection_is_off_without_a_sidecar_image() -> None:
     assert not patch
 
 
-async def test_injection_counts_what_it_did() -> None:
-    memo = memo_with(FakeCustom())
-    memo["sidecar"] = SidecarSpec(image="img:1")
+async def test_injection_counts_what_it_did_in_the_shared_memo() -> None:
+    base = memo_with(FakeCustom())
+    base["sidecar"] = SidecarSpec(image="img:1")
+    memo = copy.copy(base)  # what kopf hands an admission handler
     pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "app"}]}}
     refused = {"metadata": {"name": "q"}, "spec": {"hostNetwork": True, "containers": []}}
     warnings: list[str] = []
@@ -83,7 +87,36 @@ async def test_injection_counts_what_it_did() -> None:
         await inject_sidecar(body=kopf.Body(refused), patch=kopf.Patch(), namespace="shop",
                              dryrun=True, memo=memo, warnings=[])  # fmt: skip
 
-    assert dict(memo["injections"]) == {"injected": 1, "refused": 1}
+    assert dict(base["injections"]) == {"injected": 1, "refused": 1}
     assert warnings == [
         "namespace shop has no AIRoute: its aiguillage sidecar serves no model until one is applied"
     ]
+
+
+class FakeCore:
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def create_namespaced_event(self, namespace: str, body: dict[str, Any]) -> None:
+        self.events.append(body)
+
+
+async def test_one_no_route_event_per_namespace_however_many_pods() -> None:
+    base = memo_with(FakeCustom())
+    base["sidecar"] = SidecarSpec(image="img:1")
+    core = FakeCore()
+    base["reconciler"].kube.core = core
+    owner = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7d9", "uid": "u-1",
+             "controller": True}  # fmt: skip
+    for _ in range(3):
+        pod = {"metadata": {"generateName": "web-7d9-", "ownerReferences": [owner]},
+               "spec": {"containers": [{"name": "app"}]}}  # fmt: skip
+        await inject_sidecar(body=kopf.Body(pod), patch=kopf.Patch(), namespace="shop",
+                             dryrun=False, memo=copy.copy(base), warnings=[])  # fmt: skip
+    await asyncio.gather(*base["event_tasks"])
+
+    assert len(core.events) == 1
+    event = core.events[0]
+    assert (event["reason"], event["type"]) == ("NoAIRoute", "Warning")
+    assert event["involvedObject"]["kind"] == "ReplicaSet"
+    assert event["involvedObject"]["uid"] == "u-1"

@@ -76,6 +76,7 @@ def run(argv: Sequence[str]) -> int:
     if args.webhook_listen:
         from aiguillage.operator import webhook
 
+        webhook.prepare(memo)
         memo["webhook"] = webhook.WebhookOptions(
             listen=args.webhook_listen, host=args.webhook_host, certfile=args.webhook_cert,
             keyfile=args.webhook_key, cafile=args.webhook_ca, managed=not args.webhook_unmanaged,

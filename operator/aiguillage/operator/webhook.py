@@ -67,6 +67,14 @@ class WebhookOptions:
     managed: bool = True  # write the webhook configurations (else the chart renders them)
 
 
+def prepare(memo: kopf.Memo) -> None:
+    """State the admission handlers share across requests. kopf hands each admission request
+    a shallow copy of the operator's memo: only objects already in it are shared."""
+    memo["injections"] = Counter()
+    memo["no_route_events"] = {}
+    memo["event_tasks"] = set()
+
+
 def server(options: WebhookOptions, policy: AdmissionPolicy, api: Any) -> kopf.WebhookServer:
     addr, _, port = options.listen.rpartition(":")
     host = options.host or addr
