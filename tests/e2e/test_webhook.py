@@ -127,3 +127,25 @@ def test_a_provider_and_its_route_applied_together_are_admitted(
             route(f"r{i}", kube_namespace, f"m{i}", name),
         )
         assert f"airoute.aiguillage.dev/r{i} created" in out
+
+
+def test_a_target_outside_residency_is_refused_even_while_its_key_is_missing(
+    cluster_with_webhook: Cluster, kube_namespace: str
+) -> None:
+    op_ns = cluster_with_webhook.operator_namespace
+    eu, us = f"{op_ns}-eu", f"{op_ns}-us"
+    cluster_with_webhook.apply(
+        secret("k", op_ns, "sk-test"),
+        provider(eu, "https://eu.example/v1", "FR", "k", op_ns),
+        provider(us, "https://us.example/v1", "US", "no-such-secret", op_ns),
+    )
+    doc = route("eu-only", kube_namespace, "eu-only", eu, us)
+    doc["spec"]["residency"] = {"locations": ["EU"]}
+
+    err = apply_error(cluster_with_webhook, doc)
+
+    assert err.endswith(
+        denied(
+            f'spec.targets[1]: provider "{us}" is located in US, outside residency.locations [EU]'
+        )
+    )

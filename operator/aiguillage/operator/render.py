@@ -200,14 +200,6 @@ def check_target(
             "ProviderInvalid",
             f'{at}: provider "{target.provider}" is not usable: ' + "; ".join(provider.unusable),
         )
-    secret = credential_finding(inv, spec)
-    if secret:
-        return _left_out(
-            index,
-            RESOLVED_REFS,
-            secret.reason,
-            f'{at}: provider "{target.provider}": {secret.message}',
-        )
     where = target_location(spec, target.model)
     jurisdiction = spec.residency.jurisdiction
     who = f'provider "{target.provider}"'
@@ -226,6 +218,16 @@ def check_target(
     if enforced:
         message = f"{at}: " + "; ".join(enforced)
         return _left_out(index, POLICY_COMPLIANT, FORBIDDEN_BY_POLICY, message)
+    # After residency and policies: admission lets a missing or invalid key pass (GitOps may
+    # fix it later), so it must not hide a breach that admission refuses.
+    secret = credential_finding(inv, spec)
+    if secret:
+        return _left_out(
+            index,
+            RESOLVED_REFS,
+            secret.reason,
+            f'{at}: provider "{target.provider}": {secret.message}',
+        )
     return TargetCheck(None, tuple(cfg.PolicyFinding(policy=v.policy.name, reason=v.reason)
                                    for v in verdicts))  # fmt: skip
 
