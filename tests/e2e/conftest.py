@@ -136,21 +136,32 @@ def spend_cluster(
         yield cluster
 
 
-@pytest.fixture
-def cluster_with_webhook(crds: ControlPlane, tmp_path: Path) -> Iterator[Cluster]:
+def delete_webhook_configurations(plane: ControlPlane) -> None:
+    for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
+        plane.kubectl("delete", kind, "aiguillage.dev", "--ignore-not-found")
+
+
+@contextlib.contextmanager
+def webhook_cluster(plane: ControlPlane, tmp_path: Path, *args: str) -> Iterator[Cluster]:
+    """An operator serving its webhooks on loopback, writing their configurations itself
+    (``*args``: more operator arguments; with --sidecar-image, injection too)."""
     listen = f"127.0.0.1:{free_port()}"
+    kinds = ["validatingwebhookconfiguration"]
+    if "--sidecar-image" in args:
+        kinds.append("mutatingwebhookconfiguration")
     try:
-        with running_cluster(crds, tmp_path, "--webhook-listen", listen) as c:
-            wait_for(
-                lambda: c.get("validatingwebhookconfiguration", "aiguillage.dev"),
-                timeout=30,
-                what="the webhook configuration",
-            )
+        with running_cluster(plane, tmp_path, "--webhook-listen", listen, *args) as c:
+            for kind in kinds:
+                wait_for(lambda k=kind: c.get(k, "aiguillage.dev"), timeout=30, what=kind)
             yield c
     finally:
-        crds.kubectl(
-            "delete", "validatingwebhookconfiguration", "aiguillage.dev", "--ignore-not-found"
-        )
+        delete_webhook_configurations(plane)
+
+
+@pytest.fixture
+def cluster_with_webhook(crds: ControlPlane, tmp_path: Path) -> Iterator[Cluster]:
+    with webhook_cluster(crds, tmp_path) as c:
+        yield c
 
 
 @pytest.fixture(scope="session")

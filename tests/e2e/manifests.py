@@ -68,3 +68,16 @@ def eu_then_us(
         chat,
     )
     return p_eu, p_us
+
+
+def serve_one_route(cluster: Cluster, namespace: str, key: str = "sk-1", name: str = "chat") -> str:
+    """A key, an EU provider using it, and route ``name`` on it in ``namespace``; the provider's
+    name (unique to the test's operator namespace)."""
+    op_ns = cluster.operator_namespace
+    eu = f"{op_ns}-eu"
+    cluster.apply(
+        secret("k", op_ns, key),
+        provider(eu, "https://eu.example/v1", "FR", "k", op_ns),
+        route(name, namespace, name, eu),
+    )
+    return eu

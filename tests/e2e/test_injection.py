@@ -18,8 +18,8 @@ import yaml
 
 from aiguillage.devtools.controlplane import ControlPlane
 from aiguillage.devtools.waiting import wait_for
-from tests.e2e.conftest import Cluster, free_port, running_cluster
-from tests.e2e.manifests import provider, route, secret
+from tests.e2e.conftest import Cluster, webhook_cluster
+from tests.e2e.manifests import serve_one_route
 
 pytestmark = pytest.mark.e2e
 
@@ -39,26 +39,11 @@ RESTRICTED_APP = {
 }
 
 
-def delete_webhook_configurations(plane: ControlPlane) -> None:
-    for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
-        plane.kubectl("delete", kind, "aiguillage.dev", "--ignore-not-found")
-
-
 @pytest.fixture
 def injecting(crds: ControlPlane, tmp_path: Path) -> Iterator[Cluster]:
     """An operator serving the webhooks (configurations written by itself) and injecting."""
-    listen = f"127.0.0.1:{free_port()}"
-    args = ("--webhook-listen", listen, "--sidecar-image", IMAGE)
-    try:
-        with running_cluster(crds, tmp_path, *args) as c:
-            wait_for(
-                lambda: c.get("mutatingwebhookconfiguration", "aiguillage.dev"),
-                timeout=30,
-                what="the mutating webhook configuration",
-            )
-            yield c
-    finally:
-        delete_webhook_configurations(crds)
+    with webhook_cluster(crds, tmp_path, "--sidecar-image", IMAGE) as c:
+        yield c
 
 
 def namespace(cluster: Cluster, **labels: str) -> str:
@@ -202,12 +187,7 @@ def test_a_namespace_without_routes_gets_a_sidecar_a_warning_and_an_event(
 
 def test_a_namespace_with_routes_gets_no_warning(injecting: Cluster) -> None:
     ns = namespace(injecting, **{"aiguillage.dev/inject": "true"})
-    op_ns = injecting.operator_namespace
-    injecting.apply(
-        secret("k", op_ns, "sk-test"),
-        provider(f"{op_ns}-eu", "https://eu.example/v1", "FR", "k", op_ns),
-        route("chat", ns, "chat", f"{op_ns}-eu"),
-    )
+    serve_one_route(injecting, ns)
     wait_for(
         lambda: injecting.get("configmap", "aiguillage-config", ns), timeout=30, what="outputs"
     )

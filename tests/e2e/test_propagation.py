@@ -10,7 +10,7 @@ import pytest
 
 from aiguillage.devtools.waiting import wait_for
 from tests.e2e.conftest import Cluster
-from tests.e2e.manifests import provider, route, secret
+from tests.e2e.manifests import provider, route, secret, serve_one_route
 
 pytestmark = pytest.mark.e2e
 
@@ -73,13 +73,8 @@ def test_injected_pods_follow_every_change_of_their_namespaces_outputs(
 def test_a_restarted_operator_patches_pods_it_had_not_reached(
     cluster: Cluster, kube_namespace: str
 ) -> None:
-    op_ns, ns = cluster.operator_namespace, kube_namespace
-    eu = f"{op_ns}-eu"
-    cluster.apply(
-        secret("k", op_ns, "sk-1"),
-        provider(eu, "https://eu.example/v1", "FR", "k", op_ns),
-        route("chat", ns, "chat", eu),
-    )
+    ns = kube_namespace
+    serve_one_route(cluster, ns)
     written = wait_for(lambda: annotation(cluster, "configmap", "aiguillage-config", ns))
     cluster.operator.stop()
     late = pod(ns, {"aiguillage.dev/injected": "true"})

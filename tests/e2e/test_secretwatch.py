@@ -9,7 +9,7 @@ import pytest
 
 from aiguillage.devtools.waiting import wait_for
 from tests.e2e.conftest import Cluster
-from tests.e2e.manifests import provider, route, secret
+from tests.e2e.manifests import route, secret, serve_one_route
 
 pytestmark = pytest.mark.e2e
 
@@ -23,17 +23,12 @@ def rendered_key(cluster: Cluster, ns: str, provider_name: str) -> str | None:
 def test_a_rotation_after_an_api_server_restart_still_arrives(
     cluster: Cluster, kube_namespace: str
 ) -> None:
-    op_ns, ns = cluster.operator_namespace, kube_namespace
-    eu = f"{op_ns}-eu"
-    cluster.apply(
-        secret("k", op_ns, "sk-1"),
-        provider(eu, "https://eu.example/v1", "FR", "k", op_ns),
-        route("chat", ns, "chat", eu),
-    )
+    ns = kube_namespace
+    eu = serve_one_route(cluster, ns)
     wait_for(lambda: rendered_key(cluster, ns, eu) == "sk-1", timeout=30, what="first key")
 
     cluster.plane.restart_apiserver()
-    cluster.apply(secret("k", op_ns, "sk-2"))
+    cluster.apply(secret("k", cluster.operator_namespace, "sk-2"))
 
     wait_for(lambda: rendered_key(cluster, ns, eu) == "sk-2", timeout=60, what="rotated key")
 
@@ -41,13 +36,8 @@ def test_a_rotation_after_an_api_server_restart_still_arrives(
 def test_a_secret_of_the_same_name_elsewhere_is_not_a_provider_key(
     cluster: Cluster, kube_namespace: str
 ) -> None:
-    op_ns, ns = cluster.operator_namespace, kube_namespace
-    eu = f"{op_ns}-eu"
-    cluster.apply(
-        secret("k", op_ns, "sk-1"),
-        provider(eu, "https://eu.example/v1", "FR", "k", op_ns),
-        route("chat", ns, "chat", eu),
-    )
+    ns = kube_namespace
+    eu = serve_one_route(cluster, ns)
     wait_for(lambda: rendered_key(cluster, ns, eu) == "sk-1", timeout=30, what="first key")
 
     cluster.apply(secret("k", ns, "sk-from-an-app-namespace"))
