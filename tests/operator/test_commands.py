@@ -211,7 +211,7 @@ def test_duplicate_routes_fail_the_render(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.strip() == (
         f"error: {dup}: AIRoute support/sovereign-chat: metadata.name: is also defined in "
-        f"{EXAMPLES / 'routes.yaml'}#3: each object may be defined once"
+        f"{EXAMPLES / 'teams' / 'support' / 'routes.yaml'}#2: each object may be defined once"
     )
 
 
@@ -362,7 +362,8 @@ def test_render_on_hostile_text(text: str) -> None:
 @given(st.data())
 def test_render_on_mutated_examples(data: st.DataObject) -> None:
     text = b"\n---\n".join(
-        (EXAMPLES / n).read_bytes() for n in ("secrets.yaml", "providers.yaml", "routes.yaml")
+        (EXAMPLES / n).read_bytes()
+        for n in ("platform/secrets.yaml", "platform/providers.yaml", "teams/support/routes.yaml")
     )
     for _ in range(data.draw(st.integers(1, 4))):
         at = data.draw(st.integers(0, len(text)))
