@@ -4,12 +4,14 @@ operator annotates that namespace's injected pods (what makes a kubelet remount 
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from aiguillage.devtools.controlplane import ControlPlane
 from aiguillage.devtools.waiting import wait_for
-from tests.e2e.conftest import Cluster
+from tests.e2e.conftest import Cluster, running_cluster
 from tests.e2e.manifests import provider, route, secret, serve_one_route
 
 pytestmark = pytest.mark.e2e
@@ -88,3 +90,23 @@ def test_a_restarted_operator_patches_pods_it_had_not_reached(
         timeout=30,
         what="the pod left behind to be brought up to date",
     )
+
+
+def test_propagation_can_be_turned_off(
+    crds: ControlPlane, tmp_path: Path, kube_namespace: str
+) -> None:
+    with running_cluster(crds, tmp_path, "--propagation-rate", "0") as cluster:
+        ns = kube_namespace
+        waiting = pod(ns, {"aiguillage.dev/injected": "true"})
+        cluster.apply(waiting)
+        eu = serve_one_route(cluster, ns)
+        first = wait_for(lambda: annotation(cluster, "configmap", "aiguillage-config", ns))
+        cluster.apply(route("second", ns, "second", eu))
+        wait_for(
+            lambda: annotation(cluster, "configmap", "aiguillage-config", ns) not in (None, first),
+            timeout=30,
+            what="a second write",
+        )
+
+        assert "config propagation is off" in cluster.operator.output()
+        assert annotation(cluster, "pod", waiting["metadata"]["name"], ns) is None

@@ -58,9 +58,13 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # The Kubernetes client is synchronous: its calls run in threads, several renders at once.
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=16))
     reconciler = Reconciler(kube, audit_keys=AuditKeys(kube, operator_namespace()))
-    propagator = Propagator(kube.core, patches_per_second=memo.get("propagation_rate", 20.0))
-    reconciler.on_written = propagator.written
-    memo["propagator"] = propagator
+    rate = float(memo.get("propagation_rate", 20.0))
+    propagator = Propagator(kube.core, patches_per_second=rate) if rate > 0 else None
+    if propagator is not None:
+        reconciler.on_written = propagator.written
+        memo["propagator"] = propagator
+    else:
+        log.info("config propagation is off: pods load changes at the kubelet's periodic sync")
     if memo.get("metrics_listen"):
         from aiguillage.operator import metrics
 
@@ -86,6 +90,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         outputs = await k.managed_outputs(kube, CONFIG_MAP, OUTPUTS_ANNOTATION)
         reconciler.written = {ns: digest for ns, digest in outputs.items() if digest}
         reconciler.mark(*outputs, *reconciler.inv.route_namespaces())
+        if propagator is None:  # off: pods load new config at the kubelet's periodic sync
+            await reconciler.run()
+            return
         for ns, digest in reconciler.written.items():
             propagator.written(ns, digest)
         # Spend in route status is a write too: the leader's.

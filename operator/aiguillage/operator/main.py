@@ -57,7 +57,7 @@ def run(argv: Sequence[str]) -> int:
     o.add_argument("--leader-election-lease", default="aiguillage-operator",
                    help="name of the Lease, in the operator's namespace")  # fmt: skip
     o.add_argument("--propagation-rate", type=float, default=20.0,
-                   help="at most this many pod annotation patches per second")  # fmt: skip
+                   help="at most this many pod annotation patches per second (0: off)")  # fmt: skip
     p.add_argument("--metrics-listen", help="serve Prometheus /metrics here, e.g. 0.0.0.0:8081")
     args = p.parse_args(list(argv))
     memo = kopf.Memo()
