@@ -29,3 +29,13 @@ def publish(table: str, path: Path | None, name: str) -> None:
     print(table)
     if path is not None:
         write_between_markers(path, name, table)
+
+
+def carry_over(old: str, new: str, name: str) -> str:
+    """``new`` with the content between the markers ``name`` taken from ``old``: a document
+    regenerated whole keeps a section another command writes (when both have the markers)."""
+    begin, end = markers(name)
+    if not all(m in old and m in new for m in (begin, end)):
+        return new
+    kept = old[old.index(begin) + len(begin) : old.index(end)]
+    return new[: new.index(begin) + len(begin)] + kept + new[new.index(end) :]

@@ -105,3 +105,21 @@ def test_the_data_protection_scan_of_each_prompt_size_is_reported() -> None:
     assert "| personal data | 128 KB | 3840 | 300.000 ms | 256.000 ms | 2000.0 µs |" in text
     assert "personal data 2.00×" in text  # 2 ms per KB at 128 KB against 1 ms at 1 KB
     assert "**+4.3 MB**" in text
+
+
+def test_a_regenerated_report_keeps_the_node_propagation_section(tmp_path: Any) -> None:
+    results = make_results()
+    results["derived"] = report.derive(results)
+    doc = tmp_path / "benchmarks.md"
+    report.write_outputs(results, doc, {}, tmp_path / "r.jsonl", "h")
+    assert "Not measured in this run" in doc.read_text()
+    begin, end = "<!-- node-propagation:begin -->", "<!-- node-propagation:end -->"
+    text = doc.read_text()
+    doc.write_text(
+        text[: text.index(begin) + len(begin)] + "\np50 1.2 s\n" + text[text.index(end) :]
+    )
+
+    report.write_outputs(results, doc, {}, tmp_path / "r.jsonl", "h")
+
+    assert f"{begin}\np50 1.2 s\n{end}" in doc.read_text()
+    assert "Not measured in this run" not in doc.read_text()

@@ -13,6 +13,10 @@ from typing import Any
 
 from aiguillage.devtools.bench import fmt, sections
 from aiguillage.devtools.bench.derive import SYSTEM_ORDER, cell, diff, metric
+from aiguillage.devtools.docs import carry_over, markers
+
+# Written by `python -m aiguillage.devtools.bench.propagation` on the node; kept by `make bench`.
+NODE_PROPAGATION = "node-propagation"
 
 # Hand-written, next to the charts: each optimisation's interleaved A/B (``make bench-ab``)
 # is measured once, when it is made, so it is kept across runs rather than regenerated.
@@ -256,6 +260,17 @@ def markdown(
         )
     add("")
 
+    add("### On a node: `kubectl apply` → served by an already-running pod")
+    add("")
+    begin, end = markers(NODE_PROPAGATION)
+    add(begin)
+    add(
+        "Not measured in this run: `python -m aiguillage.devtools.bench.propagation` writes this "
+        "section (it needs the local node); `make bench` keeps what it wrote."
+    )
+    add(end)
+    add("")
+
     prof = results.get("profile") or {}
     if prof.get("top"):
         add("## Where the sidecar spends its time")
@@ -409,7 +424,10 @@ def write_outputs(
     doc.parent.mkdir(parents=True, exist_ok=True)
     kept = doc.parent / OPTIMISATIONS
     optimisations = kept.read_text() if kept.is_file() else ""
-    doc.write_text(markdown(results, charts, history_link, optimisations))
+    text = markdown(results, charts, history_link, optimisations)
+    if doc.exists():
+        text = carry_over(doc.read_text(), text, NODE_PROPAGATION)
+    doc.write_text(text)
     jsonl.parent.mkdir(parents=True, exist_ok=True)
     with jsonl.open("a") as fh:
         fh.write(json_line(results) + "\n")
