@@ -409,10 +409,11 @@ def test_explain_shows_what_policies_impose() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[2:9] == [
         "  residency: locations [EU]",
-        "  policies: eu-only (Enforce), watch-us (Audit)",
+        "  policies: eu-only (Enforce), team-budgets (Enforce), watch-us (Audit)",
         "  limits: 500 EUR/month per namespace (AIPolicy eu-only); 120 req/min, 200000 "
-        "tokens/min per workload (AIPolicy eu-only); 50 EUR/month per route (AIPolicy "
-        "watch-us, Audit mode)",
+        "tokens/min per workload (AIPolicy eu-only); 500 EUR/month per namespace (AIPolicy "
+        "team-budgets); 600 req/min per workload (AIPolicy team-budgets); 50 EUR/month per "
+        "route (AIPolicy watch-us, Audit mode)",
         "  data protection: block iban, national_id, payment_card; pseudonymise email, phone "
         "(notJurisdictions [EU])",
         "  shared store: redis://redis.aiguillage-system.svc:6379/0 (AIPolicy eu-only; months "
@@ -472,7 +473,8 @@ spec:
   targets: [{provider: mistral-eu, model: mistral-small-latest}]
 """,
     )
-    files = [EXAMPLES / "providers.yaml", EXAMPLES / "secrets.yaml", redis, policy, route]
+    platform = EXAMPLES / "platform"
+    files = [platform / "providers.yaml", platform / "secrets.yaml", redis, policy, route]
     ns = _write(tmp_path, "ns.yaml", "apiVersion: v1\nkind: Namespace\n"
                 "metadata: {name: support, labels: {data: customer}}\n")  # fmt: skip
     args = [a for f in [*files, ns] for a in ("-f", str(f))]

@@ -98,4 +98,5 @@ def test_validation_fails_open_and_each_webhook_has_its_path() -> None:
             for h in config["webhooks"]] == [
         ("airoute.aiguillage.dev", "Ignore", "/airoute"),
         ("aiprovider.aiguillage.dev", "Ignore", "/aiprovider"),
+        ("aipolicy.aiguillage.dev", "Ignore", "/aipolicy"),
     ]  # fmt: skip
