@@ -109,7 +109,7 @@ def test_the_data_protection_scan_of_each_prompt_size_is_reported() -> None:
 
 def test_a_regenerated_report_keeps_the_node_propagation_section(tmp_path: Any) -> None:
     results = make_results()
-    results["derived"] = report.derive(results)
+    results["derived"] = derive.derive(results)
     doc = tmp_path / "benchmarks.md"
     report.write_outputs(results, doc, {}, tmp_path / "r.jsonl", "h")
     assert "Not measured in this run" in doc.read_text()
