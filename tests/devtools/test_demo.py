@@ -37,6 +37,8 @@ def test_without_injection_it_carries_a_native_sidecar_holding_the_only_mounts()
     }
     assert all(m["readOnly"] for m in sidecar["volumeMounts"])
     assert "volumeMounts" not in app  # the app never sees the credentials
+    # It opts out of injection: an injected second sidecar would clash with its own.
+    assert deployment["spec"]["template"]["metadata"]["labels"][demo.INJECT_LABEL] == "false"
     for container in (sidecar, app):
         context = container["securityContext"]
         assert context["runAsNonRoot"] is True

@@ -51,7 +51,7 @@ def test_make_dev_on_the_node_prints_answers_and_leaves_nothing(
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
     assert "[dev] node Ready in " in out
-    assert "(sidecar declared in the Deployment)" in out or "(sidecar injected" in out
+    assert "(sidecar injected by the operator)" in out
     assert 'summarizer: "Hello from mistral-eu (simulated, FR)' in out
     assert "via provider mistral-eu (FR), attempts 1" in out
     assert 'sovereign-chat: "Hello from mistral-eu (simulated, FR)' in out

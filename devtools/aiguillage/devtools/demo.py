@@ -79,6 +79,7 @@ def demo_deployment(
             {"name": "aiguillage-credentials", "secret": {"secretName": "aiguillage-credentials"}},
         ]
     labels = {"app": APP_NAME}
+    inject = "false" if sidecar_image is not None else "true"
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -87,7 +88,8 @@ def demo_deployment(
             "replicas": 1,
             "selector": {"matchLabels": labels},
             "template": {
-                "metadata": {"labels": {**labels, INJECT_LABEL: "true"}},
+                # A pod carrying its own sidecar opts out of injection (it would clash).
+                "metadata": {"labels": {**labels, INJECT_LABEL: inject}},
                 "spec": spec,
             },
         },

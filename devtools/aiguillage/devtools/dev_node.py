@@ -66,14 +66,11 @@ def example_documents(endpoints: dict[str, str] | None = None) -> list[dict[str,
 
 
 def chart_image_values(image: images.ImageArchive) -> list[str]:
-    """``--set`` arguments making the chart run ``image`` (the values' layout has moved from
-    ``operator.image`` to a top-level ``image`` shared with the sidecar: follow the chart)."""
-    values = yaml.safe_load((ROOT / "charts" / "aiguillage" / "values.yaml").read_text())
-    prefix = "image" if "image" in values else "operator.image"
+    """``--set`` arguments making the chart run ``image`` (operator and injected sidecar)."""
     return [
-        "--set", f"{prefix}.repository={image.repository}",
-        "--set", f"{prefix}.tag={image.tag}",
-        "--set", f"{prefix}.pullPolicy=Never",
+        "--set", f"image.repository={image.repository}",
+        "--set", f"image.tag={image.tag}",
+        "--set", "image.pullPolicy=Never",
     ]  # fmt: skip
 
 
