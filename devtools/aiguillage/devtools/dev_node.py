@@ -29,9 +29,12 @@ __all__ = [
     "DEMO_MODELS",
     "OPERATOR_NAMESPACE",
     "RELEASE",
+    "apply_examples",
     "chart_image_values",
     "example_documents",
+    "install_chart",
     "run",
+    "start_simulators",
 ]
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -92,34 +95,11 @@ def run(once: bool, stop: threading.Event, say: Callable[[str], None]) -> int:
             f"(kubelet, containerd, kube-proxy; logs: {workdir / 'node-logs'})"
         )
         (workdir / "pids").write_text("".join(f"{pid}\n" for pid in node.pids.values()))
-        endpoints = {}
-        for provider, (label, key) in SIMULATED.items():
-            sim = OpenAISimulator(label, host=node.host_ip, api_key=key)
-            loop.run(sim.start())
-            sims[provider] = sim
-            port = int(sim.url.rsplit(":", 1)[1])
-            url = node.serve_from_host(SIMULATOR_NAMESPACE, provider, port)
-            endpoints[provider] = f"{url}/v1"
-            say(f"simulated provider {label} at {sim.url}, in the cluster as {url}")
-        node.helm(
-            "install", RELEASE, str(ROOT / "charts" / "aiguillage"),
-            "--namespace", OPERATOR_NAMESPACE, "--create-namespace",
-            *chart_image_values(product),
-        )  # fmt: skip
+        sims, endpoints = start_simulators(node, loop, say)
+        install_chart(node, product)
         say(f"helm install {RELEASE} charts/aiguillage (image {product.name})")
-        node.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(example_documents(endpoints)))
+        apply_examples(node, endpoints)
         say("applied examples/ (providers pointed at the simulators)")
-        wait_for(
-            lambda: (
-                node.kubectl(
-                    "get", "configmap", "aiguillage-config", "-n", NAMESPACE, check=False
-                ).returncode
-                == 0
-            ),
-            timeout=180,
-            interval=0.5,
-            what="the operator's ConfigMap in namespace support",
-        )
         injected = injection_served(node)
         deployment = demo.demo_deployment(
             NAMESPACE,
@@ -156,6 +136,50 @@ def run(once: bool, stop: threading.Event, say: Callable[[str], None]) -> int:
         if "stop" in node.timings:
             verdict = "nothing left behind" if not left else f"left: {'; '.join(left)}"
             say(f"node stopped in {node.timings['stop']:.1f}s, {verdict}")
+
+
+def start_simulators(
+    node: Node, loop: LoopThread, say: Callable[[str], None] = lambda _: None
+) -> tuple[dict[str, OpenAISimulator], dict[str, str]]:
+    """The simulated EU and US providers on this machine, each behind a Service in the
+    cluster; (simulator, in-cluster endpoint) by the example provider each stands in for."""
+    sims: dict[str, OpenAISimulator] = {}
+    endpoints = {}
+    for provider, (label, key) in SIMULATED.items():
+        sim = OpenAISimulator(label, host=node.host_ip, api_key=key)
+        loop.run(sim.start())
+        sims[provider] = sim
+        port = int(sim.url.rsplit(":", 1)[1])
+        url = node.serve_from_host(SIMULATOR_NAMESPACE, provider, port)
+        endpoints[provider] = f"{url}/v1"
+        say(f"simulated provider {label} at {sim.url}, in the cluster as {url}")
+    return sims, endpoints
+
+
+def install_chart(node: Node, image: images.ImageArchive, *helm_args: str) -> None:
+    """``helm install`` the chart running ``image`` (more ``helm_args``: e.g. ``--wait``)."""
+    node.helm(
+        "install", RELEASE, str(ROOT / "charts" / "aiguillage"),
+        "--namespace", OPERATOR_NAMESPACE, "--create-namespace",
+        *chart_image_values(image), *helm_args,
+    )  # fmt: skip
+
+
+def apply_examples(node: Node, endpoints: dict[str, str]) -> None:
+    """Apply ``examples/`` (providers pointed at ``endpoints``) and wait for the operator's
+    ConfigMap in namespace support."""
+    node.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(example_documents(endpoints)))
+    wait_for(
+        lambda: (
+            node.kubectl(
+                "get", "configmap", "aiguillage-config", "-n", NAMESPACE, check=False
+            ).returncode
+            == 0
+        ),
+        timeout=180,
+        interval=0.5,
+        what="the operator's ConfigMap in namespace support",
+    )
 
 
 def injection_served(node: Node) -> bool:
