@@ -70,6 +70,16 @@ class Product:
         )
         return dict(json.loads(out.stdout)) if out.returncode == 0 else {"error": out.stderr}
 
+    def apply_route(self, model: str, provider: str, provider_model: str) -> None:
+        """``kubectl apply`` a route ``model`` in the demo's namespace with one target."""
+        route = {
+            "apiVersion": "aiguillage.dev/v1alpha1",
+            "kind": "AIRoute",
+            "metadata": {"name": model, "namespace": NS},
+            "spec": {"model": model, "targets": [{"provider": provider, "model": provider_model}]},
+        }
+        self.node.kubectl("apply", "-f", "-", input=json.dumps(route))
+
     def latest_answer(self, model: str) -> dict[str, Any] | None:
         found = [a for a in demo.answers(self.node, NS) if a.get("model") == model]
         return found[-1] if found else None
@@ -208,15 +218,8 @@ def test_the_first_provider_failing_the_next_request_goes_to_the_second(
 def test_a_route_change_is_served_by_the_running_pod_within_seconds(product: Product) -> None:
     pod_before = product.demo_pod()["metadata"]["uid"]
     model = f"fresh-{uuid.uuid4().hex[:6]}"
-    route = {
-        "apiVersion": "aiguillage.dev/v1alpha1",
-        "kind": "AIRoute",
-        "metadata": {"name": model, "namespace": NS},
-        "spec": {"model": model, "targets": [{"provider": "openai-us",
-                                              "model": "gpt-4o-mini"}]},
-    }  # fmt: skip
     applied = time.monotonic()
-    product.node.kubectl("apply", "-f", "-", input=json.dumps(route))
+    product.apply_route(model, "openai-us", "gpt-4o-mini")
 
     # The kubelet's own refresh of mounted ConfigMaps takes a minute or more (70-90 s measured
     # here): served within 30 s is the operator's propagation at work.
@@ -247,14 +250,7 @@ def test_with_the_operator_gone_pods_keep_serving_and_it_converges_when_back(
     node.kubectl("rollout", "status", "deployment/aiguillage", "-n", OPERATOR_NS,
                  "--timeout=240s", timeout=260)  # fmt: skip
     model = f"after-{uuid.uuid4().hex[:6]}"
-    route = {
-        "apiVersion": "aiguillage.dev/v1alpha1",
-        "kind": "AIRoute",
-        "metadata": {"name": model, "namespace": NS},
-        "spec": {"model": model, "targets": [{"provider": "mistral-eu",
-                                              "model": "mistral-small-latest"}]},
-    }  # fmt: skip
-    node.kubectl("apply", "-f", "-", input=json.dumps(route))
+    product.apply_route(model, "mistral-eu", "mistral-small-latest")
     wait_for(
         lambda: product.ask_from_the_app(model).get("provider") == "mistral-eu",
         timeout=60,

@@ -20,13 +20,21 @@ def rendered_key(cluster: Cluster, ns: str, provider_name: str) -> str | None:
     return base64.b64decode(data[provider_name]).decode() if provider_name in data else None
 
 
-def test_a_rotation_after_an_api_server_restart_still_arrives(
-    cluster: Cluster, kube_namespace: str
-) -> None:
-    ns = kube_namespace
-    eu = serve_one_route(cluster, ns)
-    wait_for(lambda: rendered_key(cluster, ns, eu) == "sk-1", timeout=30, what="first key")
+@pytest.fixture
+def served(cluster: Cluster, kube_namespace: str) -> str:
+    """One route in the test's namespace on an EU provider whose key ``sk-1`` has been
+    rendered there; the provider's name."""
+    eu = serve_one_route(cluster, kube_namespace)
+    wait_for(
+        lambda: rendered_key(cluster, kube_namespace, eu) == "sk-1", timeout=30, what="first key"
+    )
+    return eu
 
+
+def test_a_rotation_after_an_api_server_restart_still_arrives(
+    cluster: Cluster, kube_namespace: str, served: str
+) -> None:
+    ns, eu = kube_namespace, served
     cluster.plane.restart_apiserver()
     cluster.apply(secret("k", cluster.operator_namespace, "sk-2"))
 
@@ -34,11 +42,9 @@ def test_a_rotation_after_an_api_server_restart_still_arrives(
 
 
 def test_a_secret_of_the_same_name_elsewhere_is_not_a_provider_key(
-    cluster: Cluster, kube_namespace: str
+    cluster: Cluster, kube_namespace: str, served: str
 ) -> None:
-    ns = kube_namespace
-    eu = serve_one_route(cluster, ns)
-    wait_for(lambda: rendered_key(cluster, ns, eu) == "sk-1", timeout=30, what="first key")
+    ns, eu = kube_namespace, served
 
     cluster.apply(secret("k", ns, "sk-from-an-app-namespace"))
     cluster.apply(route("other", ns, "other", eu))  # a later render, to be sure it ran

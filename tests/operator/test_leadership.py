@@ -17,6 +17,9 @@ from kubernetes.client.exceptions import ApiException
 from aiguillage.operator.leadership import LeaderElector
 
 FAST = {"lease_seconds": 0.6, "renew_deadline": 0.4, "retry_seconds": 0.05}
+# Where a test shows that something happens *before* a lease expires, the lease is long
+# enough that no scheduling delay on a busy machine can pass for an expiry.
+LONG_LEASE = {**FAST, "lease_seconds": 30.0}
 
 
 class FakeLeases:
@@ -24,6 +27,7 @@ class FakeLeases:
         self.lease: dict[str, Any] | None = None
         self.version = 0
         self.down = False  # the API server is unreachable
+        self.writes: list[tuple[str | None, float]] = []  # (holder written, monotonic time)
 
     def _check(self) -> None:
         if self.down:
@@ -54,8 +58,15 @@ class FakeLeases:
         self._check()
         if self.lease is not None:
             raise ApiException(status=409)
-        self.lease, self.version = copy.deepcopy(body), self.version + 1
+        self._write(body)
         return self._view()
+
+    def _write(self, body: dict[str, Any]) -> None:
+        self.lease, self.version = copy.deepcopy(body), self.version + 1
+        self.writes.append((body["spec"].get("holderIdentity"), time.monotonic()))
+
+    def last_write_by(self, holder: str) -> float:
+        return max(when for who, when in self.writes if who == holder)
 
     def replace_namespaced_lease(
         self, name: str, namespace: str, body: dict[str, Any]
@@ -63,7 +74,7 @@ class FakeLeases:
         self._check()
         if body["metadata"].get("resourceVersion") != str(self.version):
             raise ApiException(status=409)
-        self.lease, self.version = copy.deepcopy(body), self.version + 1
+        self._write(body)
         return self._view()
 
     @property
@@ -81,8 +92,8 @@ async def until(condition: Callable[[], bool], within: float = 5.0) -> None:
 class Replica:
     """An elector whose ``lead()`` records when it runs."""
 
-    def __init__(self, api: FakeLeases, identity: str) -> None:
-        self.elector = LeaderElector(api, "ops", identity=identity, **FAST)  # type: ignore[arg-type]
+    def __init__(self, api: FakeLeases, identity: str, timing: dict[str, float] = FAST) -> None:
+        self.elector = LeaderElector(api, "ops", identity=identity, **timing)  # type: ignore[arg-type]
         self.leading = False
         self.task: asyncio.Task[None] | None = None
 
@@ -116,10 +127,12 @@ async def _noop() -> None:
 
 async def test_one_replica_leads_the_other_waits() -> None:
     api = FakeLeases()
-    a = Replica(api, "a").start()
+    a = Replica(api, "a", LONG_LEASE).start()
     await until(lambda: a.leading)
-    b = Replica(api, "b").start()
-    await asyncio.sleep(FAST["lease_seconds"] * 2)  # a keeps renewing: b never leads
+    b = Replica(api, "b", LONG_LEASE).start()
+    # b reads the Lease again and again and leaves it to a, which keeps renewing.
+    renewals = len(api.writes)
+    await until(lambda: len(api.writes) >= renewals + 10, within=30)
 
     assert (a.leading, b.leading, api.holder) == (True, False, "a")
     await a.stop()
@@ -133,11 +146,12 @@ async def test_a_crashed_leaders_lease_expires_and_is_taken_over() -> None:
     b = Replica(api, "b").start()
     await asyncio.sleep(0.1)
     a.crash()
-    crashed = time.monotonic()
 
     await until(lambda: b.leading)
 
-    assert time.monotonic() - crashed >= FAST["lease_seconds"] * 0.9
+    # Not before a's last renewal had gone unrenewed for a whole lease (b's own clock).
+    taken_over = api.last_write_by("b")
+    assert taken_over - api.last_write_by("a") >= FAST["lease_seconds"]
     assert api.holder == "b"
     assert api.lease is not None
     assert api.lease["spec"]["leaseTransitions"] == 1
@@ -146,27 +160,26 @@ async def test_a_crashed_leaders_lease_expires_and_is_taken_over() -> None:
 
 async def test_a_stopping_leader_releases_so_the_standby_need_not_wait() -> None:
     api = FakeLeases()
-    a = Replica(api, "a").start()
+    a = Replica(api, "a", LONG_LEASE).start()
     await until(lambda: a.leading)
-    b = Replica(api, "b").start()
+    b = Replica(api, "b", LONG_LEASE).start()
     await asyncio.sleep(0.1)
 
     await a.stop()
     assert api.holder is None
-    await until(lambda: b.leading, within=FAST["lease_seconds"] / 2)
+    # Well before the 30 s lease could have expired: the release is what let b in.
+    await until(lambda: b.leading, within=10)
     await b.stop()
 
 
 async def test_a_leader_that_cannot_renew_stops_leading_before_the_lease_expires() -> None:
     api = FakeLeases()
-    a = Replica(api, "a").start()
+    a = Replica(api, "a", LONG_LEASE).start()
     await until(lambda: a.leading)
 
     api.down = True
-    cut = time.monotonic()
-    await until(lambda: not a.leading)
-
-    assert time.monotonic() - cut < FAST["lease_seconds"] + 0.5
+    # After the 0.4 s renew deadline, long before the 30 s lease would let another replica in.
+    await until(lambda: not a.leading, within=10)
     api.down = False
     await until(lambda: a.leading)  # and leads again once it can
     await a.stop()
