@@ -144,7 +144,8 @@ def parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--health-listen",
-        help="also serve /healthz and /readyz (only) here, e.g. $(POD_IP):4001 for kubelet probes",
+        help="also serve /healthz, /readyz and /metrics (never the API) here, e.g. "
+        "$(POD_IP):4001 for the kubelet's probes and Prometheus",
     )
     s.add_argument(
         "--ready-without-config",

@@ -152,6 +152,10 @@ def test_the_chart_grants_only_what_the_operator_needs(installed: ControlPlane) 
     assert can_i(plane, "get", "secrets/aiguillage-credentials", "-n", app)
     assert not can_i(plane, "get", "secrets/db-password", "-n", app)
     assert can_i(plane, "update", "configmaps/aiguillage-config", "-n", app)
+    assert can_i(plane, "update", "secrets/aiguillage-audit-key", "-n", app)  # signing keys
+    assert not can_i(plane, "delete", "secrets/aiguillage-audit-key", "-n", app)
+    assert can_i(plane, "update", "configmaps/aiguillage-audit-keys", "-n", NS)  # public keys
+    assert not can_i(plane, "update", "configmaps/aiguillage-audit-keys", "-n", app)
     assert not can_i(plane, "update", "configmaps/other", "-n", app)
     assert can_i(plane, "patch", "pods", "-n", app)
     assert not can_i(plane, "delete", "pods", "-n", app)
@@ -223,6 +227,14 @@ def test_the_operator_runs_on_the_charts_permissions(
         assert b"aiguillage_operator_leader 1" in metrics
         assert b'aiguillage_operator_injections_total{result="injected"} 1' in metrics
         assert b"aiguillage_operator_pods_patched_total 1" in metrics
+        # The namespace's audit signing key, and its public key published for auditors.
+        wait_for(lambda: kubectl_json(plane, "get", "secret", "aiguillage-audit-key", "-n", app),
+                 timeout=30, what="the audit signing key")  # fmt: skip
+        published = wait_for(
+            lambda: kubectl_json(plane, "get", "configmap", "aiguillage-audit-keys", "-n", NS),
+            timeout=30, what="the public keys",
+        )  # fmt: skip
+        assert [name.split(".")[0] for name in published["data"]] == [app]
         assert "Forbidden" not in operator.output()
         assert "forbidden" not in operator.output()
 
@@ -279,6 +291,8 @@ def test_upgrade_keeps_the_certificate_and_uninstall_leaves_no_orphans(
         args = ["get", kind, name] + (["-n", ns] if ns else [])
         assert not kubectl_json(plane, *args), f"{kind}/{name} left behind"
     # Kept on purpose (crds.keep): the CRDs, so every route, and the outputs rendered for
-    # them, which running sidecars keep serving.
+    # them, which running sidecars keep serving; and the public audit keys, which auditors
+    # need to verify the trails signed so far.
     assert kubectl_json(plane, "get", "crd", "airoutes.aiguillage.dev")
     assert kubectl_json(plane, "get", "airoutes", "-A")["items"]
+    assert kubectl_json(plane, "get", "configmap", "aiguillage-audit-keys", "-n", NS)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from aiguillage.operator.auditkeys import SIGNING_KEY_FILE
 from aiguillage.operator.errors import InjectionRefused
 from aiguillage.operator.injection import (
     CONTAINER,
@@ -17,6 +18,7 @@ from aiguillage.operator.injection import (
     SidecarSpec,
     inject,
 )
+from aiguillage.sidecar.auditchain import DEFAULT_KEY_FILE
 
 SPEC = SidecarSpec(image="registry.example/aiguillage:1.2.3", version="1.2.3")
 APP_ENV = {
@@ -53,7 +55,7 @@ def test_the_sidecar_is_a_native_sidecar_started_first_with_a_startup_probe() ->
     assert "--ready-without-config" in first["args"]
 
 
-def test_config_and_credentials_are_mounted_read_only_into_the_sidecar_only() -> None:
+def test_config_credentials_and_signing_key_are_mounted_read_only_into_the_sidecar_only() -> None:
     out = inject(pod(), SPEC).pod
 
     volumes = {v["name"]: v for v in out["spec"]["volumes"]}
@@ -65,11 +67,18 @@ def test_config_and_credentials_are_mounted_read_only_into_the_sidecar_only() ->
         "secretName": "aiguillage-credentials",
         "optional": True,
     }
+    # The operator's per-namespace audit signing key, where the sidecar looks for it.
+    assert volumes["aiguillage-audit-key"]["secret"] == {
+        "secretName": "aiguillage-audit-key",
+        "optional": True,
+    }
     sidecar = out["spec"]["initContainers"][0]
     assert {(m["mountPath"], m["readOnly"]) for m in sidecar["volumeMounts"]} == {
         ("/etc/aiguillage/config", True),
         ("/etc/aiguillage/credentials", True),
+        ("/etc/aiguillage/audit-key", True),
     }
+    assert f"/etc/aiguillage/audit-key/{SIGNING_KEY_FILE}" == DEFAULT_KEY_FILE
     assert "volumeMounts" not in out["spec"]["containers"][0]
 
 
@@ -150,6 +159,7 @@ def test_the_pod_says_what_was_injected() -> None:
         "mounts": {
             "aiguillage-config": "/etc/aiguillage/config",
             "aiguillage-credentials": "/etc/aiguillage/credentials",
+            "aiguillage-audit-key": "/etc/aiguillage/audit-key",
         },
         "env": {"app": ["OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY"]},
         "keptEnv": {"app": ["OPENAI_API_KEY"]},

@@ -346,7 +346,7 @@ def _get(lt: LoopThread, url: str) -> tuple[int, str]:
     return lt.run(go())
 
 
-def test_health_listener_serves_only_health_and_readiness(
+def test_health_listener_serves_only_health_readiness_and_metrics(
     start_sidecar: StartSidecar, eu: OpenAISimulator, us: OpenAISimulator
 ) -> None:
     sc = start_sidecar(two_provider_config(eu, us, route("chat", eu_target())))
@@ -355,8 +355,12 @@ def test_health_listener_serves_only_health_and_readiness(
     assert _get(sc.lt, f"{health}/healthz") == (200, "ok\n")
     status, text = _get(sc.lt, f"{health}/readyz")
     assert (status, text) == (200, f"ok {sc.serving_hash()}\n")
-    # The API, models and metrics stay on loopback only: nothing else is routed here.
-    for path in ("/v1/models", "/metrics"):
+    # Prometheus scrapes the pod IP (the chart's PodMonitor); the same metrics as on loopback.
+    status, text = _get(sc.lt, f"{health}/metrics")
+    assert status == 200
+    assert "aiguillage_config_reloads_total" in text
+    # The API stays on loopback only: nothing else is routed here.
+    for path in ("/v1/models", "/v1/chat/completions"):
         assert _get(sc.lt, f"{health}{path}")[0] == 404
     assert sc.raw("GET", "/v1/models").status == 200
 

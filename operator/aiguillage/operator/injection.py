@@ -8,11 +8,14 @@ API server. What an injected pod gets:
 * the sidecar as a *native sidecar*: the first init container, ``restartPolicy: Always``, so
   it starts before every other container (init containers included) and stops after them;
   a startup probe on ``/readyz`` holds the app containers back until it serves;
-* probes reach it on the pod IP (``--health-listen``, health and readiness only) because the
-  kubelet probes the pod IP while the API stays on 127.0.0.1;
-* the namespace's ConfigMap ``aiguillage-config`` and Secret ``aiguillage-credentials``,
-  both ``optional`` (a namespace without routes still starts: ``--ready-without-config``),
-  mounted read-only into the sidecar only;
+* probes reach it on the pod IP (``--health-listen``: health, readiness and metrics only)
+  because the kubelet probes (and Prometheus scrapes) the pod IP while the API stays on
+  127.0.0.1;
+* the namespace's ConfigMap ``aiguillage-config`` and Secrets ``aiguillage-credentials`` and
+  ``aiguillage-audit-key`` (the key that signs its audit checkpoints, made by the operator:
+  ``aiguillage.operator.auditkeys``), all ``optional`` (a namespace without routes still
+  starts: ``--ready-without-config``; unsigned checkpoints say so), mounted read-only into the
+  sidecar only;
 * its pod's identity (name, namespace, service account, IP) through the downward API;
 * a security context that passes the ``restricted`` Pod Security Standard;
 * ``OPENAI_BASE_URL``, ``OPENAI_API_KEY``, ``ANTHROPIC_BASE_URL`` and ``ANTHROPIC_API_KEY``
@@ -34,7 +37,9 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
+from aiguillage.operator.auditkeys import SIGNING_SECRET
 from aiguillage.operator.errors import InjectionRefused
+from aiguillage.sidecar.auditchain import DEFAULT_KEY_FILE
 
 INJECT_LABEL = "aiguillage.dev/inject"
 INJECTED_LABEL = "aiguillage.dev/injected"
@@ -46,6 +51,8 @@ CONFIG_MAP = "aiguillage-config"
 SECRET = "aiguillage-credentials"
 CONFIG_DIR = "/etc/aiguillage/config"
 CREDENTIALS_DIR = "/etc/aiguillage/credentials"
+AUDIT_KEY_VOLUME = "aiguillage-audit-key"
+AUDIT_KEY_DIR = DEFAULT_KEY_FILE.rsplit("/", 1)[0]  # where the sidecar looks by default
 # Apps never hold a provider key: the SDKs insist on one, so they get a placeholder that the
 # sidecar drops (it sends each provider its own key).
 PLACEHOLDER_KEY = "unused-aiguillage-sidecar-holds-the-keys"
@@ -142,7 +149,11 @@ def inject(pod: Mapping[str, Any], spec: SidecarSpec) -> Injection:
             "image": spec.image,
             "container": CONTAINER,
             "listen": f"127.0.0.1:{spec.port}",
-            "mounts": {CONFIG_MAP: CONFIG_DIR, SECRET: CREDENTIALS_DIR},
+            "mounts": {
+                CONFIG_MAP: CONFIG_DIR,
+                SECRET: CREDENTIALS_DIR,
+                SIGNING_SECRET: AUDIT_KEY_DIR,
+            },
             "env": env_added,
             **({"keptEnv": env_kept} if env_kept else {}),
         },
@@ -183,7 +194,7 @@ def _refuse_if_unworkable(podspec: Mapping[str, Any], spec: SidecarSpec) -> None
                         f'{INJECT_LABEL}: "false"'
                     )
     names = {v.get("name") for v in podspec.get("volumes", [])}
-    for volume in (CONFIG_VOLUME, CREDENTIALS_VOLUME):
+    for volume in (CONFIG_VOLUME, CREDENTIALS_VOLUME, AUDIT_KEY_VOLUME):
         if volume in names:
             problems.append(
                 f'spec.volumes: a volume is already named "{volume}", which the aiguillage '
@@ -247,6 +258,7 @@ def _sidecar(spec: SidecarSpec) -> dict[str, Any]:
         "volumeMounts": [
             {"name": CONFIG_VOLUME, "mountPath": CONFIG_DIR, "readOnly": True},
             {"name": CREDENTIALS_VOLUME, "mountPath": CREDENTIALS_DIR, "readOnly": True},
+            {"name": AUDIT_KEY_VOLUME, "mountPath": AUDIT_KEY_DIR, "readOnly": True},
         ],
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
@@ -256,4 +268,5 @@ def _volumes() -> Sequence[dict[str, Any]]:
     return [
         {"name": CONFIG_VOLUME, "configMap": {"name": CONFIG_MAP, "optional": True}},
         {"name": CREDENTIALS_VOLUME, "secret": {"secretName": SECRET, "optional": True}},
+        {"name": AUDIT_KEY_VOLUME, "secret": {"secretName": SIGNING_SECRET, "optional": True}},
     ]

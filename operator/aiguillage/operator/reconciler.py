@@ -317,10 +317,13 @@ class Reconciler:
             self.written.pop(namespace, None)
             self.configs.pop(namespace, None)
             return
+        if self.audit_keys is not None:
+            # Before the config: the write makes propagation refresh the pods' mounts, and a
+            # sidecar that gets its routes must have its signing key by then too (a checkpoint
+            # written without one leaves its chain unverifiable for good).
+            await self.audit_keys.ensure(namespace)
         await self._write(rendered)
         self.configs[namespace] = rendered.config
-        if self.audit_keys is not None:
-            await self.audit_keys.ensure(namespace)
         updates = []
         policies = [p.name for p in rendered.force.policies]
         limits = describe_limits(rendered.force.limits)

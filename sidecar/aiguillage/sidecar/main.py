@@ -10,9 +10,10 @@ start and from each answer, and is not reset by partial headers); a request whos
 received within ``body_timeout`` seconds of its headers gets a 408 and its connection closed
 (after at most :data:`LINGER_SECONDS` more).
 
-In a pod: ``--health-listen`` also serves /healthz and /readyz (only) on the pod IP for the
-kubelet's probes, which cannot reach loopback; ``--ready-without-config`` serves no routes and is
-ready while the optional config ConfigMap is absent (a namespace without AIRoute yet).
+In a pod: ``--health-listen`` also serves /healthz, /readyz and /metrics (only, never the API)
+on the pod IP, for the kubelet's probes and Prometheus, which cannot reach loopback;
+``--ready-without-config`` serves no routes and is ready while the optional config ConfigMap is
+absent (a namespace without AIRoute yet).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from aiguillage.sidecar.server import (
     Runtime,
     healthz,
     make_app,
+    metrics,
     readyz,
 )
 from aiguillage.sidecar.shutdown import DRAIN_SECONDS
@@ -210,12 +212,13 @@ class Sidecar:
                         self.config_dir)  # fmt: skip
 
     async def start_health(self, listen: str) -> str:
-        """Serve only /healthz and /readyz on ``listen`` (the pod IP, for the kubelet's probes,
-        which cannot reach loopback); the API itself stays on loopback."""
+        """Serve only /healthz, /readyz and /metrics on ``listen`` (the pod IP, for the kubelet's
+        probes and Prometheus' scrapes, which cannot reach loopback); the API stays on loopback."""
         app = web.Application()
         app[RUNTIME] = self.runtime
         app.router.add_get("/healthz", healthz)
         app.router.add_get("/readyz", readyz)
+        app.router.add_get("/metrics", metrics)
         self._health_runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._health_runner.setup()
         host, port = parse_listen(listen)
