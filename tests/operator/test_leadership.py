@@ -166,9 +166,11 @@ async def test_a_stopping_leader_releases_so_the_standby_need_not_wait() -> None
     await asyncio.sleep(0.1)
 
     await a.stop()
-    assert api.holder is None
     # Well before the 30 s lease could have expired: the release is what let b in.
     await until(lambda: b.leading, within=10)
+    holders = [who for who, _ in api.writes]
+    assert holders[-2:] == [None, "b"]  # a's last write handed the Lease back
+    assert set(holders[:-2]) == {"a"}
     await b.stop()
 
 
