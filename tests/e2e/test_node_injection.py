@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -198,6 +200,27 @@ def test_the_sidecar_signs_its_audit_trail_with_its_namespaces_key(
     # Intact up to its last checkpoint; what came after is not sealed yet (a warning only).
     assert "HOLDS: " in out
     assert ", 0 broken" in out
+
+
+def test_from_outside_the_pod_only_health_and_metrics_answer(product: Product) -> None:
+    # What the kubelet and Prometheus (the chart's PodMonitor, port aig-health) reach on the
+    # pod IP; the API, which spends the namespace's provider keys, stays on the pod's loopback.
+    pod_ip = product.demo_pod()["status"]["podIP"]
+
+    def get(port: int, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://{pod_ip}:{port}{path}", timeout=10) as resp:
+                return int(resp.status), resp.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, ""
+
+    status, metrics = get(4001, "/metrics")
+    assert status == 200
+    assert 'aiguillage_requests_total{route="summarizer",outcome="ok"}' in metrics
+    assert get(4001, "/readyz")[0] == 200
+    assert get(4001, "/v1/models")[0] == 404
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(f"http://{pod_ip}:4000/v1/models", timeout=10)
 
 
 def test_an_unlabelled_pod_is_untouched(product: Product) -> None:
