@@ -195,13 +195,48 @@ def test_a_variant_is_refused_while_its_feature_is_not_what_it_claims(
     assert verify(started, context) is None
 
 
-def test_a_feature_is_compared_only_when_both_its_variants_run() -> None:
-    pairs = features.needed_pairs({"standard", "no_residency", "audit_stdout", "data_protection"})
-    assert pairs == [
-        ("no_residency", "plain"), ("standard", "plain"), ("audit_stdout", "plain"),
-        ("standard", "personal"), ("data_protection", "personal"),
-    ]  # fmt: skip
-    assert features.needed_pairs({"standard"}) == []
+def test_each_round_runs_a_features_two_sidecars_back_to_back_first_one_then_the_other() -> None:
+    feats = [features.FEATURE["residency"], features.FEATURE["data_protection"]]
+    first = features.schedule(feats, 0)
+    second = features.schedule(feats, 1)
+    assert [(f.key, order) for f, order in first] == [
+        ("residency", (("no_residency", "plain"), ("standard", "plain"))),
+        ("data_protection", (("standard", "personal"), ("data_protection", "personal"))),
+    ]
+    # next round: the other feature first, and on before off
+    assert [(f.key, order) for f, order in second] == [
+        ("data_protection", (("data_protection", "personal"), ("standard", "personal"))),
+        ("residency", (("standard", "plain"), ("no_residency", "plain"))),
+    ]
+    assert features.schedule([], 3) == []
+
+
+def _run(rps: float, p50: float, p99: float, cpu: float, errors: int = 0) -> dict[str, Any]:
+    return {"rps": rps, "completed": 10, "errors": errors, "cpu_us_per_request": cpu,
+            "latency_ms": {"p50": p50, "p99": p99}}  # fmt: skip
+
+
+def test_a_features_cost_compares_runs_of_the_same_round_not_medians_of_far_apart_runs() -> None:
+    # The machine is twice as fast in round 2 than in round 1, and the feature costs 5 % in
+    # each: the paired cost says 0.95x.
+    pairs = [
+        (_run(950.0, 2.1, 5.0, 110.0), _run(1000.0, 2.0, 4.0, 100.0)),
+        (_run(1900.0, 1.1, 3.0, 105.0), _run(2000.0, 1.0, 2.5, 100.0)),
+        # the machine changed between the two runs of this round: an outlier the median drops
+        (_run(2000.0, 1.1, 3.0, 104.0), _run(4000.0, 1.0, 2.0, 100.0)),
+        # a failed run leaves its round out
+        (_run(0.0, 0.0, 0.0, 0.0, errors=10), _run(1000.0, 1.0, 2.0, 100.0)),
+    ]
+    cost = features.paired_costs(pairs)
+    assert cost["rounds"] == 3
+    assert cost["rps_ratio_runs"] == [0.95, 0.95, 0.5]
+    assert cost["rps_ratio"] == 0.95
+    assert cost["added_p50_ms"] == 0.1
+    assert cost["added_p99_ms"] == 1.0
+    assert cost["cpu_us_added"] == 5.0
+    assert cost["cpu_rps_ratio"] == round(100.0 / 105.0, 3)  # of 100/110, 100/105, 100/104
+    assert cost["on_rps"] == 1900.0
+    assert cost["off_rps"] == 2000.0
 
 
 def test_rounds_are_summarized_by_medians_without_failed_runs() -> None:
@@ -241,8 +276,14 @@ def test_the_phase_measures_what_runs_and_says_why_the_rest_does_not(tmp_path: P
     # the sidecar has every switch and feature these variants need: each passed its check
     assert "unavailable" not in variants["data_protection"], variants["data_protection"]
     assert result["measured"]["data_protection/personal"]["1"]["rps"] > 0
+    # each measurable feature compared within its rounds
+    assert result["paired"]["residency"]["1"]["rounds"] == 1
+    assert result["paired"]["data_protection"]["1"]["rps_ratio"] is not None
     rows = {r["key"]: r for r in derive.feature_rows(result)}
-    assert rows["residency"]["by_concurrency"]["1"]["rps_ratio"] is not None
+    assert (
+        rows["residency"]["by_concurrency"]["1"]["rps_ratio"]
+        == (result["paired"]["residency"]["1"]["rps_ratio"])
+    )
     for row in rows.values():
         assert row.get("unavailable") or row["by_concurrency"]["1"]["on_rps"]
     if "unavailable" not in variants["tracing"]:

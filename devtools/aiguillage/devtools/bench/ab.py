@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from aiguillage.devtools.bench import fmt
-from aiguillage.devtools.bench.procs import Procs, cpu_seconds
+from aiguillage.devtools.bench.procs import Procs, on_cpu_seconds
 from aiguillage.devtools.bench.proxy import Load, profile_sidecar, run_loadgen
 from aiguillage.devtools.bench.systems import (
     MANIFESTS,
@@ -304,12 +304,12 @@ def _one_round(
     assert side.system is not None
     assert side.system.proc is not None
     pid = side.system.proc.pid
-    spent = cpu_seconds(pid)
+    spent = on_cpu_seconds(pid)
     cell = run_loadgen(
         gen, side.system, stream=args.stream, c=args.concurrency, load=load,
         max_seconds=600, cpus=cpus, workdir=work,
     )  # fmt: skip
-    spent = cpu_seconds(pid) - spent
+    spent = on_cpu_seconds(pid) - spent
     if cell["errors"]:
         say(f"  {side.name}: {cell['errors']} errors, e.g. {cell['error_samples'][:2]}")
     return {

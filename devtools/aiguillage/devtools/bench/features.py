@@ -5,8 +5,12 @@ on) with one thing changed, through the compiled config where it has a field (re
 protection, limits with a shared store) or through the environment (audit destination,
 tracing, metrics). Each *feature* is a pair of variants, on and off; its cost is the difference
 of their latency percentiles, the ratio of their throughputs and the difference of the
-sidecar's own CPU time per request, at c=1 and c=16, over interleaved rounds (each round sends
-the same load to every variant, in a rotated order; medians are reported).
+sidecar's own CPU time per request, at c=1 and c=16, over rounds. In each round every
+feature's two variants are measured back to back (which goes first alternates between rounds),
+and its cost is the median over rounds of each round's on/off ratio and on minus off
+differences: on a shared machine whose speed swings within seconds, comparing medians taken
+from runs far apart in time measured the machine, not the feature (a residency check that
+costs well under a microsecond showed as 0.54× the throughput).
 
 Nothing is assumed to work: each variant is checked after it starts (a probe request, and
 what should follow from it: an audit line where it should be and nowhere else, a request
@@ -29,7 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aiguillage.devtools.bench import services
-from aiguillage.devtools.bench.procs import Proc, Procs, cpu_seconds
+from aiguillage.devtools.bench.procs import Proc, Procs, on_cpu_seconds
 from aiguillage.devtools.bench.proxy import Load, Plan, run_loadgen
 from aiguillage.devtools.bench.systems import (
     MODEL,
@@ -295,6 +299,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature("data_protection", "Data-protection scan (1 KB prompt with personal data)",
             "data_protection", "standard", body="personal"),
 )  # fmt: skip
+FEATURE = {f.key: f for f in FEATURES}
 
 
 def personal_body() -> bytes:
@@ -358,15 +363,51 @@ def check_variant(started: Started, ctx: Context) -> str | None:
 # -- measuring -----------------------------------------------------------------------------------
 
 
-def needed_pairs(available: set[str]) -> list[tuple[str, str]]:
-    """The (variant, body) pairs that the measurable features compare, in a stable order."""
-    pairs: list[tuple[str, str]] = []
-    for feature in FEATURES:
-        if feature.on in available and feature.off in available:
-            for key in (feature.off, feature.on):
-                if (key, feature.body) not in pairs:
-                    pairs.append((key, feature.body))
-    return pairs
+def schedule(
+    feats: list[Feature], round_no: int
+) -> list[tuple[Feature, tuple[tuple[str, str], tuple[str, str]]]]:
+    """One round's runs: each feature's off and on variants back to back (their order
+    alternating between rounds), the features in an order rotated by round."""
+    shift = round_no % len(feats) if feats else 0
+    out = []
+    for feature in feats[shift:] + feats[:shift]:
+        off, on = (feature.off, feature.body), (feature.on, feature.body)
+        out.append((feature, (off, on) if round_no % 2 == 0 else (on, off)))
+    return out
+
+
+def paired_costs(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
+    """A feature's cost from its (on, off) runs, one pair per round: the median over rounds of
+    each round's ratio and differences. A pair where either run failed is left out."""
+
+    def med(values: list[float]) -> float | None:
+        return round(statistics.median(values), 3) if values else None
+
+    def good(run: dict[str, Any]) -> bool:
+        return bool(run.get("completed", 0) > run.get("errors", 0) and run.get("rps"))
+
+    ok = [(on, off) for on, off in pairs if good(on) and good(off)]
+    return {
+        "rounds": len(ok),
+        "rps_ratio": med([on["rps"] / off["rps"] for on, off in ok]),
+        "added_p50_ms": med([on["latency_ms"]["p50"] - off["latency_ms"]["p50"] for on, off in ok]),
+        "added_p99_ms": med([on["latency_ms"]["p99"] - off["latency_ms"]["p99"] for on, off in ok]),
+        "cpu_us_added": med(
+            [on["cpu_us_per_request"] - off["cpu_us_per_request"] for on, off in ok]
+        ),
+        # the throughput a core given to the sidecar alone would keep: off's CPU per request
+        # over on's (req/s above also moves with whatever else the machine runs meanwhile)
+        "cpu_rps_ratio": med(
+            [
+                off["cpu_us_per_request"] / on["cpu_us_per_request"]
+                for on, off in ok
+                if on["cpu_us_per_request"] > 0
+            ]
+        ),
+        "on_rps": med([on["rps"] for on, _ in ok]),
+        "off_rps": med([off["rps"] for _, off in ok]),
+        "rps_ratio_runs": [round(on["rps"] / off["rps"], 3) for on, off in ok],
+    }
 
 
 def summarize_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -425,7 +466,8 @@ def run_features(
         idle = started[variant.key].system.idle
         info["idle_rss_mb"] = idle.rss_mb if idle else None
         say(f"  feature variant {variant.key}: ready, idle RSS {info['idle_rss_mb']} MB")
-    measured = _measure(started, needed_pairs(set(started)), bodies, gen, plan, ctx)
+    measurable = [f for f in FEATURES if f.on in started and f.off in started]
+    measured, paired = _measure(started, measurable, bodies, gen, plan, ctx)
     for key, one in started.items():
         if one.variant.verify_after is not None:
             reason = one.variant.verify_after(one, ctx)
@@ -442,6 +484,7 @@ def run_features(
         "loads": {str(c): vars(plan.feature_loads[c]) for c in plan.feature_concurrencies},
         "variants": variants,
         "measured": measured,
+        "paired": paired,
         "features": [
             {
                 "key": f.key,
@@ -471,31 +514,41 @@ def _start_services(ctx: Context) -> None:
 
 def _measure(
     started: dict[str, Started],
-    pairs: list[tuple[str, str]],
+    feats: list[Feature],
     bodies: dict[str, Path],
     gen: LoadGenerator,
     plan: Plan,
     ctx: Context,
-) -> dict[str, dict[str, Any]]:
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Every run per (variant, body, concurrency) summarized, and each feature's paired cost
+    per concurrency."""
     runs: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    pairs: dict[tuple[str, int], list[tuple[dict[str, Any], dict[str, Any]]]] = {}
     for c in plan.feature_concurrencies:
         load = plan.feature_loads[c]
         for round_no in range(plan.feature_rounds):
-            # rotate, so that no variant always runs right after the same neighbour
-            shift = round_no % len(pairs) if pairs else 0
-            for key, body in pairs[shift:] + pairs[:shift]:
-                cell = _one_run(started[key], bodies[body], gen, c, load, plan, ctx)
-                runs.setdefault((key, body, c), []).append(cell)
-                say(
-                    f"  {key:<16} {body:<8} c={c:<3} round {round_no + 1}: "
-                    f"{cell['rps']:.0f} req/s p50={cell['latency_ms']['p50']:.2f}ms "
-                    f"p99={cell['latency_ms']['p99']:.2f}ms "
-                    f"cpu={cell['cpu_us_per_request']:.0f}us/req errors={cell['errors']}"
-                )
-    out: dict[str, dict[str, Any]] = {}
-    for (key, body, c), cells in runs.items():
-        out.setdefault(f"{key}/{body}", {})[str(c)] = summarize_runs(cells)
-    return out
+            for feature, order in schedule(feats, round_no):
+                cells: dict[tuple[str, str], dict[str, Any]] = {}
+                for key, body in order:
+                    cell = _one_run(started[key], bodies[body], gen, c, load, plan, ctx)
+                    cells[(key, body)] = cell
+                    runs.setdefault((key, body, c), []).append(cell)
+                    say(
+                        f"  {feature.key:<16} {key:<16} {body:<8} c={c:<3} "
+                        f"round {round_no + 1}: {cell['rps']:.0f} req/s "
+                        f"p50={cell['latency_ms']['p50']:.2f}ms "
+                        f"p99={cell['latency_ms']['p99']:.2f}ms "
+                        f"cpu={cell['cpu_us_per_request']:.0f}us/req errors={cell['errors']}"
+                    )
+                on, off = cells[(feature.on, feature.body)], cells[(feature.off, feature.body)]
+                pairs.setdefault((feature.key, c), []).append((on, off))
+    measured: dict[str, dict[str, Any]] = {}
+    for (key, body, c), cells_of in runs.items():
+        measured.setdefault(f"{key}/{body}", {})[str(c)] = summarize_runs(cells_of)
+    paired: dict[str, dict[str, Any]] = {}
+    for (feature_key, c), of_feature in pairs.items():
+        paired.setdefault(feature_key, {})[str(c)] = paired_costs(of_feature)
+    return measured, paired
 
 
 def _one_run(
@@ -503,12 +556,12 @@ def _one_run(
 ) -> dict[str, Any]:
     proc = started.system.proc
     assert proc is not None
-    before = cpu_seconds(proc.pid)
+    before = on_cpu_seconds(proc.pid)
     cell = run_loadgen(
         gen, started.system, stream=False, c=c, load=load, max_seconds=plan.max_seconds,
         cpus=ctx.aux_cpus, workdir=ctx.workdir, body=body,
     )  # fmt: skip
-    spent = cpu_seconds(proc.pid) - before
+    spent = on_cpu_seconds(proc.pid) - before
     requests = max(1, int(cell.get("completed", 0)) + load.warmup)
     cell["cpu_us_per_request"] = round(spent * 1e6 / requests, 1)
     return cell

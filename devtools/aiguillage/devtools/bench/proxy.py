@@ -78,8 +78,9 @@ FULL = Plan(
     capacity=Load(2000, 160),
     capacity_slow=Load(64, 16),
     feature_concurrencies=(1, 16),
-    feature_loads={1: Load(1000, 100), 16: Load(3000, 320)},
-    feature_rounds=3,
+    feature_loads={1: Load(600, 60), 16: Load(3000, 320)},
+    # odd, for a true median of the per-round comparisons
+    feature_rounds=5,
     streams_at_once=1000,
     long_rounds=5,
     long_requests_per_round=20_000,

@@ -247,9 +247,13 @@ def features(results: dict[str, Any]) -> list[str]:
                           if str(c) in loads)  # fmt: skip
     lines.append(
         "Sidecars that differ by one feature, side by side, each given the same non-streaming "
-        f"load ({load_text}) in {feat.get('rounds')} interleaved round(s); medians. Added "
+        f"load ({load_text}) in {feat.get('rounds')} round(s); in each round a feature's on "
+        "and off sidecars run back to back (alternating which goes first) and the row gives "
+        "the median over rounds of each round's comparison. Added "
         "latency = feature on minus off; throughput = on / off; CPU = the sidecar's own CPU "
-        "time per request, on minus off (the least disturbed by the rest of the machine). "
+        "time per request (its threads' on-CPU nanoseconds), on minus off: the least "
+        "disturbed by the rest of the machine, so the targets on a feature's throughput cost "
+        "read it (off/on: what a core of the sidecar's own would keep). "
         "Every variant is checked before it is measured; a row without numbers says why."
     )
     lines.append("")
