@@ -168,6 +168,17 @@ def test_stream_chunks_without_results_or_delta_pass() -> None:
         OpenAIStream(True).feed(None, orjson.dumps(chunk))
 
 
+def test_each_operations_stream_checks_its_own_results_shape() -> None:
+    # Legacy completions: a list of choices, which have text, not a delta.
+    completions = OpenAIStream(False, Operation.COMPLETIONS)
+    assert completions.feed(None, b'{"choices": [{"index": 0, "text": "Hi"}]}')
+    with pytest.raises(MalformedAnswer, match='"choices" that is not a list of objects'):
+        completions.feed(None, b'{"choices": [7]}')
+    # Responses events hold no list of results: their "choices" is nothing to check.
+    responses = OpenAIStream(False, Operation.RESPONSES)
+    assert responses.feed("response.output_text.delta", b'{"type": "x", "choices": 5}')
+
+
 # -- streams -------------------------------------------------------------------------------------
 
 CONTENT = orjson.dumps({"choices": [{"index": 0, "delta": {"content": "Hi"}}], "usage": None})

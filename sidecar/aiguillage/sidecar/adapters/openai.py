@@ -74,13 +74,24 @@ def check_results(body: dict[str, Any], operation: Operation, chunk: bool) -> No
     A stream chunk may leave its results out (some usage chunks do), and a choice of a
     chunk its ``delta`` (Azure's content filter chunks do); null is not leaving out.
     """
-    name = RESULTS[operation]
+    check_list_of_results(body, *results_shape(operation, chunk), chunk)
+
+
+def results_shape(operation: Operation, chunk: bool) -> tuple[str, str | None]:
+    """The list an operation's answer (or stream chunk) holds its results in, and the key of
+    each result that must be an object (a chat choice's ``message``, ``delta`` in a chunk)."""
+    key = ("delta" if chunk else "message") if operation is Operation.CHAT else None
+    return RESULTS[operation], key
+
+
+def check_list_of_results(body: dict[str, Any], name: str, key: str | None, chunk: bool) -> None:
+    """:func:`check_results` with the operation's shape looked up once (see
+    :func:`results_shape`): this runs for every stream chunk."""
     if chunk and name not in body:
         return
     results = body.get(name)
     if type(results) is not list:
         raise MalformedAnswer(f'provider sent "{name}" that is not a list of objects')
-    key = ("delta" if chunk else "message") if operation is Operation.CHAT else None
     for result in results:  # a loop, not all(<genexpr>): this runs for every stream chunk
         if type(result) is not dict:
             raise MalformedAnswer(f'provider sent "{name}" that is not a list of objects')
@@ -135,9 +146,12 @@ class OpenAIStream(StreamTranslator):
         # Events relayed so far: a Responses stream numbers its events from 0, so this is the
         # sequence_number of an error event the sidecar appends (see frontends.responses).
         self.relayed = 0
-        # Responses API events carry no list of results; chunks of the others do.
-        self._operation = (
-            operation if operation in (Operation.CHAT, Operation.COMPLETIONS) else None
+        # Responses API events carry no list of results; chunks of the others do. Their shape
+        # is looked up once per stream, not per chunk (an enum's hash is a Python call).
+        self._results: tuple[str, str | None] | None = (
+            results_shape(operation, chunk=True)
+            if operation in (Operation.CHAT, Operation.COMPLETIONS)
+            else None
         )
 
     def feed(self, event: str | None, data: bytes) -> Iterable[bytes]:
@@ -150,13 +164,14 @@ class OpenAIStream(StreamTranslator):
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             raise MalformedAnswer("provider sent an invalid stream chunk") from exc
-        if not isinstance(chunk, dict):
+        if type(chunk) is not dict:  # what orjson makes of an object; a list, str... is not
             raise MalformedAnswer("provider sent a stream chunk that is not an object")
         kind = chunk.get("type")
         if chunk.get("error") or event == "error" or kind in ("error", "response.failed"):
             raise UpstreamProtocol("provider sent an error event in the stream")
-        if self._operation is not None:
-            check_results(chunk, self._operation, chunk=True)
+        if self._results is not None:
+            results, choice_key = self._results
+            check_list_of_results(chunk, results, choice_key, True)
         if kind in RESPONSE_END:
             response = chunk.get("response")
             if not isinstance(response, dict):
