@@ -1,6 +1,9 @@
-"""Traces (a span per request, a child per attempt) with the GenAI semantic conventions."""
+"""Traces (a span per request, a child per attempt) with the GenAI semantic conventions,
+and the request metrics built from each request's audit record."""
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -8,6 +11,9 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from aiguillage.devtools.simulators.openai import OpenAISimulator
 from aiguillage.devtools.waiting import wait_for
+from aiguillage.sidecar import telemetry
+from aiguillage.sidecar.audit import AttemptRecord, AuditRecord
+from aiguillage.sidecar.metrics import new_metrics
 from aiguillage.sidecar.privacy.rules import DataProtectionRules
 from tests.sidecar.conftest import (
     MESSAGES,
@@ -209,3 +215,91 @@ def test_metrics_off_counts_no_request(
     assert "aiguillage_requests_total{" not in text
     assert "gen_ai_client_operation_duration_seconds" not in text
     assert "aiguillage_config_reloads_total" in text  # the sidecar's own counters remain
+
+
+# -- metrics -------------------------------------------------------------------------------------
+
+
+def _record(*attempts: AttemptRecord, outcome: str = "ok", cost: str | None = "0.5") -> AuditRecord:
+    record = AuditRecord(
+        time=0.0, request_id="r", namespace="ns", pod="p", route="chat", model="chat",
+        operation="chat.completions", stream=False, residency={}, attempts=list(attempts),
+        outcome=outcome, input_tokens=10, output_tokens=300,
+        cost_eur=None if cost is None else Decimal(cost),
+    )  # fmt: skip
+    return record
+
+
+def _attempt(provider: str, outcome: str, location: str = "FR") -> AttemptRecord:
+    return AttemptRecord(provider, "m-" + provider, location, location, outcome)
+
+
+def _series(lines: list[str], prefix: str) -> list[str]:
+    return sorted(line for line in lines if line.startswith(prefix))
+
+
+def test_requests_of_the_same_kind_add_up_and_other_kinds_get_their_own_series() -> None:
+    tel = telemetry.Telemetry(new_metrics(), exporter=None)
+    answered = _record(_attempt("fr", "ok"))
+    failed_over = _record(
+        _attempt("us", "skipped_residency", "US"), _attempt("fr", "http_error"),
+        _attempt("de", "ok", "DE"), cost="0.25",
+    )  # fmt: skip
+    refused = _record(_attempt("us", "skipped_residency", "US"), outcome="no_target", cost=None)
+    for record, seconds in ((answered, 0.2), (failed_over, 3.0), (answered, 0.3), (refused, 0.0)):
+        tel.finished(record, 0, int(seconds * 1e9), None)
+    lines = tel.metrics.render().splitlines()
+    assert _series(lines, "aiguillage_requests_total{") == [
+        'aiguillage_requests_total{route="chat",outcome="no_target"} 1',
+        'aiguillage_requests_total{route="chat",outcome="ok"} 3',
+    ]
+    assert _series(lines, "aiguillage_attempts_total{") == [
+        'aiguillage_attempts_total{provider="de",model="m-de",outcome="ok",location="DE",'
+        'jurisdiction="DE"} 1',
+        'aiguillage_attempts_total{provider="fr",model="m-fr",outcome="http_error",'
+        'location="FR",jurisdiction="FR"} 1',
+        'aiguillage_attempts_total{provider="fr",model="m-fr",outcome="ok",location="FR",'
+        'jurisdiction="FR"} 2',
+    ]
+    assert _series(lines, "aiguillage_targets_skipped_total{") == [
+        'aiguillage_targets_skipped_total{route="chat",provider="us",reason="residency"} 2'
+    ]
+    assert _series(lines, "aiguillage_failovers_total{") == [
+        'aiguillage_failovers_total{route="chat"} 1'
+    ]
+    assert _series(lines, "aiguillage_cost_eur_total{") == [
+        'aiguillage_cost_eur_total{route="chat",provider="de",model="m-de"} 0.25',
+        'aiguillage_cost_eur_total{route="chat",provider="fr",model="m-fr"} 1',
+    ]
+    fr = 'gen_ai_provider_name="fr",gen_ai_request_model="chat",gen_ai_response_model="m-fr"'
+    duration = "gen_ai_client_operation_duration_seconds"
+    assert f'{duration}_count{{gen_ai_operation_name="chat",{fr}}} 2' in lines
+    assert f'{duration}_sum{{gen_ai_operation_name="chat",{fr}}} 0.5' in lines
+    assert f'{duration}_bucket{{gen_ai_operation_name="chat",{fr},le="0.32"}} 2' in lines
+    tokens = f'gen_ai_client_token_usage_sum{{gen_ai_operation_name="chat",{fr}'
+    assert f'{tokens},gen_ai_token_type="output"}} 600' in lines
+    assert f'{tokens},gen_ai_token_type="input"}} 20' in lines
+    # the request no target was contacted for has no duration or tokens
+    assert not [line for line in lines if "gen_ai" in line and 'provider_name="us"' in line]
+
+
+def test_counts_stay_right_past_the_number_of_kinds_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(telemetry, "MAX_PLANS", 2)
+    tel = telemetry.Telemetry(new_metrics(), exporter=None)
+    kinds = [_record(_attempt(p, "ok")) for p in ("a", "b", "c")]
+    for _ in range(4):
+        for record in kinds:
+            tel.finished(record, 0, 1_000_000, None)
+    assert len(tel._plans) <= 2
+    lines = tel.metrics.render().splitlines()
+    assert 'aiguillage_requests_total{route="chat",outcome="ok"} 12' in lines
+    for p in ("a", "b", "c"):
+        assert (
+            f'aiguillage_attempts_total{{provider="{p}",model="m-{p}",outcome="ok",'
+            f'location="FR",jurisdiction="FR"}} 4'
+        ) in lines
+        assert (
+            f'aiguillage_cost_eur_total{{route="chat",provider="{p}",model="m-{p}"}} 2'
+        ) in lines

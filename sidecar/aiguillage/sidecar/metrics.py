@@ -6,6 +6,7 @@ text happens only when ``/metrics`` is scraped.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -31,10 +32,10 @@ class Histogram:
     def observe(self, value: float) -> None:
         if not self.counts:
             self.counts = [0] * len(self.buckets)
-        for i, bound in enumerate(self.buckets):
-            if value <= bound:
-                self.counts[i] += 1
-                break
+        # the first bucket whose bound is >= value (none past the last: only +Inf counts it)
+        i = bisect_left(self.buckets, value)
+        if i < len(self.counts):
+            self.counts[i] += 1
         self.total += value
         self.count += 1
 
@@ -54,11 +55,16 @@ class Metrics:
         self.counters[name][labels] += value
 
     def observe(self, name: str, labels: Labels, value: float) -> None:
+        self.histogram(name, labels).observe(value)
+
+    def histogram(self, name: str, labels: Labels) -> Histogram:
+        """The series ``labels`` of histogram ``name`` (created empty if new), to observe
+        values into directly."""
         series = self.histograms.setdefault(name, {})
         hist = series.get(labels)
         if hist is None:
             hist = series[labels] = Histogram(self.buckets.get(name, DURATION_BUCKETS))
-        hist.observe(value)
+        return hist
 
     def set(self, name: str, labels: Labels, value: float) -> None:
         """Set one series of gauge ``name`` (the others stay)."""

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiguillage.sidecar import log
 from aiguillage.sidecar.audit import AuditRecord
 from aiguillage.sidecar.auditchain import AuditChain
 from aiguillage.sidecar.health import HealthBoard
-from aiguillage.sidecar.metrics import Labels, Metrics
+from aiguillage.sidecar.metrics import Histogram, Labels, Metrics
 from aiguillage.sidecar.privacy.findings import FindingsSummary
 
 if TYPE_CHECKING:
@@ -46,6 +47,35 @@ def _contacted(record: AuditRecord) -> list[Any]:
     return [a for a in record.attempts if not a.outcome.startswith("skipped")]
 
 
+# Kinds of request whose series are kept looked up (see Telemetry._metrics); past this many
+# (labels a config cannot produce: they are bounded by its routes, targets and outcomes)
+# the lookups start again.
+MAX_PLANS = 4096
+
+
+@dataclass(slots=True)
+class _SeriesPlan:
+    """The series one kind of request updates: counters incremented by one, the duration
+    histogram (once a target was contacted), token histograms and cost counter (answered)."""
+
+    route: str
+    counts: tuple[tuple[dict[Labels, float], Labels], ...]
+    duration: Histogram | None = None
+    tokens: tuple[Histogram, Histogram] | None = None
+    cost: tuple[dict[Labels, float], Labels] | None = None
+
+
+def _series_key(record: AuditRecord) -> tuple[Any, ...]:
+    """Everything the labels of a request's series come from."""
+    return (
+        record.route,
+        record.outcome,
+        record.operation,
+        record.model,
+        *[(a.provider, a.model, a.outcome, a.location, a.jurisdiction) for a in record.attempts],
+    )
+
+
 class Telemetry:
     """``record_metrics`` False (``AIGUILLAGE_METRICS=off``): requests are not counted in
     ``/metrics`` (for measuring what metrics cost; config and audit counters remain)."""
@@ -55,6 +85,7 @@ class Telemetry:
     ) -> None:
         self.metrics = metrics
         self.record_metrics = record_metrics
+        self._plans: dict[tuple[Any, ...], _SeriesPlan] = {}
         self._provider: TracerProvider | None = None
         if exporter is None:
             exporter = _exporter_from_environment()
@@ -103,40 +134,75 @@ class Telemetry:
             self._provider.shutdown()
 
     def _metrics(self, record: AuditRecord, seconds: float) -> None:
+        # The series a request updates depend only on its labels: looked up once per kind of
+        # request (route, outcome, attempts...), then each request is a few increments.
+        key = _series_key(record)
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) >= MAX_PLANS:  # bounded, whatever the labels seen
+                self._plans.clear()
+            plan = self._plans[key] = self._plan(record)
+        for series, labels in plan.counts:
+            series[labels] += 1
+        if plan.duration is not None:
+            plan.duration.observe(seconds)
+        if plan.tokens is not None:
+            plan.tokens[0].observe(record.input_tokens)
+            plan.tokens[1].observe(record.output_tokens)
+        if plan.cost is not None and record.cost_eur is not None:
+            series, labels = plan.cost
+            series[labels] += float(record.cost_eur)
+        # What varies from one request of a kind to the next (config reloads, bodies).
         m = self.metrics
-        route = record.route or ""
-        m.inc("aiguillage_requests_total", (("route", route), ("outcome", record.outcome)))
-        contacted = _contacted(record)
         for a in record.attempts:
-            if a.outcome.startswith("skipped"):
-                m.inc(
-                    "aiguillage_targets_skipped_total",
-                    (("route", route), ("provider", a.provider), ("reason", a.outcome[8:])),
-                )
-                continue
-            # Location and jurisdiction are country codes (or EU, GLOBAL...): bounded.
-            m.inc(
-                "aiguillage_attempts_total",
-                (
-                    ("provider", a.provider),
-                    ("model", a.model),
-                    ("outcome", a.outcome),
-                    ("location", a.location or ""),
-                    ("jurisdiction", a.jurisdiction or ""),
-                ),
-            )
-        if len(contacted) > 1:
-            m.inc("aiguillage_failovers_total", (("route", route),))
-        for a in contacted:
-            for finding in a.policy_findings:
-                m.inc(POLICY_FINDINGS, (("policy", finding.policy), ("route", route)))
+            if a.policy_findings and not a.outcome.startswith("skipped"):
+                for finding in a.policy_findings:
+                    m.inc(POLICY_FINDINGS, (("policy", finding.policy), ("route", plan.route)))
         # Once per request: what was done to the body the client's answer came from.
         applied = record.applied_data_protection()
         if applied is not None:
             for pairs, n in applied.metric_labels():
                 m.inc(DATA_PROTECTION_FINDINGS, pairs, n)
+
+    def _plan(self, record: AuditRecord) -> _SeriesPlan:
+        """The series a request like ``record`` updates (see :func:`_series_key`)."""
+        m = self.metrics
+        counters = m.counters
+        route = record.route or ""
+        counts: list[tuple[dict[Labels, float], Labels]] = [
+            (
+                counters["aiguillage_requests_total"],
+                (("route", route), ("outcome", record.outcome)),
+            )
+        ]
+        contacted = _contacted(record)
+        for a in record.attempts:
+            if a.outcome.startswith("skipped"):
+                counts.append(
+                    (
+                        counters["aiguillage_targets_skipped_total"],
+                        (("route", route), ("provider", a.provider), ("reason", a.outcome[8:])),
+                    )
+                )
+                continue
+            # Location and jurisdiction are country codes (or EU, GLOBAL...): bounded.
+            counts.append(
+                (
+                    counters["aiguillage_attempts_total"],
+                    (
+                        ("provider", a.provider),
+                        ("model", a.model),
+                        ("outcome", a.outcome),
+                        ("location", a.location or ""),
+                        ("jurisdiction", a.jurisdiction or ""),
+                    ),
+                )
+            )
+        if len(contacted) > 1:
+            counts.append((counters["aiguillage_failovers_total"], (("route", route),)))
+        plan = _SeriesPlan(route, tuple(counts))
         if not contacted:
-            return
+            return plan
         last = contacted[-1]
         labels: Labels = (
             ("gen_ai_operation_name", OPERATION_NAMES.get(record.operation, record.operation)),
@@ -146,25 +212,18 @@ class Telemetry:
         )
         if last.outcome != "ok":
             labels = (*labels, ("error_type", last.outcome))
-        m.observe("gen_ai_client_operation_duration_seconds", labels, seconds)
+        plan.duration = m.histogram("gen_ai_client_operation_duration_seconds", labels)
         if last.outcome != "ok":
-            return
-        m.observe(
-            "gen_ai_client_token_usage",
-            (*labels, ("gen_ai_token_type", "input")),
-            record.input_tokens,
+            return plan
+        plan.tokens = (
+            m.histogram("gen_ai_client_token_usage", (*labels, ("gen_ai_token_type", "input"))),
+            m.histogram("gen_ai_client_token_usage", (*labels, ("gen_ai_token_type", "output"))),
         )
-        m.observe(
-            "gen_ai_client_token_usage",
-            (*labels, ("gen_ai_token_type", "output")),
-            record.output_tokens,
+        plan.cost = (
+            counters["aiguillage_cost_eur_total"],
+            (("route", route), ("provider", last.provider), ("model", last.model)),
         )
-        if record.cost_eur is not None:
-            m.inc(
-                "aiguillage_cost_eur_total",
-                (("route", route), ("provider", last.provider), ("model", last.model)),
-                float(record.cost_eur),
-            )
+        return plan
 
     def _spans(
         self, record: AuditRecord, start_ns: int, end_ns: int, headers: Mapping[str, str]
