@@ -440,16 +440,31 @@ def test_sse_parser_joins_lines_split_anywhere() -> None:
         assert parsed([stream[i : i + size] for i in range(0, len(stream), size)]) == expected
 
 
+def test_sse_parser_reads_one_line_data_events_and_every_other_line_alike() -> None:
+    # One-line "data: " events (read whole) between the others (read line by line).
+    stream = (
+        b"data: 1\n\ndata: \n\ndata: 2\n\n\ndata: 3\ndata: 4\n\nevent: e\ndata: 5\n\n"
+        b"data: " + b"x" * 58 + b"\n\ndata:6\n\n: c\n\ndata: 7\n\ndata: 8\n\n"
+    )
+    expected = [
+        (None, b"1"), (None, b""), (None, b"2"), (None, b"3\n4"), ("e", b"5"),
+        (None, b"x" * 58), (None, b"6"), (None, b"7"), (None, b"8"),
+    ]  # fmt: skip
+    for size in range(1, len(stream) + 1):
+        assert parsed([stream[i : i + size] for i in range(0, len(stream), size)]) == expected
+
+
 @pytest.mark.parametrize(
     ("pieces", "error", "message"),
     [
         ([b"data: " + b"x" * 65], ResponseTooLarge, "SSE line over 64 bytes"),
+        ([b"data: 1\n\ndata: " + b"x" * 59 + b"\n\n"], ResponseTooLarge, "SSE line over 64"),
         ([b"data: " + b"x" * 30, b"x" * 40, b"\n\n"], ResponseTooLarge, "SSE line over 64 bytes"),
         ([b": " + b"x" * 70 + b"\n"], ResponseTooLarge, "SSE line over 64 bytes"),
         ([b"data: " + b"x" * 40 + b"\n"] * 2, ResponseTooLarge, "SSE event over 64 bytes"),
         ([b"event: \xff\xfe\ndata: {}\n\n"], MalformedAnswer, "event name that is not UTF-8"),
     ],
-    ids=["line", "line-in-pieces", "comment", "event", "name"],
+    ids=["line", "whole-event-line", "line-in-pieces", "comment", "event", "name"],
 )
 def test_sse_parser_refuses_what_is_too_long_or_not_utf8(
     pieces: list[bytes], error: type[Exception], message: str

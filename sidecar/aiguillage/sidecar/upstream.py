@@ -300,8 +300,19 @@ class SSEParser:
         cap = self._cap
         data = self._data
         try:
-            # Blank lines and "data: " lines (nearly every line of a stream) inline; the
-            # others through _line. Same rules either way.
+            # Whole events of one "data: " line (nearly every event of an OpenAI-style stream)
+            # one step each, while no event is half read; then line by line from the first
+            # other one. Same rules either way.
+            if not data and self._event is None:
+                while (
+                    (end := chunk.find(b"\n", start)) >= 0
+                    and chunk.startswith(b"\n", end + 1)
+                    and end - start <= cap
+                    and chunk.startswith(b"data: ", start)
+                ):
+                    out.append((None, chunk[start + 6 : end]))
+                    start = end + 2
+            # Blank lines and "data: " lines inline; the others through _line.
             while (end := chunk.find(b"\n", start)) >= 0:
                 if end == start:
                     if data:
