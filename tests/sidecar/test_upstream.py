@@ -12,6 +12,8 @@ from pathlib import Path
 import orjson
 import pytest
 from aiohttp import web
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aiguillage.devtools import processes
 from aiguillage.devtools.harness import LoopThread
@@ -452,6 +454,45 @@ def test_sse_parser_reads_one_line_data_events_and_every_other_line_alike() -> N
     ]  # fmt: skip
     for size in range(1, len(stream) + 1):
         assert parsed([stream[i : i + size] for i in range(0, len(stream), size)]) == expected
+
+
+def spec_events(stream: bytes) -> list[tuple[str | None, bytes]]:
+    """The events of a whole stream, read line by line as the SSE spec says (the rules the
+    parser follows, however the stream is cut): the reference for the test below."""
+    events: list[tuple[str | None, bytes]] = []
+    event: str | None = None
+    data: list[bytes] = []
+    for line in [*stream.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n"), b""]:
+        if not line:
+            if data:
+                events.append((event, b"\n".join(data)))
+            event, data = None, []
+        elif line.startswith(b"data:"):
+            data.append(line[6:] if line[5:6] == b" " else line[5:])
+        elif line.startswith(b"event:"):
+            event = line[6:].strip().decode()
+    return events
+
+
+SSE_PIECES = [b"data: ", b"data:", b"event: ", b"e", b"x", b"{}", b": c", b" ", b"\n", b"\n\n",
+              b"\r", b"\r\n"]  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.sampled_from(SSE_PIECES), max_size=60),
+    st.lists(st.integers(1, 24), min_size=1, max_size=12),
+)
+def test_sse_parser_reads_any_stream_cut_anywhere_as_the_spec_does(
+    pieces: list[bytes], sizes: list[int]
+) -> None:
+    stream = b"".join(pieces)
+    cut, at, i = [], 0, 0
+    while at < len(stream):
+        cut.append(stream[at : at + sizes[i % len(sizes)]])
+        at += sizes[i % len(sizes)]
+        i += 1
+    assert parsed(cut, cap=1 << 20) == spec_events(stream)
 
 
 @pytest.mark.parametrize(
