@@ -205,3 +205,13 @@ def test_the_sidecar_image_answers_through_openai_and_bedrock_in_a_restricted_po
         "python3", "-c", "import os; print(os.getuid())",
     ).stdout  # fmt: skip
     assert sidecar.split() == ["65532"]
+    # Data protection works with what the image kept of phonenumbers (its numbering plans,
+    # without geocoding, carrier and time-zone data) and of python-stdnum.
+    scan = node.kubectl(
+        "exec", "-i", "-n", APPS, "deployment/demo", "-c", "aiguillage", "--",
+        "aiguillage", "scan", "--api", "text", "-",
+        input="Call +33 6 12 34 56 78 or 030 1234567 about FR82 1390 9960 3082 4628 1948 219",
+        check=False,
+    )  # fmt: skip
+    assert scan.returncode == 1, scan.stderr  # 1: personal data found
+    assert "3 finding(s): iban audit: 1, phone audit: 2" in scan.stdout

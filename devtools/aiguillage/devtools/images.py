@@ -63,9 +63,10 @@ REPOSITORIES = {
 """Fully qualified names: the kubelet looks images up by these exact names."""
 
 DEBIAN_SUITE = "bookworm"
-# What the base holds: python3 with its venv module, and CA certificates for HTTPS upstreams.
+# What the base holds: python3 with its venv module, CA certificates for HTTPS upstreams, and
+# the C++ runtime that google-re2's extension links against (data protection's patterns).
 # usr-is-merged stands in for usrmerge (and the perl it drags in), which is purged after.
-_BASE_PACKAGES = ("usr-is-merged", "python3", "python3-venv", "ca-certificates")
+_BASE_PACKAGES = ("usr-is-merged", "python3", "python3-venv", "ca-certificates", "libstdc++6")
 _BASE_PURGE = (
     "usrmerge", "libfile-find-rule-perl", "libnumber-compare-perl", "libtext-glob-perl",
     "perl", "libperl5.36", "perl-modules-5.36",
