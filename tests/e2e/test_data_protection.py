@@ -76,6 +76,16 @@ def test_policy_rules_reach_the_sidecar_and_the_us_provider_gets_placeholders(
         f"AIRoute {kube_namespace}/chat",
     }
 
+    # The route's status says which rules are in force (`kubectl get air -o wide`).
+    def described() -> str | None:
+        status = (cluster.get("airoute", "chat", kube_namespace) or {}).get("status") or {}
+        text = status.get("dataProtection") or ""
+        return text if "pseudonymise" in text else None
+
+    in_force = wait_for(described, timeout=30, what="the rules in the route's status")
+    assert "pseudonymise email (notJurisdictions [EU])" in in_force
+    assert "redact phone (notJurisdictions [EU])" in in_force
+
     sidecar = start_sidecar(tmp_path)
     eu.set_faults([{"kind": "status", "status": 503}])  # fail over to the US provider
     client = openai.OpenAI(base_url=sidecar.url + "/v1", api_key="app-holds-no-key", max_retries=0)
