@@ -9,9 +9,12 @@ import sys
 from pathlib import Path
 from typing import IO
 
+from aiguillage.devtools.spawning import die_with_parent_hook
+
 
 class Child:
-    """A child process in its own process group, output to a log file, stopped on exit."""
+    """A child process in its own process group, output to a log file; it gets SIGKILL when
+    this process dies, however it dies (a test run killed by a timeout leaves no operator)."""
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str], log: Path) -> None:
         self.name = name
@@ -33,6 +36,7 @@ class Child:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=die_with_parent_hook(),
         )
         return self
 

@@ -35,6 +35,7 @@ from pathlib import Path
 __all__ = [
     "OWNER_FILE",
     "WORKDIR_PREFIX",
+    "die_with_parent_hook",
     "free_ports",
     "log_path",
     "log_tail",
@@ -84,7 +85,7 @@ def spawn(name: str, argv: Sequence[str], workdir: Path) -> subprocess.Popen[byt
             stderr=subprocess.STDOUT,
             cwd=workdir,
             start_new_session=True,
-            preexec_fn=_die_with_parent_hook(),
+            preexec_fn=die_with_parent_hook(),
         )
 
 
@@ -139,7 +140,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _die_with_parent_hook() -> Callable[[], None] | None:
+def die_with_parent_hook() -> Callable[[], None] | None:
     """A ``preexec_fn`` making the child get SIGKILL when this process dies (Linux only).
 
     PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, so it is only used
