@@ -335,7 +335,7 @@ def test_with_no_operator_replica_only_opted_in_pods_wait(product: Product) -> N
             interval=1,
             what="no operator pod left",
         )
-        opted_in = {
+        opted_in: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {"name": f"late-{uuid.uuid4().hex[:6]}", "namespace": NS},
@@ -343,12 +343,18 @@ def test_with_no_operator_replica_only_opted_in_pods_wait(product: Product) -> N
                                      "imagePullPolicy": "Never",
                                      "securityContext": demo.RESTRICTED}]},
         }  # fmt: skip
-        refused = node.kubectl("apply", "-f", "-", input=json.dumps(opted_in), check=False)
-        assert refused.returncode != 0
-        assert 'failed calling webhook "namespace.inject.aiguillage.dev"' in refused.stderr
         service = "https://aiguillage-webhook.aiguillage-system.svc:443/inject"
-        assert f'Post "{service}?timeout=10s"' in refused.stderr
-        assert "connection refused" in refused.stderr  # kube-proxy: no endpoint behind it
+
+        def refused_at_once() -> str | None:
+            """Every try is refused; once kube-proxy has seen the Service's endpoints go (it may
+            still send a try to a deleted pod's address, which times out), at once."""
+            refused = node.kubectl("apply", "-f", "-", input=json.dumps(opted_in), check=False)
+            assert refused.returncode != 0, "an opted-in pod was created without its sidecar"
+            assert 'failed calling webhook "namespace.inject.aiguillage.dev"' in refused.stderr
+            assert f'Post "{service}?timeout=10s"' in refused.stderr
+            return refused.stderr if "connection refused" in refused.stderr else None
+
+        wait_for(refused_at_once, timeout=120, interval=1, what="refusals without waiting")
         # Running pods do not notice: the sidecar needs no operator.
         assert product.ask_from_the_app("summarizer").get("provider") == "mistral-eu"
     finally:
