@@ -9,40 +9,19 @@ is a context manager whose exit stops every group still running: SIGTERM, then S
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> Callable[[], None] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
-
-    def hook() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:
-            os._exit(1)
-
-    return hook
+from aiguillage.devtools.spawning import die_with_parent_hook
 
 
 def taskset_prefix(cpus: str | None) -> list[str]:
@@ -173,7 +152,7 @@ class Procs:
             env=env,
             cwd=cwd,
             start_new_session=True,
-            preexec_fn=_die_with_parent(),
+            preexec_fn=die_with_parent_hook(),
         )
         proc = Proc(name, full, log_path, popen, started, log)
         self._procs.append(proc)
@@ -187,7 +166,7 @@ class Procs:
             full = [*taskset_prefix(cpus), "cat"]
             popen = subprocess.Popen(
                 full, stdin=source.popen.stdout, stdout=out, stderr=subprocess.DEVNULL,
-                start_new_session=True, preexec_fn=_die_with_parent(),
+                start_new_session=True, preexec_fn=die_with_parent_hook(),
             )  # fmt: skip
         # The reader owns the pipe now: the benchmark keeps no end of it open.
         source.popen.stdout.close()
