@@ -29,6 +29,7 @@ from aiguillage.devtools.harness import LoopThread
 from aiguillage.devtools.simulators.anthropic import AnthropicSimulator
 from aiguillage.devtools.simulators.base import Simulator
 from aiguillage.devtools.simulators.openai import OpenAISimulator
+from aiguillage.sidecar.audit import AuditLog
 from aiguillage.sidecar.config import (
     CONFIG_FILE,
     CircuitBreaker,
@@ -81,6 +82,11 @@ async def async_wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(0.005)
+
+
+async def all_written(log: AuditLog, within: float = 5.0) -> None:
+    """Wait until ``log`` has written its batch (at most BATCH_SECONDS after its first record)."""
+    await async_wait_for(lambda: not log.waiting, within, "the audit batch written")
 
 
 def closed_port() -> int:

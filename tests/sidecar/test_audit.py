@@ -3,7 +3,6 @@ follows log rotation and survives a full disk without losing a record."""
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import io
 import os
@@ -18,13 +17,14 @@ import pytest
 from aiguillage.devtools.simulators.openai import OpenAISimulator
 from aiguillage.operator.audittrail.lines import read
 from aiguillage.operator.audittrail.verify import verify
-from aiguillage.sidecar.audit import AttemptRecord, AuditLog, AuditRecord
+from aiguillage.sidecar.audit import BATCH_RECORDS, AttemptRecord, AuditLog, AuditRecord
 from aiguillage.sidecar.config import PolicyFinding
 from aiguillage.sidecar.privacy.findings import FindingsSummary
 from aiguillage.sidecar.privacy.rules import Action
 from tests.sidecar.conftest import (
     MESSAGES,
     StartSidecar,
+    all_written,
     eu_target,
     route,
     two_provider_config,
@@ -146,11 +146,38 @@ async def test_log_appends_one_line_per_record_and_flushes(tmp_path: Path) -> No
 
     log.write(record("a"))
     log.write(record("b"))
-    await asyncio.sleep(0)  # the flush is scheduled on the loop, not done per write
-    await asyncio.sleep(0)
+    assert ids(path) == ["from-before"]  # written with their batch, not per record
+    await all_written(log)
 
-    lines = [orjson.loads(line) for line in path.read_bytes().splitlines()]
-    assert [line["requestId"] for line in lines] == ["from-before", "a", "b"]
+    assert ids(path) == ["from-before", "a", "b"]
+    log.close()
+
+
+async def test_a_full_batch_is_written_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(str(path))
+
+    for n in range(BATCH_RECORDS):
+        log.write(record(f"r{n}"))
+
+    assert ids(path) == [f"r{n}" for n in range(BATCH_RECORDS)]  # no turn of the loop needed
+    log.close()
+
+
+async def test_a_record_that_cannot_be_serialised_loses_only_itself(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(str(path))
+    lost: list[tuple[str, str, int]] = []
+    log.count_error = lambda metric, reason, n: lost.append((metric, reason, n))
+    broken = record("broken")
+    broken.limits = [{"not json": object()}]
+
+    for each in (record("before"), broken, record("after")):
+        log.write(each)
+    await all_written(log)
+
+    assert ids(path) == ["before", "after"]
+    assert lost == [("aiguillage_audit_records_lost_total", "TypeError", 1)]
     log.close()
 
 
@@ -175,8 +202,7 @@ def ids(path: Path) -> list[str]:
 async def written(log: AuditLog, *request_ids: str) -> None:
     for rid in request_ids:
         log.write(record(rid))
-    await asyncio.sleep(0)  # the scheduled flush runs
-    await asyncio.sleep(0)
+    await all_written(log)
 
 
 async def test_a_renamed_file_is_followed_by_a_new_one(tmp_path: Path) -> None:
@@ -322,7 +348,8 @@ def test_a_full_disk_loses_no_record_and_answers_every_request(
                 rid = f"later-{len(sent)}"
                 sc.raw("POST", "/v1/chat/completions", json=body, headers={"x-request-id": rid})
                 sent.append(rid)
-                return rid in ids(disk / "audit.jsonl")
+                # Any of them: a record is written with its batch, after its answer.
+                return any(r.startswith("later-") for r in ids(disk / "audit.jsonl"))
 
             wait_for(back_in_the_file, timeout=10, what="records back in the file")
             sc.lt.run(sc.sidecar.stop())
@@ -369,7 +396,7 @@ async def test_audit_off_writes_no_record_anywhere(
     fallback = io.BytesIO()
     log = AuditLog("off", fallback=fallback)
     log.write(record("not-written"))
-    await asyncio.sleep(0)
+    await all_written(log)
     log.close()
 
     assert entries(tmp_path) == []  # no file named "off"

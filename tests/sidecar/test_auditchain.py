@@ -35,6 +35,7 @@ from tests.operator.audittrail._trails import request as record
 from tests.sidecar.conftest import (
     MESSAGES,
     StartSidecar,
+    all_written,
     eu_target,
     route,
     two_provider_config,
@@ -192,21 +193,20 @@ def chained_log(
     return AuditLog(str(path), chain=chain, checkpoint_copy=copy), copy
 
 
-async def test_a_checkpoint_follows_every_n_records_after_the_loop_iteration(
+async def test_a_checkpoint_follows_every_n_records_after_their_batch(
     tmp_path: Path,
 ) -> None:
     private, public_dir = keyfile(tmp_path)
     path = tmp_path / "audit.jsonl"
     log, copy = chained_log(path, private, every_records=3)
     for i in range(7):
-        log.write(record(f"r{i}"))  # all in one loop iteration: one checkpoint after them
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+        log.write(record(f"r{i}"))  # all in one batch: one checkpoint after them
+    await all_written(log)
     kinds = [line.get("kind", "record") for line in lines_of(path)]
     assert kinds == ["record"] * 7 + ["checkpoint"]
     for i in range(2):
         log.write(record(f"s{i}"))
-        await asyncio.sleep(0)
+        await all_written(log)
     log.close()
     kinds = [line.get("kind", "record") for line in lines_of(path)]
     assert kinds == ["record"] * 7 + ["checkpoint"] + ["record"] * 2 + ["checkpoint"]
@@ -245,7 +245,7 @@ async def test_a_failing_checkpoint_copy_does_not_stop_the_audit(tmp_path: Path)
     chain = AuditChain("c", ChainSettings(str(private), 1))
     log = AuditLog(str(path), chain=chain, checkpoint_copy=copy)
     log.write(record("r1"))
-    await asyncio.sleep(0)
+    await all_written(log)
     log.write(record("r2"))
     log.close()
     assert [line.get("kind", "record") for line in lines_of(path)] == [
