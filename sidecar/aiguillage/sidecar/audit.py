@@ -254,8 +254,9 @@ class AuditLog:
             self._batch = None
         self.flush()
 
-    def _link_queued(self) -> None:
-        """Serialise the queued records and link them into the chain, in order."""
+    def _link_queued(self, seal_when_due: bool = True) -> None:
+        """Serialise the queued records and link them into the chain, in order; then a
+        checkpoint if one is due (unless the caller seals the chain itself)."""
         records, self._queued = self._queued, []
         chain = self.chain
         pending = self._pending
@@ -273,7 +274,7 @@ class AuditLog:
             if chain is not None:
                 line = chain.link(line)
             pending.append(line + b"\n")
-        if chain is not None and chain.due:
+        if seal_when_due and chain is not None and chain.due:
             self._checkpoint()
 
     # -- the chain's checkpoints -------------------------------------------------------------
@@ -466,7 +467,7 @@ class AuditLog:
         if self._batch is not None:
             self._batch.cancel()
             self._batch = None
-        self._link_queued()
+        self._link_queued(seal_when_due=False)  # the final checkpoint seals them
         if self.chain is not None and self.chain.seq:
             self._checkpoint(final=True)
         self.flush()
