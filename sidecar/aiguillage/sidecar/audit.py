@@ -7,7 +7,7 @@ records are queued as they are, and serialised, linked into this sidecar's hash 
 written in one ``write(2)`` per batch: at most :data:`BATCH_SECONDS` after the first record
 of the batch, or at once when :data:`BATCH_RECORDS` are waiting (and at close, reopen and
 drain). Serialising a batch in one go keeps the code and data it needs in the CPU's caches:
-measured in situ, a record costs about a third of what serialising it inside its own
+measured in situ, a record costs about half of what serialising it inside its own
 request did (docs/bench/optimisations.md). Signed checkpoints join the chain after the
 records before them (see :mod:`aiguillage.sidecar.auditchain`); wherever a line ends up
 (the file, or stdout while the file cannot be written), it keeps its place in the chain.
@@ -184,8 +184,8 @@ class AuditLog:
     itself is stdout).
 
     With a ``chain``, every line is linked into it, a checkpoint is added when
-    ``chain.every_records`` records are unsealed (after the loop iteration that wrote the
-    last of them), every ``chain.every_seconds`` seconds while records are unsealed, and at
+    ``chain.every_records`` records are unsealed (after the batch that linked the last of
+    them), every ``chain.every_seconds`` seconds while records are unsealed, and at
     :meth:`close`. Checkpoints are also written to ``checkpoint_copy`` when given, so that
     a trail cut short after its last checkpoint can be told from a complete one.
     """

@@ -29,9 +29,9 @@ The signing key is an Ed25519 private key (PKCS#8 PEM) in a file, mounted from a
 written unsigned (``"keyId":null,"sig":null``) and say so. The key is read when the first
 checkpoint is due and again whenever the file changes, never on a request's path.
 
-Cost on a request's path: one SHA-256 of the record's line (about 1 KB) and a few bytes of
-formatting (see docs/audit.md for the measurement). Checkpoints, and their signatures, are
-made by :class:`~aiguillage.sidecar.audit.AuditLog` after the current loop iteration.
+Cost per record: one SHA-256 of the record's line (about 1 KB) and a few bytes of formatting
+(see docs/audit.md for the measurement), done by :class:`~aiguillage.sidecar.audit.AuditLog`
+with the record's batch, off the request's path, as are checkpoints and their signatures.
 
 The verifier (``aiguillage audit verify``) imports :data:`GENESIS`, :func:`line_hash` and
 :func:`signed_part` from here, so the sidecar and the verifier cannot disagree on the format.
