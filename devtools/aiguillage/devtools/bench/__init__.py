@@ -1,7 +1,8 @@
 """Side-by-side benchmarks of the sidecar and the control plane (``make bench``).
 
-On loopback, with a simulated OpenAI-compatible upstream in its own process (a fixed chat
-completion, and an SSE stream of 64 chunks 5 ms apart), the same requests are sent by a
+On loopback, with a simulated OpenAI-compatible upstream in its own process (Go,
+``hack/upstream``, the Python simulator's wire format; that simulator as the fallback: a fixed
+chat completion, and an SSE stream of 64 chunks 5 ms apart), the same requests are sent by a
 separate load generator (Go, ``hack/loadgen``; Python fallback) to:
 
 1. the upstream directly, 2. a 30-line aiohttp pass-through (``bench/passthrough.py``, the
@@ -24,6 +25,7 @@ Modules: `run` (entry point, results, outputs), `phases` (the run's phases in or
 streams, long round), `imports` / `importhook` (idle RSS import by import), `controlplane`,
 `derive` (ratios and targets), `report` / `sections` / `fmt` (Markdown), `charts`
 (matplotlib, run in the tools venv), `procs` (process groups, pinning, memory), `tools`
-(load generator build, venvs, Portkey's node_modules), `pyloadgen` (fallback load
-generator), `ab` (before/after one change), `privacy` (data-protection micro-benchmark).
+(Go builds of the load generator and the upstream, venvs, Portkey's node_modules),
+`pyloadgen` (fallback load generator), `ab` (before/after one change), `privacy`
+(data-protection micro-benchmark).
 """

@@ -6,11 +6,12 @@
 The sidecar at REV (a temporary ``git worktree``) and the sidecar of the working tree (or
 of ``--after REV``) run side by side on the same core, with the benchmark's config
 (bench/manifests/, each side rendering it with its own code), the same simulated upstream
-and the same Go load generator, pinned as in ``make bench``. Each round sends the same load
-to one side then the other, alternating which goes first; the report gives, per side, the
-median and the spread of requests/s, p50, p99 and the sidecar's own CPU time per request —
-the last is the least disturbed by other work on a shared machine, quote it first — and the
-ratios after/before of the medians.
+(the Go one of ``hack/upstream``, as in ``make bench``) and the same Go load generator,
+pinned as in ``make bench``. Each round sends the same load to one side then the other,
+alternating which goes first; the report gives, per side, the median and the spread of
+requests/s, p50, p99 and the sidecar's own CPU time per request — the last is the least
+disturbed by other work on a shared machine, quote it first — and the ratios after/before of
+the medians.
 
 Then each side is profiled under the same load with py-spy (from the benchmark's tools
 venv) and the top functions by own time are printed for both. ``native`` (the default)
@@ -39,8 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from aiguillage.devtools.bench import fmt
-from aiguillage.devtools.bench.procs import Procs, on_cpu_seconds
-from aiguillage.devtools.bench.proxy import Load, profile_sidecar, run_loadgen
+from aiguillage.devtools.bench.procs import Procs
+from aiguillage.devtools.bench.proxy import Load, profile_sidecar, run_loadgen_timed
 from aiguillage.devtools.bench.systems import (
     MANIFESTS,
     PLACEHOLDER_ENDPOINT,
@@ -54,6 +55,7 @@ from aiguillage.devtools.bench.tools import (
     TOOLS_REQUIREMENTS,
     LoadGenerator,
     build_loadgen,
+    build_upstream,
     ensure_venv,
     say,
 )
@@ -133,7 +135,13 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return out
 
 
-def report(before: Side, after: Side, args: argparse.Namespace, loadavg: tuple[str, str]) -> str:
+def report(
+    before: Side,
+    after: Side,
+    args: argparse.Namespace,
+    loadavg: tuple[str, str],
+    upstream: str = "the simulated upstream",
+) -> str:
     a, b = summarize(before.runs), summarize(after.runs)
     mode = (
         f"streaming (64 chunks {args.chunk_interval * 1000:g} ms apart)"
@@ -146,7 +154,8 @@ def report(before: Side, after: Side, args: argparse.Namespace, loadavg: tuple[s
         "",
         f"{args.rounds} interleaved rounds of {args.requests} {mode} requests at c="
         f"{args.concurrency} (+{args.warmup} warm-up) to each side; load average "
-        f"{loadavg[0]} at start, {loadavg[1]} at the end. Medians (min–max).",
+        f"{loadavg[0]} at start, {loadavg[1]} at the end; upstream: {upstream}. "
+        "Medians (min–max).",
         "",
     ]
     rows = []
@@ -230,13 +239,13 @@ def main(argv: list[str] | None = None) -> int:
             after_commit = _git("rev-parse", args.after or "HEAD")
             after = Side("after", args.after or "working tree", after_commit, after_tree)
             procs = stack.enter_context(Procs(work / "logs"))
-            _run(args, before, after, procs, work, proxy_cpus, other_cpus)
+            upstream = _run(args, before, after, procs, work, proxy_cpus, other_cpus)
     except KeyboardInterrupt:
         say("interrupted: every process started was stopped")
         return 130
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    text = report(before, after, args, (started_load, _loadavg()))
+    text = report(before, after, args, (started_load, _loadavg()), upstream)
     out = args.out or OUT_DIR / f"{before.commit[:12]}-{after.commit[:12]}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text + "\n")
@@ -253,10 +262,12 @@ def _run(
     work: Path,
     proxy_cpus: str | None,
     other_cpus: str | None,
-) -> None:
+) -> str:
+    """The rounds and profiles of both sides; returns which upstream served them."""
     gen = build_loadgen()
+    program = build_upstream()
     upstream, upstream_url = start_upstream(
-        procs, cpus=other_cpus, chunks=64, interval=args.chunk_interval
+        procs, cpus=other_cpus, chunks=64, interval=args.chunk_interval, program=program
     )
     sides = (before, after)
     for side in sides:
@@ -281,7 +292,7 @@ def _run(
         except (RuntimeError, subprocess.SubprocessError, OSError) as exc:
             for side in sides:
                 side.profile = {"error": f"py-spy unavailable: {exc}"}
-            return
+            return program.note
         for side in sides:
             assert side.system is not None
             say(f"profiling {side.name} with py-spy ({args.profile}) ...")
@@ -291,6 +302,7 @@ def _run(
                 stream=args.stream, c=args.concurrency, name=side.name, top=args.top,
             )  # fmt: skip
     procs.stop(upstream)
+    return program.note
 
 
 def _one_round(
@@ -303,20 +315,17 @@ def _one_round(
 ) -> dict[str, Any]:
     assert side.system is not None
     assert side.system.proc is not None
-    pid = side.system.proc.pid
-    spent = on_cpu_seconds(pid)
-    cell = run_loadgen(
+    cell = run_loadgen_timed(
         gen, side.system, stream=args.stream, c=args.concurrency, load=load,
         max_seconds=600, cpus=cpus, workdir=work,
     )  # fmt: skip
-    spent = on_cpu_seconds(pid) - spent
     if cell["errors"]:
         say(f"  {side.name}: {cell['errors']} errors, e.g. {cell['error_samples'][:2]}")
     return {
         "rps": cell["rps"],
         "p50_ms": cell["latency_ms"]["p50"],
         "p99_ms": cell["latency_ms"]["p99"],
-        "cpu_us": spent * 1e6 / max(1, cell["completed"] + load.warmup),
+        "cpu_us": cell["cpu_us_per_request"],
         "errors": cell["errors"],
     }
 

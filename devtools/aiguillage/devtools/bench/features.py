@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aiguillage.devtools.bench import services
-from aiguillage.devtools.bench.procs import Proc, Procs, on_cpu_seconds
-from aiguillage.devtools.bench.proxy import Load, Plan, run_loadgen
+from aiguillage.devtools.bench.procs import Proc, Procs
+from aiguillage.devtools.bench.proxy import Load, Plan, run_loadgen_timed
 from aiguillage.devtools.bench.systems import (
     MODEL,
     System,
@@ -554,17 +554,11 @@ def _measure(
 def _one_run(
     started: Started, body: Path, gen: LoadGenerator, c: int, load: Load, plan: Plan, ctx: Context
 ) -> dict[str, Any]:
-    proc = started.system.proc
-    assert proc is not None
-    before = on_cpu_seconds(proc.pid)
-    cell = run_loadgen(
+    assert started.system.proc is not None
+    return run_loadgen_timed(
         gen, started.system, stream=False, c=c, load=load, max_seconds=plan.max_seconds,
         cpus=ctx.aux_cpus, workdir=ctx.workdir, body=body,
     )  # fmt: skip
-    spent = on_cpu_seconds(proc.pid) - before
-    requests = max(1, int(cell.get("completed", 0)) + load.warmup)
-    cell["cpu_us_per_request"] = round(spent * 1e6 / requests, 1)
-    return cell
 
 
 def _stop(started: Started, procs: Procs) -> None:

@@ -1,11 +1,13 @@
 """The benchmark's phases, in order, each filling its part of the results.
 
 1. install what runs outside the project (load generator, LiteLLM's venv, Portkey's
-   node_modules, the tools venv); 2. start the upstream and every system; 3. the load matrix
-   (`proxy.measure_all`) and the stream capacity; 4. many streams at once (`memory`); 5. the
-   py-spy profile; 6. the feature variants (`features`); 7. the long round on a fresh sidecar;
-   8. idle memory import by import (`imports`); 9. config reloads and the control plane
-   (`controlplane`). A phase that fails records its error and the others still run.
+   node_modules, the tools venv); 2. start the upstream (the Go one, ``hack/upstream``) and
+   every system; 3. the load matrix (`proxy.measure_all`), the stream capacity, and direct to
+   the Python simulator at c=16 (the ceiling the Go upstream lifts, for the report); 4. many
+   streams at once (`memory`); 5. the py-spy profile; 6. the feature variants (`features`);
+   7. the long round on a fresh sidecar; 8. idle memory import by import (`imports`);
+   9. config reloads and the control plane (`controlplane`). A phase that fails records its
+   error and the others still run.
 """
 
 from __future__ import annotations
@@ -47,11 +49,13 @@ def run_all(
     gen = tools.build_loadgen()
     results["loadgen"] = {"kind": gen.kind, "note": gen.note}
     installed = install(wanted, results)
+    program = tools.build_upstream()
+    results["upstream"].update(kind=program.kind, note=program.note)
     upstream, upstream_url = systems.start_upstream(
-        procs, cpus=layout["upstream_cpus"], chunks=64, interval=0.005
+        procs, cpus=layout["upstream_cpus"], chunks=64, interval=0.005, program=program
     )
     results["commands"].append(shlex.join(upstream.argv))
-    say(f"simulated upstream at {upstream_url}")
+    say(f"simulated upstream ({program.kind}) at {upstream_url}")
     profile_on = args.profile if args.profile is not None else plan.profile_seconds > 0
     started, failed = start_systems(wanted, procs, upstream_url, workdir, installed, results)
     running = [started[k] for k in wanted if k in started]
@@ -60,6 +64,10 @@ def run_all(
     results["capacity"] = proxy.measure_capacity(
         running, plan, gen, upstream_url, load_cpus=layout["load_cpus"], workdir=workdir
     )
+    if program.kind == "go" and "direct" in wanted:
+        results["upstream"]["python_direct"] = _python_upstream_ceiling(
+            plan, gen, procs, layout, workdir
+        )
     results["memory"] = {}
     if not args.skip_memory:
         say(f"{plan.streams_at_once} streams at once ...")
@@ -158,6 +166,40 @@ def _sidecar_only_phases(
     except (RuntimeError, OSError) as exc:
         results["reload"] = {"error": str(exc)}
         say(f"config reload measurement failed: {exc}")
+
+
+PYTHON_CEILING_CONCURRENCY = 16
+
+
+def _python_upstream_ceiling(
+    plan: proxy.Plan,
+    gen: tools.LoadGenerator,
+    procs: Procs,
+    layout: dict[str, Any],
+    workdir: Path,
+) -> dict[str, Any]:
+    """Direct to the Python simulator at c=16, placed as the Go upstream is: the ceiling that
+    upstream put on every system before the Go one replaced it (the report quotes both)."""
+    c = PYTHON_CEILING_CONCURRENCY
+    say(f"direct to the Python simulator at c={c}, for comparison ...")
+    try:
+        proc, url = systems.start_upstream(
+            procs, cpus=layout["upstream_cpus"], chunks=64, interval=0.005,
+            name="python-upstream",
+        )  # fmt: skip
+    except systems.StartError as exc:
+        return {"error": str(exc)}
+    try:
+        cell = proxy.run_loadgen(
+            gen, systems.direct(url), stream=False, c=c, load=plan.load("direct", False, c),
+            max_seconds=plan.max_seconds, cpus=layout["load_cpus"], workdir=workdir,
+        )  # fmt: skip
+    except (RuntimeError, subprocess.SubprocessError, ValueError) as exc:
+        return {"error": f"load generator failed: {exc}"}
+    finally:
+        procs.stop(proc)
+    say(f"  direct to the Python simulator: {cell['rps']:.0f} req/s, {cell['errors']} errors")
+    return cell
 
 
 def install(wanted: list[str], results: dict[str, Any]) -> Installed:

@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiguillage.devtools.bench.procs import PeakSampler, Procs, group_memory, taskset_prefix
+from aiguillage.devtools.bench.procs import (
+    PeakSampler,
+    Procs,
+    group_memory,
+    on_cpu_seconds,
+    taskset_prefix,
+)
 from aiguillage.devtools.bench.systems import System, request_body, stream_shape
 from aiguillage.devtools.bench.tools import LoadGenerator, say
 
@@ -175,6 +181,37 @@ def run_loadgen(
     return result
 
 
+def run_loadgen_timed(
+    gen: LoadGenerator,
+    system: System,
+    *,
+    stream: bool,
+    c: int,
+    load: Load,
+    max_seconds: float,
+    cpus: str | None,
+    workdir: Path,
+    body: Path | None = None,
+) -> dict[str, Any]:
+    """`run_loadgen`, with the system's on-CPU time per request added to the result as
+    ``cpu_us_per_request`` (its process group's, warm-up requests included in the count):
+    what a request costs the proxy whatever limits the round's req/s. None for a system
+    without a process of its own (direct)."""
+    pid = system.proc.pid if system.proc is not None else None
+    before = on_cpu_seconds(pid) if pid is not None else 0.0
+    cell = run_loadgen(
+        gen, system, stream=stream, c=c, load=load, max_seconds=max_seconds, cpus=cpus,
+        workdir=workdir, body=body,
+    )  # fmt: skip
+    if pid is None:
+        cell["cpu_us_per_request"] = None
+        return cell
+    spent = on_cpu_seconds(pid) - before
+    requests = max(1, int(cell.get("completed", 0)) + load.warmup)
+    cell["cpu_us_per_request"] = round(spent * 1e6 / requests, 1)
+    return cell
+
+
 def measure_all(
     systems: list[System],
     plan: Plan,
@@ -213,7 +250,7 @@ def measure_all(
                         continue
                     began = time.monotonic()
                     try:
-                        cell = run_loadgen(
+                        cell = run_loadgen_timed(
                             gen, system, stream=stream, c=c,
                             load=plan.load(system.key, stream, c), max_seconds=plan.max_seconds,
                             cpus=load_cpus, workdir=workdir,

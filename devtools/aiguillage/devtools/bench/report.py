@@ -23,6 +23,14 @@ NODE_PROPAGATION = "node-propagation"
 OPTIMISATIONS = Path("bench") / "optimisations.md"
 
 
+CPU_PER_REQUEST = (
+    "CPU per request: the system's on-CPU time during the round (every thread of its process "
+    "group, `/proc/<pid>/task/<tid>/schedstat`) over the requests of the round, warm-up "
+    "included. It does not depend on what caps req/s (the upstream, the load generator, other "
+    "work on the machine): lower is a cheaper proxy."
+)
+
+
 def markdown(
     results: dict[str, Any], charts: dict[str, str], history: str, optimisations: str = ""
 ) -> str:
@@ -106,13 +114,15 @@ def markdown(
                                                    metric(base, "latency_ms.p50"))),
                 "—" if s == "direct" else fmt.ms(diff(metric(it, "latency_ms.p99"),
                                                    metric(base, "latency_ms.p99"))),
-                fmt.rps(it["rps"]), str(it["errors"]),
+                fmt.rps(it["rps"]), fmt.us(it.get("cpu_us_per_request")), str(it["errors"]),
             ])  # fmt: skip
     lines += fmt.table(
         ["System", "Concurrency", "Requests", "p50", "p99", "Added p50", "Added p99",
-         "Req/s", "Errors"],
+         "Req/s", "CPU per request", "Errors"],
         rows,
     )  # fmt: skip
+    add("")
+    add(CPU_PER_REQUEST)
     add("")
 
     add("## Proxy overhead: streaming")
@@ -142,11 +152,12 @@ def markdown(
                 fmt.abs_ms(metric(it, "latency_ms.p50")),
                 "—" if s == "direct" else fmt.ms(diff(metric(it, "latency_ms.p50"),
                                                    metric(base, "latency_ms.p50"))),
-                fmt.rps(it["rps"]), str(it["errors"]),
+                fmt.rps(it["rps"]), fmt.us(it.get("cpu_us_per_request")), str(it["errors"]),
             ])  # fmt: skip
     lines += fmt.table(
         ["System", "Concurrency", "Streams", "TTFT p50", "TTFT p99", "TTFT overhead p50",
-         "TTFT overhead p99", "Total p50", "Added total p50", "Streams/s", "Errors"],
+         "TTFT overhead p99", "Total p50", "Added total p50", "Streams/s", "CPU per stream",
+         "Errors"],
         rows,
     )  # fmt: skip
     add("")
@@ -339,6 +350,7 @@ def markdown(
         ["Portkey gateway", (results.get("portkey") or {}).get("version") or "—"],
         ["Node.js (Portkey)", (results.get("portkey") or {}).get("node") or "—"],
         ["Load generator", results["loadgen"]["note"]],
+        ["Simulated upstream", results["upstream"].get("note") or "—"],
     ]
     lines += fmt.table(["", ""], rows)
     add("")
@@ -355,7 +367,8 @@ def markdown(
     add("")
     inst = results.get("install") or {}
     add(
-        "The first run also builds the Go load generator (~1 s) and installs, once, into "
+        "The first run also builds the Go load generator and the Go upstream (~1 s each) "
+        "and installs, once, into "
         f"`~/.cache/aiguillage/`: LiteLLM's venv ({fmt.s(inst.get('litellm_venv_s'))}), "
         f"Portkey's node_modules ({fmt.s(inst.get('portkey_s'))}, `npm ci` from "
         "`bench/peers/portkey/`) and the tools venv with matplotlib and py-spy "

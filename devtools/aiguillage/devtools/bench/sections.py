@@ -66,8 +66,62 @@ def peers(results: dict[str, Any]) -> list[str]:
         "25 ms before relaying the first chunk of a stream (`build/start-server.js`): that "
         "is part of its TTFT here, as it would be in production.",
         "",
+        rig(results),
+        "",
     ]
     return lines
+
+
+def rig(results: dict[str, Any]) -> str:
+    """What the upstream and the load generator are, and whether they capped the systems: one
+    paragraph with this run's numbers (direct at c=16 against the fastest proxy)."""
+    upstream = results.get("upstream") or {}
+    loadgen = (results.get("loadgen") or {}).get("kind")
+    layout = results.get("layout") or {}
+    where = f"CPU {layout['upstream_cpus']}" if layout.get("pinned") else "any CPU (no pinning)"
+    go_rps = metric(cell(results, "direct", False, 16), "rps")
+    proxies = [
+        (metric(cell(results, s, False, 16), "rps") or 0.0, s)
+        for s in _present(results) if cell(results, s, False, 16) is not None
+    ]  # fmt: skip
+    best_rps, best = max(proxies, default=(0.0, ""))
+    if upstream.get("kind") != "go":
+        return (
+            f"The simulated upstream is the Python simulator ({upstream.get('note', '?')}), on "
+            f"{where} with the load generator: every request through a proxy costs that core "
+            "the same upstream and load-generator work, so no system can pass what direct to "
+            f"the upstream reached at c=16 ({fmt.rps(go_rps)} req/s), and the ratios between "
+            "the fastest systems are capped: compare them by CPU per request."
+        )
+    text = (
+        "The simulated upstream (`hack/upstream`) and the load generator "
+        f"({'`hack/loadgen`' if loadgen == 'go' else 'the Python fallback'}) are "
+        f"{'Go programs' if loadgen == 'go' else 'a Go and a Python program'} on {where}, the "
+        "core the systems under test do not have: every request through a proxy costs that "
+        "core the same upstream and load-generator work, so what direct to the upstream "
+        "reaches is a ceiling for every system. "
+    )
+    python = upstream.get("python_direct") or {}
+    if python.get("rps"):
+        text += (
+            "With the Python simulator (aiohttp) as the upstream, direct at c=16 reached "
+            f"{fmt.rps(python['rps'])} req/s in this run, close enough to the proxies to cap "
+            "the ratios between them; the Go upstream answers the same wire format for a "
+            f"fraction of its CPU: direct at c=16 reached {fmt.rps(go_rps)} req/s. "
+        )
+    if not go_rps or not best_rps:
+        return text + "Direct or every proxy was not measured at c=16 in this run."
+    ratio = go_rps / best_rps
+    text += (
+        f"That is {fmt.x(ratio)} the fastest system's ({_label(results, best)}, "
+        f"{fmt.rps(best_rps)} req/s), "
+    )
+    if ratio >= 2:
+        return text + "so each system is limited by its own core, not by the rig."
+    return text + (
+        "less than 2×: the load generator and the upstream may still limit the fastest "
+        "systems here; compare those by CPU per request."
+    )
 
 
 def tail_latency(results: dict[str, Any]) -> list[str]:

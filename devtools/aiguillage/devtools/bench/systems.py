@@ -1,5 +1,11 @@
 """The simulated upstream and the five ways of reaching it, each started as its own process.
 
+The upstream of the load phases is the Go program ``hack/upstream``: the Python OpenAI
+simulator's wire format at about a third of its CPU per request (18 against 49 µs at c=16,
+measured 2026-11-30). On the core it shares with the load generator, the Python one capped
+every system near its own req/s. The Python simulator is its fallback and the upstream of
+whatever needs faults.
+
 * ``direct``: the load generator talks to the simulated upstream itself;
 * ``passthrough``: ``bench/passthrough.py``, the 30-line aiohttp "Python floor";
 * ``aiguillage``: ``aiguillage sidecar`` on a config rendered by ``aiguillage render`` from
@@ -33,7 +39,14 @@ from pathlib import Path
 
 from aiguillage.devtools.bench.procs import Memory, Proc, Procs, group_memory, pin_group
 from aiguillage.devtools.bench.services import ServiceError, read_ready_line
-from aiguillage.devtools.bench.tools import PORTKEY_PACKAGE, ROOT, NodePackage, Venv
+from aiguillage.devtools.bench.tools import (
+    PORTKEY_PACKAGE,
+    ROOT,
+    NodePackage,
+    Program,
+    Venv,
+    python_upstream,
+)
 
 UPSTREAM_KEY = "sk-bench-upstream"
 LITELLM_MASTER_KEY = "sk-bench-master"
@@ -143,11 +156,15 @@ def start_upstream(
     timeout: float = 30,
     name: str = "upstream",
     key: str = UPSTREAM_KEY,
+    program: Program | None = None,
 ) -> tuple[Proc, str]:
-    """A simulated OpenAI-compatible provider in its own process; returns it and its URL."""
+    """A simulated OpenAI-compatible provider in its own process; returns it and its URL.
+
+    ``program`` is the Go upstream of `tools.build_upstream` or the Python simulator (the
+    default: it alone injects faults, as the soak needs)."""
+    program = program or python_upstream()
     argv = [
-        sys.executable, "-m", "aiguillage.devtools.simulators", "--kind", "openai",
-        "--name", name, "--port", "0", "--api-key", key,
+        *program.argv, "--name", name, "--port", "0", "--api-key", key,
         "--chunks", str(chunks), "--chunk-interval", str(interval),
     ]  # fmt: skip
     proc = procs.spawn(name, argv, cpus=cpus, stdout_pipe=True)

@@ -3,6 +3,10 @@
 * the Go load generator (``hack/loadgen``, standard library only), built with the local
   toolchain into ``<cache>/loadgen/loadgen-<source hash>``; when it cannot be built, the
   async Python load generator (`aiguillage.devtools.bench.pyloadgen`) is used instead;
+* the Go simulated upstream (``hack/upstream``: the Python OpenAI simulator's wire format for
+  chat completions, at about a third of its CPU per request, so that the upstream is not what
+  limits the systems measured through it), built the same way into
+  ``<cache>/upstream/upstream-<source hash>``; the Python simulator is the fallback;
 * a venv with LiteLLM's proxy (``litellm[proxy]``, pinned) — kept apart from the project's;
 * a venv with the tools that must not weigh on the project's venv: matplotlib (charts) and
   py-spy (profile);
@@ -30,6 +34,7 @@ from aiguillage.devtools.cache import cache_root
 
 ROOT = Path(__file__).resolve().parents[4]
 LOADGEN_SRC = ROOT / "hack" / "loadgen"
+UPSTREAM_SRC = ROOT / "hack" / "upstream"
 PORTKEY_SRC = ROOT / "bench" / "peers" / "portkey"
 PORTKEY_PACKAGE = "@portkey-ai/gateway"
 NODE_MIN_MAJOR = 18  # the gateway's own floor (its start-server uses global fetch)
@@ -51,14 +56,20 @@ def say(text: str) -> None:
     print(f"[bench] {text}", flush=True)
 
 
-# -- load generator ----------------------------------------------------------------------------
+# -- Go programs: load generator and upstream ------------------------------------------------
 
 
 @dataclass(frozen=True)
-class LoadGenerator:
+class Program:
+    """A benchmark program outside the venv: the Go build, or its Python fallback."""
+
     argv: list[str]  # the command, to which the run's flags are appended
     kind: str  # "go" or "python"
     note: str  # how it was obtained (for the report)
+
+
+# The load generator is a `Program` (the name most modules use for it).
+LoadGenerator = Program
 
 
 def go_version() -> str | None:
@@ -74,42 +85,67 @@ def go_version() -> str | None:
     return out.strip()
 
 
-def build_loadgen() -> LoadGenerator:
-    """The Go load generator (built once per source version), else the Python fallback."""
+def build_go(source: Path, name: str) -> Path | str:
+    """``source`` (a standard-library-only Go module) built once per version of its files into
+    ``<cache>/<name>/<name>-<source hash>``: the executable, or why it could not be built."""
     digest = hashlib.sha256()
-    for name in ("go.mod", "main.go"):
-        digest.update((LOADGEN_SRC / name).read_bytes())
-    target = cache_dir() / "loadgen" / f"loadgen-{digest.hexdigest()[:12]}"
-    fallback = LoadGenerator(
-        [sys.executable, "-m", "aiguillage.devtools.bench.pyloadgen"],
-        "python",
-        "async Python (aiohttp) load generator",
-    )
+    for path in [*sorted(source.glob("*.go")), source / "go.mod"]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    target = cache_dir() / name / f"{name}-{digest.hexdigest()[:12]}"
     if target.is_file() and os.access(target, os.X_OK):
-        return LoadGenerator([str(target)], "go", f"Go load generator {target}")
+        return target
     go = shutil.which("go")
     if go is None:
-        say("no Go toolchain: using the Python load generator")
-        return fallback
+        return "no Go toolchain"
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp")
+    tmp = target.with_suffix(f".tmp{os.getpid()}")
     env = {**os.environ, "GOTOOLCHAIN": "local", "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}
     began = time.monotonic()
     result = subprocess.run(
         [go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(tmp), "."],
-        cwd=LOADGEN_SRC,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+        cwd=source, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
     if result.returncode != 0:
-        say(f"building the Go load generator failed, using the Python one:\n{result.stderr}")
-        return fallback
+        tmp.unlink(missing_ok=True)
+        return f"go build in {source} failed:\n{result.stderr.strip()}"
     tmp.replace(target)
-    say(f"built the Go load generator in {time.monotonic() - began:.1f}s: {target}")
-    return LoadGenerator([str(target)], "go", f"Go load generator {target}")
+    say(f"built {source.name} in {time.monotonic() - began:.1f}s: {target}")
+    return target
+
+
+def build_loadgen() -> LoadGenerator:
+    """The Go load generator (built once per source version), else the Python fallback."""
+    built = build_go(LOADGEN_SRC, "loadgen")
+    if isinstance(built, Path):
+        return Program([str(built)], "go", f"Go load generator {built}")
+    say(f"{built}: using the Python load generator")
+    return Program(
+        [sys.executable, "-m", "aiguillage.devtools.bench.pyloadgen"],
+        "python",
+        "async Python (aiohttp) load generator",
+    )
+
+
+def python_upstream() -> Program:
+    """The Python OpenAI simulator (fault injection, every endpoint; ~3x the Go one's CPU)."""
+    return Program(
+        [sys.executable, "-m", "aiguillage.devtools.simulators", "--kind", "openai"],
+        "python",
+        "Python OpenAI simulator (aiohttp, `python -m aiguillage.devtools.simulators`)",
+    )
+
+
+def build_upstream() -> Program:
+    """The Go simulated upstream (``hack/upstream``), else the Python simulator.
+
+    Both take ``--name --port --api-key --chunks --chunk-interval`` and print ``READY <url>``.
+    """
+    built = build_go(UPSTREAM_SRC, "upstream")
+    if isinstance(built, Path):
+        return Program([str(built)], "go", f"Go simulated upstream {built}")
+    say(f"{built}: using the Python simulator as the upstream")
+    fallback = python_upstream()
+    return Program(fallback.argv, fallback.kind, f"{fallback.note}; the Go one: {built}")
 
 
 # -- venvs -------------------------------------------------------------------------------------
