@@ -11,7 +11,13 @@ from aiguillage.devtools.bench.run import plan_dict
 
 
 def _cell(
-    c: int, stream: bool, p50: float, p99: float, rps: float, ttft: float = 0.0
+    c: int,
+    stream: bool,
+    p50: float,
+    p99: float,
+    rps: float,
+    ttft: float = 0.0,
+    cpu_us: float | None = None,
 ) -> dict[str, Any]:
     item: dict[str, Any] = {
         "concurrency": c,
@@ -19,6 +25,7 @@ def _cell(
         "completed": 100,
         "errors": 0,
         "rps": rps,
+        "cpu_us_per_request": cpu_us,
         "latency_ms": {"p50": p50, "p90": p50, "p99": p99, "max": p99, "mean": p50},
     }
     if stream:
@@ -27,14 +34,17 @@ def _cell(
 
 
 def _system(key: str, scale: float, rps16: float, idle: float | None = None) -> dict[str, Any]:
+    # on-CPU time per request: 100 µs per unit of scale (1,000 per stream); none for direct
+    cpu = None if key == "direct" else 100 * scale
+    stream_cpu = None if cpu is None else 10 * cpu
     return {
         "key": key,
         "label": key.title(),
         "cells": [
-            _cell(1, False, 0.5 * scale, 1.0 * scale, 1000 / scale),
-            _cell(16, False, 4.0 * scale, 8.0 * scale, rps16),
-            _cell(1, True, 330 * scale, 340 * scale, 3, ttft=1.0 * scale),
-            _cell(16, True, 335 * scale, 350 * scale, 45, ttft=2.0 * scale),
+            _cell(1, False, 0.5 * scale, 1.0 * scale, 1000 / scale, cpu_us=cpu),
+            _cell(16, False, 4.0 * scale, 8.0 * scale, rps16, cpu_us=cpu),
+            _cell(1, True, 330 * scale, 340 * scale, 3, ttft=1.0 * scale, cpu_us=stream_cpu),
+            _cell(16, True, 335 * scale, 350 * scale, 45, ttft=2.0 * scale, cpu_us=stream_cpu),
         ],
         "start_to_ready_s": 0.5,
         "idle_rss_mb": idle,
@@ -67,7 +77,13 @@ def make_results() -> dict[str, Any]:
         },
         "plan": json.loads(json.dumps(plan_dict(QUICK))),
         "layout": {"pinned": True, "proxy_cpus": "0", "upstream_cpus": "1", "load_cpus": "1"},
-        "upstream": {"chunks": 64, "chunk_interval_s": 0.005},
+        "upstream": {
+            "chunks": 64,
+            "chunk_interval_s": 0.005,
+            "kind": "go",
+            "note": "Go simulated upstream /cache/upstream/upstream-0123",
+            "python_direct": _cell(16, False, 8.0, 16.0, 2400),
+        },
         "loadgen": {"kind": "go", "note": "Go"},
         "litellm": {"version": "1.108.7", "workers": 1},
         "portkey": {"version": "1.15.2", "node": "v20.20.2"},

@@ -123,3 +123,40 @@ def test_a_regenerated_report_keeps_the_node_propagation_section(tmp_path: Any) 
 
     assert f"{begin}\np50 1.2 s\n{end}" in doc.read_text()
     assert "Not measured in this run" not in doc.read_text()
+
+
+def test_every_proxy_s_cpu_per_request_is_in_both_overhead_tables() -> None:
+    text = _markdown()
+    assert "| Req/s | CPU per request | Errors |" in text
+    assert "| Streams/s | CPU per stream | Errors |" in text
+    # 100 µs per unit of the made-up systems' scale; none for direct (no process of its own)
+    row = "| Aiguillage | 16 | 100 | 10.0 ms | 20.0 ms | +6.00 ms | +12.0 ms | 2,000 | 250 µs |"
+    assert row in text
+    assert "| Passthrough | 16 | 100 | 4.00 ms | 8.00 ms | +2.00 ms | +4.00 ms | 670.0 ms | " \
+        "+335.0 ms | 45.0 | 2,000 µs | 0 |" in text  # fmt: skip
+    assert "| Direct | 16 | 100 | 4.00 ms | 8.00 ms | — | — | 4,000 | — | 0 |" in text
+
+
+def test_the_rig_is_described_with_this_run_s_numbers() -> None:
+    text = _markdown()
+    assert "| Simulated upstream | Go simulated upstream /cache/upstream/upstream-0123 |" in text
+    assert "are Go programs on CPU 1" in text
+    assert "direct at c=16 reached 2,400 req/s in this run" in text
+    assert "direct at c=16 reached 4,000 req/s. That is 2.00× the fastest system's " \
+        "(Aiguillage, 2,000 req/s), so each system is limited by its own core" in text  # fmt: skip
+
+
+def test_a_rig_close_to_the_fastest_system_is_said_to_limit_it() -> None:
+    results = make_results()
+    results["systems"]["aiguillage"]["cells"][1]["rps"] = 3000.0
+    text = _markdown(results)
+    assert "1.33× the fastest system's (Aiguillage, 3,000 req/s), less than 2×" in text
+
+
+def test_with_the_python_fallback_the_report_says_the_upstream_caps_the_systems() -> None:
+    results = make_results()
+    results["upstream"] = {"chunks": 64, "chunk_interval_s": 0.005, "kind": "python",
+                           "note": "Python OpenAI simulator"}  # fmt: skip
+    text = _markdown(results)
+    assert "The simulated upstream is the Python simulator (Python OpenAI simulator)" in text
+    assert "no system can pass what direct to the upstream reached at c=16 (4,000 req/s)" in text

@@ -1,9 +1,11 @@
 """What the benchmark installs outside the project: the Portkey peer needs Node >= 18 and
-says how to get it; its package versions are pinned by the committed lock file."""
+says how to get it; its package versions are pinned by the committed lock file; without Go the
+Python simulator is the upstream, and the report's note says why."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -32,3 +34,31 @@ def test_the_lock_file_pins_the_gateway_and_the_server_adapter_that_streams() ->
     # 1.14.2 and later answer streamed completions with 500 (TypeError: immutable)
     assert manifest["overrides"]["@hono/node-server"] == "1.14.1"
     assert packages["node_modules/@hono/node-server"]["version"] == "1.14.1"
+
+
+def test_without_go_the_python_simulator_is_the_upstream_and_the_note_says_why(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("AIGUILLAGE_CACHE", str(tmp_path))  # no cached build to reuse
+    monkeypatch.setattr(tools.shutil, "which", lambda name: None)
+    program = tools.build_upstream()
+    assert program.kind == "python"
+    assert program.argv[1:] == ["-m", "aiguillage.devtools.simulators", "--kind", "openai"]
+    assert "Python OpenAI simulator" in program.note
+    assert "no Go toolchain" in program.note
+
+
+def test_a_go_build_that_fails_says_what_go_printed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("AIGUILLAGE_CACHE", str(tmp_path / "cache"))
+    if tools.go_version() is None:
+        pytest.skip("no Go toolchain")
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "go.mod").write_text("module example.com/broken\n\ngo 1.22\n")
+    (source / "main.go").write_text("package main\n\nfunc main() { undefined() }\n")
+    built = tools.build_go(source, "broken")
+    assert isinstance(built, str)
+    assert "go build" in built
+    assert "undefined" in built

@@ -104,10 +104,10 @@ def rig(results: dict[str, Any]) -> str:
     python = upstream.get("python_direct") or {}
     if python.get("rps"):
         text += (
-            "With the Python simulator (aiohttp) as the upstream, direct at c=16 reached "
-            f"{fmt.rps(python['rps'])} req/s in this run, close enough to the proxies to cap "
-            "the ratios between them; the Go upstream answers the same wire format for a "
-            f"fraction of its CPU: direct at c=16 reached {fmt.rps(go_rps)} req/s. "
+            "With the Python simulator (aiohttp) as the upstream, in the same place, direct at "
+            f"c=16 reached {fmt.rps(python['rps'])} req/s in this run: no system could have "
+            "passed that. The Go upstream answers the same wire format for a fraction of the "
+            f"CPU: direct at c=16 reached {fmt.rps(go_rps)} req/s. "
         )
     if not go_rps or not best_rps:
         return text + "Direct or every proxy was not measured at c=16 in this run."
