@@ -334,8 +334,8 @@ func (c chunkFrames) prefix() []byte {
 	return append(append([]byte("data: "), head[:len(head)-1]...), ",\"choices\":"...)
 }
 
-func (c chunkFrames) frame(prefix, delta []byte, finish string) []byte {
-	out := make([]byte, 0, len(prefix)+len(delta)+96)
+// appendFrame appends one chat.completion.chunk event around “delta“ to “out“.
+func (c chunkFrames) appendFrame(out, prefix, delta []byte, finish string) []byte {
 	out = append(out, prefix...)
 	out = append(out, `[{"index":0,"delta":`...)
 	out = append(out, delta...)
@@ -352,8 +352,8 @@ func (c chunkFrames) frame(prefix, delta []byte, finish string) []byte {
 	return append(out, "}\n\n"...)
 }
 
-func (c chunkFrames) usageFrame(prefix []byte, u usage) []byte {
-	out := append([]byte(nil), prefix...)
+func (c chunkFrames) appendUsageFrame(out, prefix []byte, u usage) []byte {
+	out = append(out, prefix...)
 	out = append(out, `[],"usage":`...)
 	out = append(out, encode(u)...)
 	return append(out, "}\n\n"...)
@@ -368,12 +368,13 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, req chatRequest,
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
 	flusher, _ := w.(http.Flusher)
 	prefix := frames.prefix()
-	epilogue := frames.frame(prefix, []byte("{}"), finish)
-	if req.includeUsage {
-		epilogue = append(epilogue, frames.usageFrame(prefix, u)...)
+	// One buffer for the whole answer, sized once: the stream capacity round sends thousands
+	// of 64-chunk streams a second through this.
+	size := (len(deltas) + 3) * (len(prefix) + 112)
+	for _, d := range deltas {
+		size += len(d)
 	}
-	epilogue = append(epilogue, done...)
-	first := frames.frame(prefix, roleDelta, "")
+	buf := make([]byte, 0, size+512)
 	send := func(b []byte) bool {
 		if _, err := w.Write(b); err != nil {
 			return false
@@ -383,15 +384,22 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, req chatRequest,
 		}
 		return true
 	}
-	if sh.interval <= 0 { // everything in one write, as the Python simulator does
-		all := first
-		for _, d := range deltas {
-			all = append(all, frames.frame(prefix, d, "")...)
+	epilogue := func(out []byte) []byte {
+		out = frames.appendFrame(out, prefix, []byte("{}"), finish)
+		if req.includeUsage {
+			out = frames.appendUsageFrame(out, prefix, u)
 		}
-		send(append(all, epilogue...))
+		return append(out, done...)
+	}
+	buf = frames.appendFrame(buf, prefix, roleDelta, "")
+	if sh.interval <= 0 { // everything in one write, as the Python simulator does
+		for _, d := range deltas {
+			buf = frames.appendFrame(buf, prefix, d, "")
+		}
+		send(epilogue(buf))
 		return
 	}
-	if !send(first) {
+	if !send(buf) {
 		return
 	}
 	timer := time.NewTimer(0)
@@ -406,9 +414,9 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, req chatRequest,
 				return
 			}
 		}
-		if !send(frames.frame(prefix, d, "")) {
+		if !send(frames.appendFrame(buf[:0], prefix, d, "")) {
 			return
 		}
 	}
-	send(epilogue)
+	send(epilogue(buf[:0]))
 }

@@ -1,12 +1,14 @@
-"""CPU time of a process group, as the load phases read it per request."""
+"""CPU time of a process group, as the load phases read it per request; children in their
+own session or in the benchmark's."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from pathlib import Path
 
-from aiguillage.devtools.bench.procs import cpu_seconds, on_cpu_seconds
+from aiguillage.devtools.bench.procs import Procs, cpu_seconds, on_cpu_seconds
 
 # A child that burns a little CPU, then waits for its stdin to close.
 BURN = (
@@ -44,3 +46,21 @@ def test_a_group_that_has_ended_used_no_cpu_any_more() -> None:
     child = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
     child.wait(timeout=30)
     assert on_cpu_seconds(child.pid) == 0.0
+
+
+def test_a_child_in_the_benchmark_s_session_still_leads_its_group_and_is_stopped(
+    tmp_path: Path,
+) -> None:
+    """The upstream shares the load generator's session (one autogroup on their shared core)
+    but is stopped with its whole group like every other child."""
+    sleeper = [sys.executable, "-c", "import time; time.sleep(600)"]
+    with Procs(tmp_path) as procs:
+        shared = procs.spawn("shared", sleeper, same_session=True)
+        own = procs.spawn("own", sleeper)
+        assert os.getsid(shared.pid) == os.getsid(0)
+        assert os.getpgid(shared.pid) == shared.pid != os.getpgid(0)
+        assert os.getsid(own.pid) == own.pid
+        procs.stop(shared)
+        assert not shared.alive
+        assert own.alive
+    assert not own.alive

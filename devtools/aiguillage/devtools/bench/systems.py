@@ -167,7 +167,8 @@ def start_upstream(
         *program.argv, "--name", name, "--port", "0", "--api-key", key,
         "--chunks", str(chunks), "--chunk-interval", str(interval),
     ]  # fmt: skip
-    proc = procs.spawn(name, argv, cpus=cpus, stdout_pipe=True)
+    # In the load generator's session: see `procs` (autogroups sharing one core).
+    proc = procs.spawn(name, argv, cpus=cpus, stdout_pipe=True, same_session=True)
     try:
         return proc, read_ready_line(proc, "the simulated upstream", timeout)
     except ServiceError as exc:
