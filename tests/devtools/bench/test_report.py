@@ -138,19 +138,25 @@ def test_every_proxy_s_cpu_per_request_is_in_both_overhead_tables() -> None:
 
 
 def test_the_rig_is_described_with_this_run_s_numbers() -> None:
-    text = _markdown()
+    results = make_results()
+    results["capacity"]["direct"]["rps"] = 1000.0  # 2× the fastest system's 500 streams/s
+    text = _markdown(results)
     assert "| Simulated upstream | Go simulated upstream /cache/upstream/upstream-0123 |" in text
     assert "are Go programs on CPU 1" in text
     assert "direct at c=16 reached 2,400 req/s in this run" in text
-    assert "direct at c=16 reached 4,000 req/s. That is 2.00× the fastest system's " \
-        "(Aiguillage, 2,000 req/s), so each system is limited by its own core" in text  # fmt: skip
+    assert (
+        "Non-streaming at c=16: direct 4,000 req/s, 2.00× the fastest system's (Aiguillage, "
+        "2,000); streams without pauses: direct 1,000 streams/s, 2.00× the fastest system's "
+        "(Aiguillage, 500). Both at least 2×: each system is limited by its own core" in text
+    )
 
 
 def test_a_rig_close_to_the_fastest_system_is_said_to_limit_it() -> None:
     results = make_results()
     results["systems"]["aiguillage"]["cells"][1]["rps"] = 3000.0
     text = _markdown(results)
-    assert "1.33× the fastest system's (Aiguillage, 3,000 req/s), less than 2×" in text
+    assert "direct 4,000 req/s, 1.33× the fastest system's (Aiguillage, 3,000)" in text
+    assert "Less than 2× somewhere: there the load generator and the upstream may" in text
 
 
 def test_with_the_python_fallback_the_report_says_the_upstream_caps_the_systems() -> None:

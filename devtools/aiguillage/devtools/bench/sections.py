@@ -8,6 +8,7 @@ lines; a section whose measurement did not run says so in one line.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiguillage.devtools.bench import fmt
@@ -72,26 +73,59 @@ def peers(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+# Direct to the upstream at least this many times the fastest system: the rig is not its limit.
+RIG_HEADROOM = 2.0
+
+
+def _fastest(results: dict[str, Any], rps_of: Callable[[str], float | None]) -> tuple[float, str]:
+    """The highest req/s among the systems under test, and which system it is."""
+    found = [(rps_of(s) or 0.0, s) for s in _present(results)]
+    return max(found, default=(0.0, ""))
+
+
+def _headroom(
+    results: dict[str, Any],
+    what: str,
+    direct: float | None,
+    unit: str,
+    rps_of: Callable[[str], float | None],
+) -> tuple[str, bool | None]:
+    """The sentence "<what>: direct N <unit>, R× the fastest system's (label, M)", and
+    whether R reaches `RIG_HEADROOM` (None when either side was not measured)."""
+    best_rps, best = _fastest(results, rps_of)
+    if not direct or not best_rps:
+        return f"{what}: not measured for direct and every system in this run", None
+    ratio = direct / best_rps
+    return (
+        f"{what}: direct {fmt.rps(direct)} {unit}, {fmt.x(ratio)} the fastest system's "
+        f"({_label(results, best)}, {fmt.rps(best_rps)})",
+        ratio >= RIG_HEADROOM,
+    )
+
+
 def rig(results: dict[str, Any]) -> str:
     """What the upstream and the load generator are, and whether they capped the systems: one
-    paragraph with this run's numbers (direct at c=16 against the fastest proxy)."""
+    paragraph with this run's numbers (direct against the fastest system, at c=16 and for
+    streams without pauses)."""
     upstream = results.get("upstream") or {}
     loadgen = (results.get("loadgen") or {}).get("kind")
     layout = results.get("layout") or {}
     where = f"CPU {layout['upstream_cpus']}" if layout.get("pinned") else "any CPU (no pinning)"
-    go_rps = metric(cell(results, "direct", False, 16), "rps")
-    proxies = [
-        (metric(cell(results, s, False, 16), "rps") or 0.0, s)
-        for s in _present(results) if cell(results, s, False, 16) is not None
-    ]  # fmt: skip
-    best_rps, best = max(proxies, default=(0.0, ""))
+    capacity = results.get("capacity") or {}
+
+    def plain(system: str) -> float | None:
+        return metric(cell(results, system, False, 16), "rps")
+
+    def burst(system: str) -> float | None:
+        return metric(capacity.get(system), "rps")
+
     if upstream.get("kind") != "go":
         return (
             f"The simulated upstream is the Python simulator ({upstream.get('note', '?')}), on "
             f"{where} with the load generator: every request through a proxy costs that core "
             "the same upstream and load-generator work, so no system can pass what direct to "
-            f"the upstream reached at c=16 ({fmt.rps(go_rps)} req/s), and the ratios between "
-            "the fastest systems are capped: compare them by CPU per request."
+            f"the upstream reached at c=16 ({fmt.rps(plain('direct'))} req/s), and the ratios "
+            "between the fastest systems are capped: compare them by CPU per request."
         )
     text = (
         "The simulated upstream (`hack/upstream`) and the load generator "
@@ -107,21 +141,25 @@ def rig(results: dict[str, Any]) -> str:
             "With the Python simulator (aiohttp) as the upstream, in the same place, direct at "
             f"c=16 reached {fmt.rps(python['rps'])} req/s in this run: no system could have "
             "passed that. The Go upstream answers the same wire format for a fraction of the "
-            f"CPU: direct at c=16 reached {fmt.rps(go_rps)} req/s. "
+            "CPU. "
         )
-    if not go_rps or not best_rps:
-        return text + "Direct or every proxy was not measured at c=16 in this run."
-    ratio = go_rps / best_rps
-    text += (
-        f"That is {fmt.x(ratio)} the fastest system's ({_label(results, best)}, "
-        f"{fmt.rps(best_rps)} req/s), "
-    )
-    if ratio >= 2:
-        return text + "so each system is limited by its own core, not by the rig."
-    return text + (
-        "less than 2×: the load generator and the upstream may still limit the fastest "
-        "systems here; compare those by CPU per request."
-    )
+    parts = [
+        _headroom(results, "Non-streaming at c=16", plain("direct"), "req/s", plain),
+        _headroom(results, "streams without pauses", burst("direct"), "streams/s", burst),
+    ]
+    text += "; ".join(part for part, _ in parts) + ". "
+    verdicts = [ok for _, ok in parts if ok is not None]
+    if verdicts and all(verdicts):
+        return text + (
+            f"Both at least {RIG_HEADROOM:.0f}×: each system is limited by its own core, not by "
+            "the rig."
+        )
+    if verdicts:
+        return text + (
+            f"Less than {RIG_HEADROOM:.0f}× somewhere: there the load generator and the upstream "
+            "may still limit the fastest systems; compare those by CPU per request."
+        )
+    return text
 
 
 def tail_latency(results: dict[str, Any]) -> list[str]:
