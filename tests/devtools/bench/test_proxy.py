@@ -46,11 +46,11 @@ def test_a_round_records_the_system_s_cpu_per_request(tmp_path: Path) -> None:
         )
         load = proxy.Load(200, 20)
         measured = systems.System("direct", url, systems.direct(url).headers, proc)
-        cell = proxy.run_loadgen_timed(
+        cell = proxy.run_loadgen(
             tools.build_loadgen(), measured, stream=False, c=4, load=load, max_seconds=60,
             cpus=None, workdir=tmp_path,
         )  # fmt: skip
-        unmeasured = proxy.run_loadgen_timed(
+        unmeasured = proxy.run_loadgen(
             tools.build_loadgen(), systems.direct(url), stream=False, c=4, load=load,
             max_seconds=60, cpus=None, workdir=tmp_path,
         )  # fmt: skip

@@ -41,7 +41,7 @@ from typing import Any
 
 from aiguillage.devtools.bench import fmt
 from aiguillage.devtools.bench.procs import Procs
-from aiguillage.devtools.bench.proxy import Load, profile_sidecar, run_loadgen_timed
+from aiguillage.devtools.bench.proxy import Load, profile_sidecar, run_loadgen
 from aiguillage.devtools.bench.systems import (
     MANIFESTS,
     PLACEHOLDER_ENDPOINT,
@@ -315,7 +315,7 @@ def _one_round(
 ) -> dict[str, Any]:
     assert side.system is not None
     assert side.system.proc is not None
-    cell = run_loadgen_timed(
+    cell = run_loadgen(
         gen, side.system, stream=args.stream, c=args.concurrency, load=load,
         max_seconds=600, cpus=cpus, workdir=work,
     )  # fmt: skip

@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 from aiguillage.devtools.bench import services
 from aiguillage.devtools.bench.procs import Proc, Procs
-from aiguillage.devtools.bench.proxy import Load, Plan, run_loadgen_timed
+from aiguillage.devtools.bench.proxy import Load, Plan, run_loadgen
 from aiguillage.devtools.bench.systems import (
     MODEL,
     System,
@@ -555,7 +555,7 @@ def _one_run(
     started: Started, body: Path, gen: LoadGenerator, c: int, load: Load, plan: Plan, ctx: Context
 ) -> dict[str, Any]:
     assert started.system.proc is not None
-    return run_loadgen_timed(
+    return run_loadgen(
         gen, started.system, stream=False, c=c, load=load, max_seconds=plan.max_seconds,
         cpus=ctx.aux_cpus, workdir=ctx.workdir, body=body,
     )  # fmt: skip

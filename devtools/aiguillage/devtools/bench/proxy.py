@@ -155,7 +155,10 @@ def run_loadgen(
     body: Path | None = None,
     timeout: str = "60s",
 ) -> dict[str, Any]:
-    """One run of the load generator against ``system``; its JSON result.
+    """One run of the load generator against ``system``; its JSON result, with the system's
+    on-CPU time per request added as ``cpu_us_per_request`` (its process group's, warm-up
+    requests included in the count): what a request costs the proxy whatever limits the
+    round's req/s. None for a system without a process of its own (direct).
 
     ``body`` is a file holding the request body (default: the benchmark's chat request)."""
     if body is None:
@@ -171,45 +174,19 @@ def run_loadgen(
         argv.append("-stream")
     for header in system.headers:
         argv += ["-H", header]
+    pid = system.proc.pid if system.proc is not None else None
+    before = on_cpu_seconds(pid) if pid is not None else 0.0
     # Warm-up is not bounded by -max-seconds: bound the whole run here.
     out = subprocess.run(
         argv, capture_output=True, text=True, timeout=max_seconds * 3 + 120, check=False
     )
+    spent = on_cpu_seconds(pid) - before if pid is not None else None
     if out.returncode != 0:
         raise RuntimeError(f"load generator failed ({out.returncode}): {out.stderr.strip()}")
     result: dict[str, Any] = json.loads(out.stdout)
+    requests = max(1, int(result.get("completed", 0)) + load.warmup)
+    result["cpu_us_per_request"] = None if spent is None else round(spent * 1e6 / requests, 1)
     return result
-
-
-def run_loadgen_timed(
-    gen: LoadGenerator,
-    system: System,
-    *,
-    stream: bool,
-    c: int,
-    load: Load,
-    max_seconds: float,
-    cpus: str | None,
-    workdir: Path,
-    body: Path | None = None,
-) -> dict[str, Any]:
-    """`run_loadgen`, with the system's on-CPU time per request added to the result as
-    ``cpu_us_per_request`` (its process group's, warm-up requests included in the count):
-    what a request costs the proxy whatever limits the round's req/s. None for a system
-    without a process of its own (direct)."""
-    pid = system.proc.pid if system.proc is not None else None
-    before = on_cpu_seconds(pid) if pid is not None else 0.0
-    cell = run_loadgen(
-        gen, system, stream=stream, c=c, load=load, max_seconds=max_seconds, cpus=cpus,
-        workdir=workdir, body=body,
-    )  # fmt: skip
-    if pid is None:
-        cell["cpu_us_per_request"] = None
-        return cell
-    spent = on_cpu_seconds(pid) - before
-    requests = max(1, int(cell.get("completed", 0)) + load.warmup)
-    cell["cpu_us_per_request"] = round(spent * 1e6 / requests, 1)
-    return cell
 
 
 def measure_all(
@@ -250,7 +227,7 @@ def measure_all(
                         continue
                     began = time.monotonic()
                     try:
-                        cell = run_loadgen_timed(
+                        cell = run_loadgen(
                             gen, system, stream=stream, c=c,
                             load=plan.load(system.key, stream, c), max_seconds=plan.max_seconds,
                             cpus=load_cpus, workdir=workdir,
