@@ -97,9 +97,9 @@ def make_results() -> dict[str, Any]:
         },
         "capacity": {
             "direct": _cell(16, True, 20, 40, 800, ttft=15),
-            "passthrough": _cell(16, True, 40, 80, 400, ttft=30),
-            "aiguillage": _cell(16, True, 30, 60, 500, ttft=25),
-            "portkey": _cell(16, True, 200, 400, 60, ttft=190),
+            "passthrough": _cell(16, True, 40, 80, 400, ttft=30, cpu_us=300),
+            "aiguillage": _cell(16, True, 30, 60, 500, ttft=25, cpu_us=250),
+            "portkey": _cell(16, True, 200, 400, 60, ttft=190, cpu_us=2000),
             "litellm": {"error": "load generator failed (2): boom"},
         },
         "memory": {

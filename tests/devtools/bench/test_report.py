@@ -51,8 +51,9 @@ def test_sections_for_tail_capacity_memory_imports_and_features() -> None:
     # tail latency: the sidecar's added p99 at c=16 is 1.5 times the pass-through's
     assert "| Aiguillage | 20.0 ms | +12.0 ms | 1.50× |" in text
     # stream capacity, with LiteLLM's failure said
-    assert "| Aiguillage | 500 | 25.0 ms | +10.0 ms | 100 ok, 0 errors |" in text
-    assert "| Litellm | — | — | — | failed: load generator failed (2): boom |" in text
+    assert "| Aiguillage | 500 | 25.0 ms | +10.0 ms | 250 µs | 100 ok, 0 errors |" in text
+    assert "| Direct | 800 | 15.0 ms | — | — | 100 ok, 0 errors |" in text
+    assert "| Litellm | — | — | — | — | failed: load generator failed (2): boom |" in text
     # many streams at once
     assert "| Aiguillage | 1000 / 1000 | 1000 | 45.0 MB | 71.5 MB | 52.0 MB | — |" in text
     assert "failed: load generator failed (2): too many" in text

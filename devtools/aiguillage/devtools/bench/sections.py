@@ -200,7 +200,8 @@ def capacity(results: dict[str, Any]) -> list[str]:
         "The paced streams above (chunks 5 ms apart) last ~0.35 s whichever system relays "
         "them, so their streams/s only show the upstream's pace. Here the upstream sends its "
         "64 chunks without pausing, 16 streams at a time: streams/s is what each system can "
-        "relay on its core."
+        'relay on its core, unless direct is not far above it (see "How each system is '
+        "configured\"); CPU per stream is each system's own cost whatever caps streams/s."
     )
     lines.append("")
     rows = []
@@ -208,7 +209,8 @@ def capacity(results: dict[str, Any]) -> list[str]:
     for system in _present(results, direct=True):
         it = cap.get(system) or {}
         if it.get("error"):
-            rows.append([_label(results, system), "—", "—", "—", f"failed: {it['error'][:80]}"])
+            failed = f"failed: {it['error'][:80]}"
+            rows.append([_label(results, system), "—", "—", "—", "—", failed])
             continue
         if not it:
             continue
@@ -219,9 +221,13 @@ def capacity(results: dict[str, Any]) -> list[str]:
             _label(results, system), fmt.rps(it.get("rps")),
             fmt.abs_ms(metric(it, "ttft_ms.p50")),
             "—" if ttft_added is None else fmt.ms(round(ttft_added, 3)),
+            fmt.us(it.get("cpu_us_per_request")),
             f"{it.get('completed', 0) - it.get('errors', 0)} ok, {it.get('errors', 0)} errors",
         ])  # fmt: skip
-    lines += fmt.table(["System", "Streams/s", "TTFT p50", "TTFT overhead p50", "Streams"], rows)
+    lines += fmt.table(
+        ["System", "Streams/s", "TTFT p50", "TTFT overhead p50", "CPU per stream", "Streams"],
+        rows,
+    )
     lines.append("")
     return lines
 
