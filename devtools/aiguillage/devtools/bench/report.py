@@ -382,9 +382,11 @@ def markdown(
             f"simulated upstream on CPU {layout['upstream_cpus']}; the load generator on CPU "
             f"{layout['load_cpus']}. The proxy thus has a core of its own, like a sidecar with a "
             "1-CPU limit, and the upstream and the load generator (the same for every system) "
-            "share the other. Every system under test gets that one core and runs as one "
-            'process with one event loop (see "How each system is configured"). Systems '
-            "start on all "
+            "share the other, in the benchmark's session: with the kernel's autogroup "
+            "scheduling two sessions sharing a core take it in turns of several milliseconds, "
+            "which made direct's latency bursts and stalls. Every system under test gets that "
+            'one core and runs as one process with one event loop (see "How each system is '
+            'configured"). Systems start on all '
             "cores (start → ready is not measured pinned) and are pinned once ready, every "
             "process and thread (`taskset -a -p`). All systems run at once (idle ones use next "
             "to no CPU) and each load is sent to them one after the other, so that other work "
