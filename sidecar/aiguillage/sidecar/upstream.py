@@ -431,13 +431,12 @@ async def translate(
             f", not {expected}"
         )
     events = fmt.decode(resp, limits)
-    feed = translator.feed
+    feed_all = translator.feed_all
     try:
         async for batch in events:
             out: list[bytes] = []
             try:
-                for event, data in batch:
-                    out.extend(feed(event, data))
+                feed_all(batch, out)
             except BaseException:
                 if out:
                     yield out  # what came before the failing event reaches the client first

@@ -6,6 +6,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aiguillage.sidecar.adapters import UnsupportedApi, adapter_for
 from aiguillage.sidecar.adapters.base import Call, Operation
@@ -299,3 +301,65 @@ def test_nothing_follows_done() -> None:
     stream = OpenAIStream(False)
     assert list(stream.feed(None, b"[DONE]")) == [b"data: [DONE]\n\n"]
     assert list(stream.feed(None, CONTENT)) == []
+
+
+# -- a batch of events in one pass ---------------------------------------------------------------
+
+CHUNK_EVENTS: list[tuple[str | None, bytes]] = [
+    (None, CONTENT),
+    (None, orjson.dumps({"choices": [{"index": 0, "delta": {"content": "a\nb"}}]})),
+    (None, USAGE_ONLY),
+    (None, orjson.dumps({"choices": [{"delta": {}}], "usage": {"prompt_tokens": 1}})),
+    (None, b"[DONE]"),
+    (None, b"{not json"),
+    (None, b"[1, 2]"),
+    (None, b'{"choices": "nope"}'),
+    (None, b'{"choices": [{"delta": 3}]}'),
+    (None, b'{"error": {"message": "overloaded"}}'),
+    (None, b'{"type": "response.completed", "response": {}}'),
+    (None, b'{"a": 1}\n{"b": 2}'),  # two lines of data in one event
+    ("error", CONTENT),
+    ("message", CONTENT),
+    (None, b'{"choices": [], "usage": {"prompt_tokens": -4}}'),
+]
+
+
+def relayed(stream: OpenAIStream, events: list[tuple[str | None, bytes]], at_once: bool) -> Any:
+    """What the client gets, what is raised, and what the stream counted."""
+    out: list[bytes] = []
+    raised: type[BaseException] | None = None
+    try:
+        if at_once:
+            stream.feed_all(events, out)
+        else:
+            for event, data in events:
+                out.extend(stream.feed(event, data))
+    except Exception as exc:
+        raised = type(exc)
+    return b"".join(out), raised, stream.usage, stream.done, stream.relayed
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    events=st.lists(st.sampled_from(CHUNK_EVENTS), max_size=12),
+    wants_usage=st.booleans(),
+    operation=st.sampled_from([Operation.CHAT, Operation.COMPLETIONS, Operation.RESPONSES]),
+)
+def test_a_batch_in_one_pass_relays_exactly_what_one_event_at_a_time_does(
+    events: list[tuple[str | None, bytes]], wants_usage: bool, operation: Operation
+) -> None:
+    one_by_one = relayed(OpenAIStream(wants_usage, operation), events, at_once=False)
+    assert relayed(OpenAIStream(wants_usage, operation), events, at_once=True) == one_by_one
+
+
+def test_a_run_of_plain_chunks_goes_out_as_one_piece() -> None:
+    out: list[bytes] = []
+    OpenAIStream(False).feed_all([(None, CONTENT)] * 3 + [(None, b"[DONE]")], out)
+    assert out == [(b"data: " + CONTENT + b"\n\n") * 3, b"data: [DONE]\n\n"]
+
+
+def test_the_chunks_before_a_bad_one_are_kept_for_the_client() -> None:
+    out: list[bytes] = []
+    with pytest.raises(MalformedAnswer):
+        OpenAIStream(False).feed_all([(None, CONTENT), (None, CONTENT), (None, b"{bad")], out)
+    assert b"".join(out) == (b"data: " + CONTENT + b"\n\n") * 2

@@ -97,6 +97,9 @@ class AzureOpenAIAdapter(OpenAIAdapter):
 class AzureStream(OpenAIStream):
     """OpenAI chunks from Azure, without its content-filter chunk and annotations."""
 
+    # Every chunk is cleaned first: one at a time, through feed().
+    feed_all = StreamTranslator.feed_all
+
     def feed(self, event: str | None, data: bytes) -> Iterable[bytes]:
         if data == DONE:
             return super().feed(event, data)

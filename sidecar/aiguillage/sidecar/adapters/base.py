@@ -136,6 +136,14 @@ class StreamTranslator(ABC):
     @abstractmethod
     def feed(self, event: str | None, data: bytes) -> Iterable[bytes]: ...
 
+    def feed_all(self, events: list[tuple[str | None, bytes]], out: list[bytes]) -> None:
+        """:meth:`feed` of each event in turn, appending to ``out``: if one raises, ``out``
+        holds the client's chunks of the events before it. A translator may do the same in
+        one pass (see OpenAIStream)."""
+        feed = self.feed
+        for event, data in events:
+            out.extend(feed(event, data))
+
 
 REGISTRY: dict[str, type[Adapter]] = {}
 

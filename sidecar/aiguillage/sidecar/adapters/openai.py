@@ -187,3 +187,45 @@ class OpenAIStream(StreamTranslator):
         if b"\n" in data:  # keep the SSE framing of a multi-line data field
             data = data.replace(b"\n", b"\ndata: ")
         return (name + b"data: " + data + b"\n\n",)
+
+    def feed_all(self, events: list[tuple[str | None, bytes]], out: list[bytes]) -> None:
+        """:meth:`feed` of each event, in one pass for the run of plain chunks that makes up
+        nearly all of a chat stream (no event name, one line of data, no usage, no end): each
+        is parsed and checked as :meth:`feed` would, and the run goes out as one piece. Any
+        other event goes through :meth:`feed` itself, after the run before it."""
+        results = self._results
+        if results is None or self.done:  # Responses events all carry a type: feed() it is
+            super().feed_all(events, out)
+            return
+        name, key = results
+        loads = orjson.loads
+        run: list[bytes] = []
+        try:
+            for event, data in events:
+                if event is None and data != DONE and b"\n" not in data:
+                    try:
+                        chunk = loads(data)
+                    except orjson.JSONDecodeError:
+                        chunk = None  # feed() raises the error, after the run
+                    if (
+                        type(chunk) is dict
+                        and "type" not in chunk
+                        and not chunk.get("error")
+                        and not chunk.get("usage")
+                    ):
+                        check_list_of_results(chunk, name, key, True)
+                        run.append(data)
+                        continue
+                if run:
+                    self._flush_run(run, out)
+                    run = []
+                out.extend(self.feed(event, data))
+                if self.done:
+                    return  # feed() ignores whatever follows the end
+        finally:
+            if run:
+                self._flush_run(run, out)
+
+    def _flush_run(self, run: list[bytes], out: list[bytes]) -> None:
+        self.relayed += len(run)
+        out.append(b"data: " + b"\n\ndata: ".join(run) + b"\n\n")
