@@ -16,10 +16,10 @@ from typing import Any
 import aiohttp
 import openai
 import pytest
-from aiohttp import web
 
 from aiguillage.devtools.simulators.openai import OpenAISimulator
 from aiguillage.sidecar.config import Target
+from aiguillage.sidecar.httpserver import StreamResponse
 from tests.sidecar.conftest import (
     CLIENT_KEY,
     EU_KEY,
@@ -451,17 +451,17 @@ def test_a_client_closing_right_after_done_is_no_error(
 ) -> None:
     """SDKs close the connection once they read ``[DONE]``; the sidecar's ``write_eof`` then
     finds the transport closing. The answer was complete: no error logged, audited ``ok``."""
-    original = web.StreamResponse.write_eof
+    original = StreamResponse.write_eof
 
-    async def client_gone_first(self: web.StreamResponse, data: bytes = b"") -> None:
+    async def client_gone_first(self: StreamResponse, data: bytes = b"") -> None:
         if "x-aiguillage-route" in self.headers:  # the sidecar's answers, not the simulators'
-            request = self._req
-            assert request is not None
-            assert request.transport is not None
-            request.transport.close()
+            conn = self._conn
+            assert conn is not None
+            assert conn.transport is not None
+            conn.transport.close()
         await original(self, data)
 
-    monkeypatch.setattr(web.StreamResponse, "write_eof", client_gone_first)
+    monkeypatch.setattr(StreamResponse, "write_eof", client_gone_first)
 
     async def read_until_done() -> tuple[str, bytes]:
         body = b""

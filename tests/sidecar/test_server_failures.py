@@ -18,11 +18,11 @@ import aiohttp
 import anthropic
 import openai
 import pytest
-from aiohttp import web
 
 from aiguillage.devtools.simulators.openai import OpenAISimulator
 from aiguillage.sidecar.adapters.openai import OpenAIAdapter
 from aiguillage.sidecar.config import Target
+from aiguillage.sidecar.httpserver import StreamResponse
 from tests.sidecar._wire import anthropic_error, openai_error
 from tests.sidecar.conftest import (
     CLIENT_KEY,
@@ -56,17 +56,17 @@ def fail_building(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def fail_writing_once(monkeypatch: pytest.MonkeyPatch, after: int) -> None:
     """The sidecar's own write of its ``after + 1``-th piece of a streamed answer raises."""
-    write = web.StreamResponse.write
+    write = StreamResponse.write
     writes = {"n": 0}
 
-    async def broken(self: web.StreamResponse, data: bytes) -> None:
+    async def broken(self: StreamResponse, data: bytes) -> None:
         if "x-aiguillage-route" in self.headers:  # the sidecar's answers, not the simulator's
             writes["n"] += 1
             if writes["n"] == after + 1:
                 raise Boom(SECRET)
         await write(self, data)
 
-    monkeypatch.setattr(web.StreamResponse, "write", broken)
+    monkeypatch.setattr(StreamResponse, "write", broken)
 
 
 def assert_logged_without_data(caplog: pytest.LogCaptureFixture, rid: str) -> None:
@@ -259,14 +259,14 @@ def test_a_client_that_leaves_after_the_last_event_got_its_answer(
 ) -> None:
     # The sidecar is still ending the chunked body when the client, which read [DONE], hangs
     # up: the request was answered in full, and is audited as such.
-    write_eof = web.StreamResponse.write_eof
+    write_eof = StreamResponse.write_eof
 
-    async def slow_end(self: web.StreamResponse, data: bytes = b"") -> None:
+    async def slow_end(self: StreamResponse, data: bytes = b"") -> None:
         if "x-aiguillage-route" in self.headers:  # the sidecar's answers only
             await asyncio.sleep(30)
         await write_eof(self, data)
 
-    monkeypatch.setattr(web.StreamResponse, "write_eof", slow_end)
+    monkeypatch.setattr(StreamResponse, "write_eof", slow_end)
 
     async def read_to_done(url: str) -> bytes:
         body = {"model": "chat", "messages": MESSAGES, "stream": True}

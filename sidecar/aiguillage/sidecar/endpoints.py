@@ -5,7 +5,7 @@ route's model name is what clients put in ``model``). They answer in OpenAI's sh
 Anthropic's when the request carries ``anthropic-version`` (the ``anthropic`` SDK always
 sends it), so both SDKs' ``models.list()`` and ``models.retrieve()`` work.
 
-Every other path and method answers in the client's API error shape too, never aiohttp's
+Every other path and method answers in the client's API error shape too, never a
 plain-text page: a 404 for an unknown path, a 405 (with ``Allow``) for a known path asked
 with another method. A request that looks Anthropic (``anthropic-version`` header, or a
 ``/v1/messages`` path) gets Anthropic's error body, anything else OpenAI's.
@@ -19,11 +19,11 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from aiohttp import web
 
 from aiguillage.sidecar import responses
 from aiguillage.sidecar.adapters.anthropic import error_json
 from aiguillage.sidecar.guard import Guard
+from aiguillage.sidecar.httpserver import Request, Response, Router
 from aiguillage.sidecar.loader import Snapshot
 
 ANTHROPIC_VERSION = "anthropic-version"
@@ -32,42 +32,42 @@ CREATED = 0
 CREATED_AT = "1970-01-01T00:00:00Z"
 
 
-def looks_anthropic(request: web.Request) -> bool:
+def looks_anthropic(request: Request) -> bool:
     return ANTHROPIC_VERSION in request.headers or request.path.startswith("/v1/messages")
 
 
 def error(
-    request: web.Request,
+    request: Request,
     status: int,
     message: str,
     code: str,
     type_: str = "invalid_request_error",
     **headers: str,
-) -> web.Response:
+) -> Response:
     """An error in the client's API shape (see :func:`looks_anthropic`); ``type_`` is the
     OpenAI error type (Anthropic's follows from the status)."""
     if looks_anthropic(request):
-        return web.Response(
-            status=status,
-            body=error_json(status, message),
+        return Response(
+            status,
+            error_json(status, message),
             content_type="application/json",
             headers=headers,
         )
     return responses.error(status, message, type_, code, headers)
 
 
-def _model(request: web.Request, name: str) -> dict[str, Any]:
+def _model(request: Request, name: str) -> dict[str, Any]:
     if ANTHROPIC_VERSION in request.headers:
         return {"type": "model", "id": name, "display_name": name, "created_at": CREATED_AT}
     return {"id": name, "object": "model", "created": CREATED, "owned_by": "aiguillage"}
 
 
-def _json(obj: Any) -> web.Response:
-    return web.Response(body=orjson.dumps(obj), content_type="application/json")
+def _json(obj: Any) -> Response:
+    return Response(200, orjson.dumps(obj), content_type="application/json")
 
 
 def add_routes(
-    app: web.Application, snapshot: Callable[[], Snapshot | None], guard: Guard | None = None
+    router: Router, snapshot: Callable[[], Snapshot | None], guard: Guard | None = None
 ) -> None:
     """Add the model listings, then the catch-all for every other path (added last).
 
@@ -77,13 +77,13 @@ def add_routes(
         snap = snapshot()
         return list(snap.config.routes) if snap else []
 
-    def refused(request: web.Request) -> web.Response | None:
+    def refused(request: Request) -> Response | None:
         refusal = guard.refusal(request) if guard is not None else None
         if refusal is None:
             return None
         return error(request, refusal.status, refusal.message, refusal.code, refusal.type)
 
-    async def list_models(request: web.Request) -> web.Response:
+    async def list_models(request: Request) -> Response:
         if (refusal := refused(request)) is not None:
             return refusal
         data = [_model(request, name) for name in routes()]
@@ -98,7 +98,7 @@ def add_routes(
             )
         return _json({"object": "list", "data": data})
 
-    async def get_model(request: web.Request) -> web.Response:
+    async def get_model(request: Request) -> Response:
         if (refusal := refused(request)) is not None:
             return refusal
         name = request.match_info["model"]
@@ -112,14 +112,8 @@ def add_routes(
             )
         return _json(_model(request, name))
 
-    async def unknown(request: web.Request) -> web.Response:
-        allowed: set[str] = set()
-        for resource in request.app.router.resources():
-            if resource is catch_all:
-                continue
-            match, methods = await resource.resolve(request)
-            if match is None:
-                allowed |= methods
+    async def unknown(request: Request) -> Response:
+        allowed = router.allowed(request.path)
         if allowed:
             return error(
                 request,
@@ -138,7 +132,6 @@ def add_routes(
             "unknown_path",
         )
 
-    app.router.add_get("/v1/models", list_models)
-    app.router.add_get("/v1/models/{model:.+}", get_model)
-    catch_all = app.router.add_resource("/{tail:.*}")
-    catch_all.add_route("*", unknown)
+    router.add_get("/v1/models", list_models)
+    router.add_get("/v1/models/{model:.+}", get_model)
+    router.fallback = unknown

@@ -25,7 +25,7 @@ import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from aiohttp import web
+from aiguillage.sidecar.httpserver import Request
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost."})
 
@@ -46,7 +46,7 @@ class Guard:
         # Host header values seen and allowed: the same one or two values come every time.
         self._allowed_values: set[str] = set()
 
-    def refusal(self, request: web.Request) -> Refusal | None:
+    def refusal(self, request: Request) -> Refusal | None:
         headers = request.headers
         host = headers.get("Host")
         if host is not None and host not in self._allowed_values:

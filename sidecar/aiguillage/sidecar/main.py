@@ -5,10 +5,10 @@ reopens the audit file (after a log rotation) and keeps serving.
 
 Connection limits (against idle and slow clients): a connection that has no complete request
 headers for ``idle_timeout`` seconds is closed, whether it is idle between requests (keep-alive)
-or trickling its headers byte by byte (aiohttp's keep-alive timer runs from the connection's
-start and from each answer, and is not reset by partial headers); a request whose body is not
-received within ``body_timeout`` seconds of its headers gets a 408 and its connection closed
-(after at most :data:`LINGER_SECONDS` more).
+or trickling its headers byte by byte (the timer runs from the connection's start and from
+each answer, and is not reset by partial headers: see :mod:`.httpserver.protocol`); a
+request whose body is not received within ``body_timeout`` seconds of its headers gets a 408
+and its connection closed (after at most :data:`LINGER_SECONDS` more).
 
 In a pod: ``--health-listen`` also serves /healthz, /readyz and /metrics (only, never the API)
 on the pod IP, for the kubelet's probes and Prometheus, which cannot reach loopback;
@@ -29,33 +29,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from aiohttp import web
-
-from aiguillage.sidecar import log
+from aiguillage.sidecar import log, responses, upstream
 from aiguillage.sidecar.audit import AuditLog
 from aiguillage.sidecar.auditchain import AuditChain, ChainSettings, chain_name
 from aiguillage.sidecar.config import CONFIG_FILE, SidecarConfig
 from aiguillage.sidecar.guard import Guard
+from aiguillage.sidecar.httpserver import Router, Server
 from aiguillage.sidecar.limits.quota import LimiterSettings
 from aiguillage.sidecar.loader import Snapshot, fingerprint
 from aiguillage.sidecar.reload import POLL_SECONDS, reload_once, watch
 from aiguillage.sidecar.server import (
     BODY_SECONDS,
     MAX_BODY,
-    RUNTIME,
     Runtime,
-    healthz,
+    add_health_routes,
     make_app,
-    metrics,
-    readyz,
 )
 from aiguillage.sidecar.shutdown import DRAIN_SECONDS
 
 IDLE_SECONDS = 30.0
 # After an early answer (408, 413), how long the rest of a body is read and dropped before the
-# connection is closed, so that the client gets the answer (aiohttp's default: 10 s).
+# connection is closed, so that the client gets the answer.
 LINGER_SECONDS = 2.0
-# How long aiohttp waits for handlers at cleanup; the drain has ended them before.
+# How long handlers still running get at the end of stop(); the drain has ended them before.
 _CLEANUP_SECONDS = 1.0
 
 
@@ -164,8 +160,8 @@ class Sidecar:
             limiter_settings=limiter_settings or LimiterSettings(),
             record_metrics=self.serving.metrics,
         )
-        self._runner: web.AppRunner | None = None
-        self._health_runner: web.AppRunner | None = None
+        self._server: Server | None = None
+        self._health_server: Server | None = None
         self._watcher: asyncio.Task[None] | None = None
         self.url = ""
 
@@ -174,22 +170,17 @@ class Sidecar:
         reload_once(rt, self.config_dir, self.credentials_dir)
         if self.ready_without_config and rt.snapshot is None:
             self._serve_no_routes_while_unconfigured()
-        app = make_app(rt, self.max_body, self.serving.body_timeout)
-        self._runner = web.AppRunner(
-            app,
-            access_log=None,
-            handle_signals=False,
-            # A client that goes away cancels its handler, and so its upstream request.
-            handler_cancellation=True,
-            keepalive_timeout=self.serving.idle_timeout,
-            lingering_time=LINGER_SECONDS,
-            shutdown_timeout=_CLEANUP_SECONDS,
+        # A client that goes away cancels its handler, and so its upstream request.
+        self._server = Server(
+            make_app(rt, self.max_body, self.serving.body_timeout),
+            max_body=self.max_body,
+            idle_timeout=self.serving.idle_timeout,
+            linger=LINGER_SECONDS,
+            error_response=responses.server_error,
         )
-        await self._runner.setup()
+        rt.client = upstream.new_client()
         host, port = parse_listen(listen)
-        site = web.TCPSite(self._runner, host, port, backlog=1024, reuse_address=True)
-        await site.start()
-        bound_port = self._runner.addresses[0][1]
+        bound_port = await self._server.start(host, port, backlog=1024, reuse_address=True)
         self.url = f"http://{host}:{bound_port}"
         self._watcher = rt.watcher = asyncio.create_task(
             watch(rt, self.config_dir, self.credentials_dir, self.poll_seconds)
@@ -214,44 +205,41 @@ class Sidecar:
     async def start_health(self, listen: str) -> str:
         """Serve only /healthz, /readyz and /metrics on ``listen`` (the pod IP, for the kubelet's
         probes and Prometheus' scrapes, which cannot reach loopback); the API stays on loopback."""
-        app = web.Application()
-        app[RUNTIME] = self.runtime
-        app.router.add_get("/healthz", healthz)
-        app.router.add_get("/readyz", readyz)
-        app.router.add_get("/metrics", metrics)
-        self._health_runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._health_runner.setup()
+        router = Router()
+        add_health_routes(router, self.runtime)
+        self._health_server = Server(
+            router, idle_timeout=self.serving.idle_timeout, error_response=responses.server_error
+        )
         host, port = parse_listen(listen)
-        await web.TCPSite(self._health_runner, host, port, reuse_address=True).start()
-        bound_port = self._health_runner.addresses[0][1]
+        bound_port = await self._health_server.start(host, port)
         return f"http://{host}:{bound_port}"
 
     async def drain(self, seconds: float | None = None) -> int:
         """Stop accepting, let requests in flight finish for up to ``seconds`` (default: the
         configured drain time), end the others. Returns how many had to be ended."""
-        runner = self._runner
-        if runner is None:
+        server = self._server
+        if server is None:
             return 0
-        for site in list(runner.sites):
-            await site.stop()
-        if runner.server is not None:
-            runner.server.pre_shutdown()  # idle keep-alive connections close now
+        server.shutdown()  # idle keep-alive connections close now
         wait = self.serving.drain_seconds if seconds is None else seconds
         return await self.runtime.inflight.drain(wait)
 
     async def stop(self, drain_seconds: float = 0.0) -> None:
         """Drain for ``drain_seconds`` (none by default), then release everything."""
         await self.drain(drain_seconds)
-        if self._health_runner is not None:
-            await self._health_runner.cleanup()
-            self._health_runner = None
+        if self._health_server is not None:
+            await self._health_server.close(_CLEANUP_SECONDS)
+            self._health_server = None
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._server is not None:
+            await self._server.close(_CLEANUP_SECONDS)
+            self._server = None
+        if self.runtime.client is not None:
+            await self.runtime.client.close()
+            self.runtime.client = None
         # After the requests: their settlements are sent (or given up) before it closes.
         await self.runtime.limiter.close()
         self.runtime.audit.close()

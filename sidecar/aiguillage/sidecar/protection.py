@@ -35,10 +35,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from aiohttp import web
-
 from aiguillage.sidecar.adapters.base import Call
 from aiguillage.sidecar.config import Provider, Target
+from aiguillage.sidecar.httpserver import StreamResponse
 from aiguillage.sidecar.privacy.errors import PersonalDataBlocked
 from aiguillage.sidecar.privacy.findings import FindingsSummary
 
@@ -114,7 +113,7 @@ async def scan_request(engine: DataProtectionEngine, call: Call, size: int) -> R
 
 
 async def send_restored(
-    client: web.StreamResponse, chunk: bytes, restoring: StreamRestorer | None
+    client: StreamResponse, chunk: bytes, restoring: StreamRestorer | None
 ) -> None:
     """Write one client-facing chunk of a stream, with the request's originals put back."""
     if restoring is not None:
@@ -124,7 +123,7 @@ async def send_restored(
     await client.write(chunk)
 
 
-async def release_held(client: web.StreamResponse, restoring: StreamRestorer | None) -> None:
+async def release_held(client: StreamResponse, restoring: StreamRestorer | None) -> None:
     """Write what a restorer still holds when its stream ends (see privacy/restore.py)."""
     if restoring is not None:
         rest = restoring.close()

@@ -15,8 +15,8 @@ answers and streams alike (see :mod:`.protection`: the Exchange's share of it is
 
 Every API request leaves exactly one audit record that says what the client got, whatever
 happens: a refusal before routing (:mod:`.guard`, :mod:`.validation`), an answer, a client
-that went away (``client_closed``: the upstream request is cancelled with the handler, as
-the server runs with aiohttp's ``handler_cancellation``), the end of a drain
+that went away (``client_closed``: the connection's end cancels the handler's task, and so
+the upstream request, see :mod:`.httpserver.protocol`), the end of a drain
 (``shutdown``, see :mod:`.shutdown`), or an exception nobody expected (``internal_error``:
 a 500, or an error event in a started stream, in the client's API shape; the log names the
 exception type and the request id, never the body).
@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
-from aiohttp import web
 
 from aiguillage.sidecar import endpoints, log, outcomes, upstream, validation
 from aiguillage.sidecar.adapters.base import (
@@ -61,6 +60,14 @@ from aiguillage.sidecar.frontends import Frontend, frontend_for
 from aiguillage.sidecar.frontends.base import Adapters
 from aiguillage.sidecar.guard import Guard
 from aiguillage.sidecar.health import HealthBoard
+from aiguillage.sidecar.httpserver import (
+    BodyTooLarge,
+    MalformedBody,
+    Request,
+    Response,
+    Router,
+    StreamResponse,
+)
 from aiguillage.sidecar.limits.errors import LimitError
 from aiguillage.sidecar.limits.quota import Caller, Limiter, LimiterSettings
 from aiguillage.sidecar.loader import Snapshot
@@ -87,6 +94,7 @@ if TYPE_CHECKING:
     from aiguillage.sidecar.privacy.restore import Restorer
 
 MAX_BODY = 16 * 1024 * 1024
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 # Seconds a client has to send the whole body once its headers arrived (slow clients).
 BODY_SECONDS = 60.0
 
@@ -130,7 +138,6 @@ class Runtime:
         self.metrics.inc(metric, (("reason", reason),), records)
 
 
-RUNTIME = web.AppKey("runtime", Runtime)
 T = TypeVar("T")
 
 
@@ -149,14 +156,14 @@ class Exchange:
     """One client request, from its raw body to the answer and its audit record."""
 
     def __init__(
-        self, rt: Runtime, request: web.Request, record: AuditRecord, frontend: Frontend
+        self, rt: Runtime, request: Request, record: AuditRecord, frontend: Frontend
     ) -> None:
         self.rt = rt
         self.request = request
         self.record = record
         self.rid = record.request_id
         self.frontend = frontend
-        self.client: web.StreamResponse | None = None
+        self.client: StreamResponse | None = None
         # The translator of the stream being relayed (the last attempt's), once there is one.
         self.translator: StreamTranslator | None = None
         # Set once a stream's last event is written (only the end of the chunks is left).
@@ -173,7 +180,7 @@ class Exchange:
 
     async def serve(
         self, operation: Operation, max_body: int, body_seconds: float
-    ) -> web.StreamResponse:
+    ) -> StreamResponse:
         """Check, parse and route the request, then answer it along its route."""
         rt, request, record = self.rt, self.request, self.record
         snap = rt.snapshot
@@ -190,10 +197,14 @@ class Exchange:
         try:
             with self._until(self.task_loop().time() + body_seconds):
                 raw = await request.read()
-        except web.HTTPRequestEntityTooLarge:
+        except BodyTooLarge:
             return self.refuse(
                 413, f"request body is larger than {max_body} bytes", "request_too_large"
             )
+        except MalformedBody as exc:
+            response = self.refuse(400, f"request body is malformed: {exc}", "malformed_body")
+            response.force_close()
+            return response
         except TimeoutError:
             response = self.refuse(
                 408, f"the request body was not received within {body_seconds:g}s", "body_timeout"
@@ -247,7 +258,7 @@ class Exchange:
         """A deadline for a block of this request's task (asyncio.timeout_at, without the
         loop and task lookups that cost a getpid() each on Python 3.11: see deadline.py)."""
         task = self.task or asyncio.current_task()
-        assert task is not None  # aiohttp runs every handler in a task
+        assert task is not None  # the server runs every handler in a task
         self.task = task
         return Deadline(task, when)
 
@@ -256,7 +267,7 @@ class Exchange:
 
     def refuse(
         self, status: int, message: str, code: str, type_: str = "invalid_request_error"
-    ) -> web.Response:
+    ) -> Response:
         """The sidecar's own refusal of the request, in the client's API shape."""
         self.record.outcome, self.record.status = code, status
         headers = {"x-request-id": self.rid}
@@ -273,7 +284,7 @@ class Exchange:
         if self.client is None:
             record.status = 499  # nginx's "client closed request": nothing was answered
 
-    async def end(self, status: int, message: str, code: str) -> web.StreamResponse:
+    async def end(self, status: int, message: str, code: str) -> StreamResponse:
         """End the request on the sidecar's side: an error answer, or an error event that
         ends a stream already started (its status stays the 200 the client got)."""
         self.record.outcome = code
@@ -369,8 +380,8 @@ class Exchange:
             # Read to its end, the connection serves the next request; cut short, it closes.
             resp.release()
 
-    async def _start_stream(self, chosen: Chosen) -> web.StreamResponse:
-        client = web.StreamResponse(
+    async def _start_stream(self, chosen: Chosen) -> StreamResponse:
+        client = StreamResponse(
             headers={
                 **_headers(self.rid, self.route, chosen),
                 "content-type": "text/event-stream",
@@ -400,7 +411,7 @@ class Exchange:
             task=self.task,
         )
 
-    async def run(self, header_rule: ResidencyRule | None) -> web.StreamResponse:
+    async def run(self, header_rule: ResidencyRule | None) -> StreamResponse:
         rule = self.route.rule
         if header_rule is not None:
             rule = rule.narrow(header_rule)
@@ -416,7 +427,7 @@ class Exchange:
         finally:
             self.rt.limiter.settle(ticket, self.record)
 
-    async def _answer(self, rule: ResidencyRule) -> web.StreamResponse:
+    async def _answer(self, rule: ResidencyRule) -> StreamResponse:
         snap = self.snap
         adapters = self.frontend.adapters(self.call, snap.adapters)
         record = self.record
@@ -436,8 +447,9 @@ class Exchange:
                 return self.client
             answer, chosen = await self._along_route(rule, adapters, self.unary)
             self._account(answer.usage, chosen, True)
-            return web.Response(
-                body=answer.value,
+            return Response(
+                200,
+                answer.value,
                 content_type="application/json",
                 headers=_headers(self.rid, self.route, chosen),
             )
@@ -447,9 +459,9 @@ class Exchange:
             err = exc.error
             record.outcome, record.status = "rejected", err.status or 400
             rejected = record.attempts[-1]
-            return web.Response(
-                status=err.status or 400,
-                body=err.body,
+            return Response(
+                err.status or 400,
+                err.body,
                 headers={
                     "content-type": err.content_type,
                     "x-request-id": self.rid,
@@ -475,18 +487,18 @@ class Exchange:
                 return self.client
             return self._no_answer(exc)
 
-    async def _end_stream(self, client: web.StreamResponse) -> None:
+    async def _end_stream(self, client: StreamResponse) -> None:
         """Finish a relayed stream; a client gone after the last event lost nothing."""
         try:
             await client.write_eof()
-        except ConnectionResetError:  # aiohttp's ClientConnectionResetError is one too
+        except ConnectionResetError:
             # The client closed once it had the end marker (SDKs do): the answer was
             # complete. Only a stream cut short is the client's loss (client_closed).
             translator = self.translator
             if translator is None or not translator.done:
                 self.record.outcome = "client_closed"
 
-    def _no_answer(self, exc: AllAttemptsFailed) -> web.Response:
+    def _no_answer(self, exc: AllAttemptsFailed) -> Response:
         """The client's answer when no target answered (see :mod:`.outcomes`)."""
         record = self.record
         failure = outcomes.classify(record, self.call.operation.value)
@@ -494,8 +506,9 @@ class Exchange:
             own = self.frontend.unserved(self.call)
             if own is not None:
                 record.outcome = "answered_by_sidecar"
-                return web.Response(
-                    body=own,
+                return Response(
+                    200,
+                    own,
                     content_type="application/json",
                     headers={
                         "x-request-id": self.rid,
@@ -535,7 +548,7 @@ class Exchange:
         type_: str = "aiguillage_error",
         headers: dict[str, str] | None = None,
         **extra: Any,
-    ) -> web.Response:
+    ) -> Response:
         self.record.outcome, self.record.status = code, status
         return self.frontend.error(
             status,
@@ -574,12 +587,13 @@ def _where(exc: BaseException) -> str:
     return f"{os.path.basename(code.co_filename)}:{tb.tb_lineno} in {code.co_name}"
 
 
-def _operation_handler(operation: Operation, max_body: int, body_seconds: float) -> Any:
+def _operation_handler(
+    rt: Runtime, operation: Operation, max_body: int, body_seconds: float
+) -> Any:
     frontend = frontend_for(operation)
     name = operation.value
 
-    async def handle(request: web.Request) -> web.StreamResponse:
-        rt = request.app[RUNTIME]
+    async def handle(request: Request) -> StreamResponse:
         start_ns = time.time_ns()
         record = AuditRecord(
             time=start_ns / 1e9,
@@ -633,36 +647,39 @@ def _operation_handler(operation: Operation, max_body: int, body_seconds: float)
     return handle
 
 
-async def healthz(request: web.Request) -> web.Response:
-    return web.Response(text="ok\n")
+def add_health_routes(router: Router, rt: Runtime) -> None:
+    """``/healthz`` (the process serves), ``/readyz`` (a valid config is loaded and watched)
+    and ``/metrics`` (Prometheus' text format)."""
+
+    async def healthz(request: Request) -> Response:
+        return Response(text="ok\n")
+
+    async def readyz(request: Request) -> Response:
+        snap = rt.snapshot
+        if snap is None:
+            return Response(503, text="no valid config loaded\n")
+        if rt.watcher is not None and rt.watcher.done():
+            return Response(503, text="config watcher stopped: changes are not applied\n")
+        return Response(text=f"ok {snap.config.hash}\n")
+
+    async def metrics(request: Request) -> Response:
+        rt.telemetry.observe_state(rt.health, rt.audit.chain, rt.service_account)
+        return Response(
+            200,
+            rt.metrics.render().encode(),
+            content_type="text/plain; version=0.0.4; charset=utf-8",
+        )
+
+    router.add_get("/healthz", healthz)
+    router.add_get("/readyz", readyz)
+    router.add_get("/metrics", metrics)
 
 
-async def readyz(request: web.Request) -> web.Response:
-    rt = request.app[RUNTIME]
-    snap = rt.snapshot
-    if snap is None:
-        return web.Response(status=503, text="no valid config loaded\n")
-    if rt.watcher is not None and rt.watcher.done():
-        return web.Response(status=503, text="config watcher stopped: changes are not applied\n")
-    return web.Response(text=f"ok {snap.config.hash}\n")
-
-
-async def metrics(request: web.Request) -> web.Response:
-    rt = request.app[RUNTIME]
-    rt.telemetry.observe_state(rt.health, rt.audit.chain, rt.service_account)
-    text = rt.metrics.render()
-    return web.Response(
-        body=text.encode(), headers={"content-type": "text/plain; version=0.0.4; charset=utf-8"}
-    )
-
-
-def make_app(
-    rt: Runtime, max_body: int = MAX_BODY, body_seconds: float = BODY_SECONDS
-) -> web.Application:
-    """The sidecar's application; ``max_body`` bounds a request body (larger ones get 413),
-    ``body_seconds`` the time to receive it once the headers arrived (408 after)."""
-    app = web.Application(client_max_size=max_body)
-    app[RUNTIME] = rt
+def make_app(rt: Runtime, max_body: int = MAX_BODY, body_seconds: float = BODY_SECONDS) -> Router:
+    """The sidecar's routes; ``max_body`` bounds a request body (larger ones get 413; the
+    server given this router must use the same limit), ``body_seconds`` the time to receive
+    it once the headers arrived (408 after)."""
+    router = Router()
     for path, operation in (
         ("/v1/chat/completions", Operation.CHAT),
         ("/v1/embeddings", Operation.EMBEDDINGS),
@@ -671,16 +688,7 @@ def make_app(
         ("/v1/messages", Operation.MESSAGES),
         ("/v1/messages/count_tokens", Operation.COUNT_TOKENS),
     ):
-        app.router.add_post(path, _operation_handler(operation, max_body, body_seconds))
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
-    endpoints.add_routes(app, lambda: rt.snapshot, rt.guard)
-
-    async def client_ctx(app: web.Application) -> Any:
-        rt.client = upstream.new_client()
-        yield
-        await rt.client.close()
-
-    app.cleanup_ctx.append(client_ctx)
-    return app
+        router.add_post(path, _operation_handler(rt, operation, max_body, body_seconds))
+    add_health_routes(router, rt)
+    endpoints.add_routes(router, lambda: rt.snapshot, rt.guard)
+    return router

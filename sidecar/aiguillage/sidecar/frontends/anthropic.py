@@ -35,7 +35,6 @@ from typing import Any, ClassVar
 from uuid import uuid4
 
 import orjson
-from aiohttp import web
 
 from aiguillage.sidecar.adapters.anthropic import as_anthropic_error, error_json, sse_event
 from aiguillage.sidecar.adapters.base import Call, Operation, StreamTranslator
@@ -47,6 +46,7 @@ from aiguillage.sidecar.frontends.base import (
     first_choice,
     sse_payloads,
 )
+from aiguillage.sidecar.httpserver import Response
 
 STOP_REASONS = {
     "stop": "end_turn",
@@ -73,13 +73,13 @@ class AnthropicFrontend(TranslatingFrontend):
         code: str,
         headers: dict[str, str] | None = None,
         **extra: Any,
-    ) -> web.Response:
+    ) -> Response:
         # Exactly Anthropic's shape, typed by status (the SDKs pick exception classes by
         # status), so that strict parsers accept it: the sidecar's own code travels in a
         # header, and details such as the attempts are in the message.
-        return web.Response(
-            status=status,
-            body=error_json(status, message),
+        return Response(
+            status,
+            error_json(status, message),
             content_type="application/json",
             headers={**(headers or {}), ERROR_CODE_HEADER: code},
         )

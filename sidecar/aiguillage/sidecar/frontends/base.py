@@ -18,8 +18,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from aiohttp import web
-
 from aiguillage.sidecar import responses
 from aiguillage.sidecar.adapters.base import (
     Adapter,
@@ -32,6 +30,7 @@ from aiguillage.sidecar.adapters.base import (
 )
 from aiguillage.sidecar.adapters.openai_chat import load_object
 from aiguillage.sidecar.errors import UpstreamProtocol
+from aiguillage.sidecar.httpserver import Response
 
 Adapters = dict[str, Adapter | UnsupportedApi]
 
@@ -50,7 +49,7 @@ class Frontend:
         code: str,
         headers: dict[str, str] | None = None,
         **extra: Any,
-    ) -> web.Response:
+    ) -> Response:
         """An error the sidecar itself answers (``type_`` and ``code`` as OpenAI's)."""
         return responses.error(status, message, type_, code, headers, **extra)
 
