@@ -7,6 +7,7 @@ bodies, ``/healthz``, ``/readyz``, ``/metrics`` and the body size limit.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import logging
@@ -15,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import openai
+import orjson
 import pytest
 
 from aiguillage.devtools.simulators.openai import OpenAISimulator
@@ -33,6 +35,7 @@ from tests.sidecar.conftest import (
     two_provider_config,
     us_target,
 )
+from tests.sidecar.httpserver.conftest import Answer, read_answer
 
 HELLO_EU = "Hello from mistral-eu! This is a simulated answer."
 MESSAGES: list[Any] = [{"role": "user", "content": "Summarise this ticket please"}]
@@ -487,3 +490,74 @@ def test_a_client_closing_right_after_done_is_no_error(
         r for r in caplog.records if r.exc_info and isinstance(r.exc_info[1], ConnectionResetError)
     ]
     assert not unhandled, caplog.text
+
+
+# -- HTTP framing, as the sidecar's own server reads it (see httpserver/protocol.py) ---------------
+
+
+def exchange_raw(sc: RunningSidecar, raw: bytes, answers: int = 1) -> list[Answer]:
+    """Send ``raw`` bytes on one connection; read ``answers`` answers from it."""
+
+    async def go() -> list[Answer]:
+        host, port = sc.url.removeprefix("http://").rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            writer.write(raw)
+            return [await read_answer(reader) for _ in range(answers)]
+        finally:
+            writer.close()
+
+    return sc.lt.run(go())
+
+
+def chat_request(request_id: str, body: bytes, *headers: bytes) -> bytes:
+    return (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/json\r\nx-request-id: " + request_id.encode() + b"\r\n"
+        + b"".join(h + b"\r\n" for h in headers)
+        + b"\r\n" + body
+    )  # fmt: skip
+
+
+def test_a_chunked_request_body_is_served(sidecar: RunningSidecar, eu: OpenAISimulator) -> None:
+    body = orjson.dumps({"model": "chat", "messages": MESSAGES})
+    chunked = b"".join(b"%x\r\n%b\r\n" % (len(p), p) for p in (body[:7], body[7:])) + b"0\r\n\r\n"
+    (answer,) = exchange_raw(
+        sidecar, chat_request("chunked-1", chunked, b"Transfer-Encoding: chunked")
+    )
+    assert answer.status == 200
+    assert orjson.loads(answer.body)["object"] == "chat.completion"
+    assert eu.requests[-1].body["messages"] == MESSAGES
+
+
+def test_a_malformed_chunked_body_is_a_400_in_the_api_shape_and_audited(
+    sidecar: RunningSidecar, eu: OpenAISimulator
+) -> None:
+    raw = chat_request("bad-chunk-1", b'5\r\n{"mod\r\nzz\r\n', b"Transfer-Encoding: chunked")
+    (answer,) = exchange_raw(sidecar, raw)
+    assert answer.status == 400
+    assert answer.headers["connection"] == "close"
+    assert orjson.loads(answer.body)["error"]["code"] == "malformed_body"
+    record = sidecar.audit_for("bad-chunk-1")
+    assert (record["status"], record["outcome"]) == (400, "malformed_body")
+    assert eu.requests == []
+
+
+def test_what_is_not_http_gets_a_400_in_the_openai_shape(sidecar: RunningSidecar) -> None:
+    (answer,) = exchange_raw(sidecar, b"HELLO THERE\r\n\r\n")
+    assert answer.status == 400
+    error = orjson.loads(answer.body)["error"]
+    assert error["code"] == "malformed_request"
+    assert answer.headers["connection"] == "close"
+
+
+def test_pipelined_requests_are_answered_in_order(
+    sidecar: RunningSidecar, eu: OpenAISimulator
+) -> None:
+    ids = [f"pipelined-{n}" for n in range(3)]
+    body = orjson.dumps({"model": "chat", "messages": MESSAGES})
+    length = b"Content-Length: %d" % len(body)
+    answers = exchange_raw(sidecar, b"".join(chat_request(i, body, length) for i in ids), 3)
+    assert [a.headers["x-request-id"] for a in answers] == ids
+    assert {a.status for a in answers} == {200}
+    assert len(eu.requests) == 3
