@@ -19,8 +19,9 @@
                                        (``response_too_large``)
 
 Failover is decided by these types and HTTP status codes, never by error text.
-Third-party exceptions (aiohttp, asyncio) and whatever an adapter raises while reading a
-provider's data are mapped to them in one place, :mod:`aiguillage.sidecar.upstream`.
+Exceptions of the HTTP client (:mod:`.httpclient`) and of asyncio, and whatever an adapter
+raises while reading a provider's data, are mapped to them in one place,
+:mod:`aiguillage.sidecar.upstream`.
 
 Retry on the same target or only fail over: connection failures, timeouts, 5xx/408/409/429,
 cut streams and in-stream error events are transient, so the same target may be tried again

@@ -443,7 +443,7 @@ async def test_a_client_leaving_mid_stream_ends_the_handler(start: Start) -> Non
 
 async def test_a_slow_reader_holds_back_the_writer_then_gets_everything(start: Start) -> None:
     piece = b"z" * 65536
-    pieces = 64  # 4 MiB, far more than the socket buffers hold
+    pieces = 256  # 16 MiB, far more than the socket buffers hold
     written = {"n": 0}
 
     async def big(request: Request) -> StreamResponse:
