@@ -57,14 +57,13 @@ def encode_head(status: int, headers: Mapping[str, str], framing: str) -> bytes:
     """Status line, the handler's headers, then the connection's ``framing`` lines (already
     CRLF-terminated), and the blank line. CR or LF in a name or value is refused (it would
     let a value add headers of its own)."""
-    lines = [date_header()]
-    for name, value in headers.items():
-        if _BREAKS.intersection(value) or _BREAKS.intersection(name):
-            raise ValueError(f"response header {name[:40]!r} holds a CR or LF")
-        lines.append(f"{name}: {value}\r\n")
-    lines.append(framing)
-    lines.append("\r\n")
-    return status_line(status) + "".join(lines).encode("utf-8")
+    text = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+    # One CR and one LF per line, or a name or value holds one (counted in C, not per value).
+    if text.count("\n") != len(headers) or text.count("\r") != len(headers):
+        for name, value in headers.items():
+            if _BREAKS.intersection(value) or _BREAKS.intersection(name):
+                raise ValueError(f"response header {name[:40]!r} holds a CR or LF")
+    return status_line(status) + (date_header() + text + framing + "\r\n").encode("utf-8")
 
 
 class StreamResponse:
