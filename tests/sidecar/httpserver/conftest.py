@@ -8,7 +8,6 @@ parser of its own (not the server's).
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,15 +78,6 @@ async def closed_by_server(reader: asyncio.StreamReader) -> bool:
         return await asyncio.wait_for(reader.read(), WITHIN) == b""
     except ConnectionResetError:
         return True
-
-
-async def until(predicate: Callable[[], object], what: str, within: float = WITHIN) -> None:
-    """Poll ``predicate`` until it is truthy; fail after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.005)
 
 
 def post(path: str, body: bytes, *headers: str, version: str = "1.1") -> bytes:

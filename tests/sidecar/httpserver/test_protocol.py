@@ -16,6 +16,7 @@ import pytest
 
 from aiguillage.sidecar.httpserver import Request, Response, Router, Server, StreamResponse
 from aiguillage.sidecar.httpserver.protocol import MAX_HEAD_BYTES, MAX_PIPELINED, HttpProtocol
+from tests.sidecar.conftest import async_wait_for
 from tests.sidecar.httpserver.conftest import (
     WITHIN,
     Answer,
@@ -26,7 +27,6 @@ from tests.sidecar.httpserver.conftest import (
     get,
     post,
     read_answer,
-    until,
 )
 
 # -- every byte boundary (fed to the connection directly) ----------------------------------
@@ -76,7 +76,7 @@ async def fed_in_pieces(pieces: list[bytes], answers: int = 1) -> list[Answer]:
     reader = asyncio.StreamReader()
     got: list[Answer] = []
     for _ in range(answers):
-        await until(lambda: conn.idle, "the answers")
+        await async_wait_for(lambda: conn.idle, WITHIN, "the answers")
         reader.feed_data(bytes(transport.sent))
         transport.sent.clear()
         got.append(await read_answer(reader))
@@ -438,7 +438,9 @@ async def test_a_client_leaving_mid_stream_ends_the_handler(start: Start) -> Non
     writer.transport.abort()
     await asyncio.wait_for(running.cancelled.wait(), WITHIN)
     assert ended in (["cancelled"], ["reset"])
-    await until(lambda: not running.server.connections, "the connection to be forgotten")
+    await async_wait_for(
+        lambda: not running.server.connections, WITHIN, "the connection to be forgotten"
+    )
 
 
 async def test_a_slow_reader_holds_back_the_writer_then_gets_everything(start: Start) -> None:
@@ -461,9 +463,9 @@ async def test_a_slow_reader_holds_back_the_writer_then_gets_everything(start: S
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
     writer.write(get("/big"))
     # Nobody reads: the writer stops well before the end, waiting for the buffer to drain.
-    await until(lambda: written["n"] > 0, "the first writes")
+    await async_wait_for(lambda: written["n"] > 0, WITHIN, "the first writes")
     (conn,) = running.server.connections
-    await until(lambda: conn.write_paused, "the server's writes to be paused")
+    await async_wait_for(lambda: conn.write_paused, WITHIN, "the server's writes to be paused")
     stalled = written["n"]
     await asyncio.sleep(0.2)
     assert written["n"] == stalled < pieces

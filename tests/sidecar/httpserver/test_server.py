@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 
 from aiguillage.sidecar.httpserver import Request, Response, StreamResponse
+from tests.sidecar.conftest import async_wait_for
 from tests.sidecar.httpserver.conftest import (
+    WITHIN,
     Running,
     Start,
     closed_by_server,
     get,
     read_answer,
-    until,
 )
 
 
@@ -41,7 +42,9 @@ async def test_shutdown_closes_idle_connections_at_once_and_lets_answers_finish(
     await read_answer(idle_reader)  # now idle, kept alive
     busy_reader, busy_writer = await running.connect()
     busy_writer.write(get("/busy"))
-    await until(lambda: running.events == ["busy"], "the busy request to be served")
+    await async_wait_for(
+        lambda: running.events == ["busy"], WITHIN, "the busy request to be served"
+    )
 
     running.server.shutdown()
     assert await closed_by_server(idle_reader)
