@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import uvloop
 
 from aiguillage.sidecar.httpserver import (
     BodyTooLarge,
@@ -125,6 +126,14 @@ async def echo(request: Request) -> StreamResponse:
 
 
 Start = Callable[..., Awaitable[Running]]
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Each test here runs on asyncio's own loop and on uvloop (the sidecar's, whose
+    transports differ in buffering and in when they report a closed connection)."""
+    return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
 
 
 @pytest.fixture
