@@ -180,6 +180,30 @@ async def test_oversized_headers_are_a_431_and_the_connection_closes(start: Star
     writer.close()
 
 
+async def test_endless_trailers_are_cut_off(start: Start) -> None:
+    running = await start()
+    reader, writer = await running.connect()
+    writer.write(CHUNKED_HEAD + b"3\r\nabc\r\n0\r\nX-Trailer: ")
+    # What follows a piece of body in the same read is not counted: past the limit by more
+    # than one read (the loops read up to 256 KiB at a time).
+    for _ in range(MAX_HEAD_BYTES // 1000 + 300):
+        writer.write(b"t" * 1000)
+    answer = await read_answer(reader)
+    assert (answer.status, answer.body) == (400, b"malformed body")
+    assert await closed_by_server(reader)
+    writer.close()
+
+
+async def test_a_big_body_in_one_read_is_not_mistaken_for_big_headers(start: Start) -> None:
+    running = await start()
+    reader, writer = await running.connect()
+    body = b"b" * (MAX_HEAD_BYTES * 3)
+    writer.write(post("/echo", body) + post("/echo", b"next"))
+    assert (await read_answer(reader)).body == body
+    assert (await read_answer(reader)).body == b"next"
+    writer.close()
+
+
 async def test_a_body_over_the_limit_is_refused_without_being_kept(start: Start) -> None:
     running = await start(max_body=1000)
     reader, writer = await running.connect()

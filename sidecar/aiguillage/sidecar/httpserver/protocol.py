@@ -6,7 +6,10 @@ What the connection guarantees, whatever the client sends:
   read and ignored); a request with both ``Content-Length`` and ``Transfer-Encoding``, or
   differing ``Content-Length`` values, bad chunk sizes or a malformed request line or header
   gets a 400 and the connection closed (request smuggling has no ambiguity to use). Past
-  :data:`MAX_HEAD_BYTES` of request line and headers, a 431, and the connection closed.
+  :data:`MAX_HEAD_BYTES` received without a complete head or a byte of body (a request line,
+  headers, chunk framing or trailers that never end; what follows a piece of body in the
+  same read is not counted, so the bound is that plus one read), a 431 (a 400 from the handler when
+  it was a body's trailers), and the connection closed.
 - **keep-alive** as the client asks (HTTP/1.1 by default, HTTP/1.0 with
   ``Connection: keep-alive``), unless the answer was sent before the request's body was
   received: then the connection closes once the rest has arrived (read and dropped) or
@@ -67,7 +70,9 @@ class HttpProtocol(asyncio.Protocol):
         self._url = b""
         self._header_items: list[tuple[str, str]] = []
         self._parsing: Request | None = None  # headers complete, body still arriving
-        self._head_bytes = 0  # bytes received since the last complete request head
+        # Bytes received since the last complete request head or piece of body: what the
+        # parser may be holding of a request line, headers or trailers.
+        self._head_bytes = 0
         self._parse_stopped = False  # after an error or an upgrade: nothing more is parsed
         self._parse_error: tuple[int, str] | None = None  # answered once the queue is served
         self._read_paused = False
@@ -91,8 +96,7 @@ class HttpProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._parse_stopped:
             return
-        if self._parsing is None:
-            self._head_bytes += len(data)
+        self._head_bytes += len(data)  # on_headers_complete and on_body set it back to 0
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -112,9 +116,11 @@ class HttpProtocol(asyncio.Protocol):
         except Exception as exc:
             self._crashed(exc)
             return
-        if self._parsing is None and self._head_bytes > MAX_HEAD_BYTES:
+        if self._head_bytes > MAX_HEAD_BYTES:
             self._bad_request(
-                431, f"request line and headers are larger than {MAX_HEAD_BYTES} bytes"
+                431,
+                f"over {MAX_HEAD_BYTES} bytes of request line and headers (or chunk framing, "
+                "trailers) without any body",
             )
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -178,6 +184,7 @@ class HttpProtocol(asyncio.Protocol):
             self._pending.append(request)
 
     def on_body(self, body: bytes) -> None:
+        self._head_bytes = 0
         if self._parsing is not None:
             self._parsing.feed(body)
 
@@ -271,7 +278,9 @@ class HttpProtocol(asyncio.Protocol):
         if self.closed:
             return
         if not self._keep_alive:
-            if request.body_complete or self._parse_stopped:
+            if self._parse_stopped:
+                self._close_after_reading()
+            elif request.body_complete:
                 self.close()
             else:
                 # Answered before its body arrived (413, 408, a refusal): read and drop the
@@ -317,7 +326,7 @@ class HttpProtocol(asyncio.Protocol):
             status, response.headers, f"content-length: {len(body)}\r\nconnection: close\r\n"
         )
         self.write(head + body)
-        self.close()
+        self._close_after_reading()
 
     # -- used by requests and responses ----------------------------------------------------
 
@@ -365,6 +374,19 @@ class HttpProtocol(asyncio.Protocol):
         self._cancel_timer()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
+
+    def _close_after_reading(self) -> None:
+        """Close a connection whose client may still be sending (after a 400, 431 or an
+        upgrade): our side is shut once the answer is out, what still comes is dropped until
+        the client closes or for ``linger`` seconds. Closed at once, the unread bytes would
+        make the system reset the connection, and the client could lose the answer."""
+        self._parse_stopped = True
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if transport.can_write_eof():
+            transport.write_eof()
+        self._start_timer(self.server.linger)
 
     def abort(self) -> None:
         self._cancel_timer()
