@@ -35,7 +35,7 @@ from tests.sidecar.conftest import (
     two_provider_config,
     us_target,
 )
-from tests.sidecar.httpserver.conftest import Answer, read_answer
+from tests.sidecar.httpserver._raw import Answer, read_answer
 
 HELLO_EU = "Hello from mistral-eu! This is a simulated answer."
 MESSAGES: list[Any] = [{"role": "user", "content": "Summarise this ticket please"}]

@@ -17,17 +17,8 @@ import pytest
 from aiguillage.sidecar.httpserver import Request, Response, Router, Server, StreamResponse
 from aiguillage.sidecar.httpserver.protocol import MAX_HEAD_BYTES, MAX_PIPELINED, HttpProtocol
 from tests.sidecar.conftest import async_wait_for
-from tests.sidecar.httpserver.conftest import (
-    WITHIN,
-    Answer,
-    Running,
-    Start,
-    closed_by_server,
-    echo,
-    get,
-    post,
-    read_answer,
-)
+from tests.sidecar.httpserver._raw import WITHIN, Answer, closed_by_server, get, post, read_answer
+from tests.sidecar.httpserver.conftest import Running, Start, echo
 
 # -- every byte boundary (fed to the connection directly) ----------------------------------
 

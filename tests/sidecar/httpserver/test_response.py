@@ -6,7 +6,8 @@ import pytest
 
 from aiguillage.sidecar.httpserver import Request, Response, StreamResponse
 from aiguillage.sidecar.httpserver.response import encode_head
-from tests.sidecar.httpserver.conftest import Start, get, read_answer
+from tests.sidecar.httpserver._raw import get, read_answer
+from tests.sidecar.httpserver.conftest import Start
 
 
 def test_the_head_has_status_date_headers_and_framing() -> None:

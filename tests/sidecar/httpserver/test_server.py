@@ -6,14 +6,8 @@ import asyncio
 
 from aiguillage.sidecar.httpserver import Request, Response, StreamResponse
 from tests.sidecar.conftest import async_wait_for
-from tests.sidecar.httpserver.conftest import (
-    WITHIN,
-    Running,
-    Start,
-    closed_by_server,
-    get,
-    read_answer,
-)
+from tests.sidecar.httpserver._raw import WITHIN, closed_by_server, get, read_answer
+from tests.sidecar.httpserver.conftest import Running, Start
 
 
 async def test_port_0_reports_the_bound_port(start: Start) -> None:
