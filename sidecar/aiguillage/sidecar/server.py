@@ -608,7 +608,7 @@ def _operation_handler(
             residency={},
         )
         exchange = Exchange(rt, request, record, frontend)
-        task = exchange.task = rt.inflight.enter()
+        task = exchange.task = rt.inflight.enter(request.loop)
         try:
             return await exchange.serve(operation, max_body, body_seconds)
         except asyncio.CancelledError:

@@ -39,8 +39,10 @@ class InFlight:
         self.expired = False
         self._empty: asyncio.Event | None = None
 
-    def enter(self) -> asyncio.Task[object] | None:
-        task = asyncio.current_task()
+    def enter(self, loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Task[object] | None:
+        """Count the running task in; ``loop``, when the caller knows it, spares asyncio
+        looking it up (a ``getpid()`` system call on Python 3.11, 2.5 % of a request)."""
+        task = asyncio.current_task(loop)
         if task is not None:
             self.tasks.add(task)
         return task

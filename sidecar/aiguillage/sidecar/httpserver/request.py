@@ -92,6 +92,12 @@ class Request:
     def body_complete(self) -> bool:
         return self._complete
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop serving the request (asking it of asyncio costs a system call on
+        Python 3.11: see :mod:`aiguillage.sidecar.deadline`)."""
+        return self.conn.loop
+
     async def read(self) -> bytes:
         """The whole body; :class:`BodyTooLarge` past the server's limit, ConnectionResetError
         when the client goes away first."""
