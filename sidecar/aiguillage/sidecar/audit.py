@@ -81,7 +81,9 @@ class AttemptRecord:
             "location": self.location,
             "jurisdiction": self.jurisdiction,
             "outcome": self.outcome,
-            "latencyMs": round(self.latency_ms, 3),
+            # To the microsecond, halves up: a quarter of round(x, 3)'s cost, which formats
+            # the float as text (0.5 us a call, half of this method's time before).
+            "latencyMs": int(self.latency_ms * 1000 + 0.5) / 1000,
         }
         if self.status is not None:
             out["status"] = self.status
