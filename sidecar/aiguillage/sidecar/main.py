@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from aiguillage.sidecar import log, responses, upstream
+from aiguillage.sidecar import log, probes, responses, upstream
 from aiguillage.sidecar.audit import AuditLog
 from aiguillage.sidecar.auditchain import AuditChain, ChainSettings, chain_name
 from aiguillage.sidecar.config import CONFIG_FILE, SidecarConfig
@@ -42,7 +42,6 @@ from aiguillage.sidecar.server import (
     BODY_SECONDS,
     MAX_BODY,
     Runtime,
-    add_health_routes,
     make_app,
 )
 from aiguillage.sidecar.shutdown import DRAIN_SECONDS
@@ -206,7 +205,7 @@ class Sidecar:
         """Serve only /healthz, /readyz and /metrics on ``listen`` (the pod IP, for the kubelet's
         probes and Prometheus' scrapes, which cannot reach loopback); the API stays on loopback."""
         router = Router()
-        add_health_routes(router, self.runtime)
+        probes.add_routes(router, self.runtime)
         self._health_server = Server(
             router, idle_timeout=self.serving.idle_timeout, error_response=responses.server_error
         )

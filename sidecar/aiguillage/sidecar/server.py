@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
-from aiguillage.sidecar import endpoints, log, outcomes, upstream, validation
+from aiguillage.sidecar import endpoints, log, outcomes, probes, upstream, validation
 from aiguillage.sidecar.adapters.base import (
     FORWARDABLE_HEADERS,
     Adapter,
@@ -94,7 +94,6 @@ if TYPE_CHECKING:
     from aiguillage.sidecar.privacy.restore import Restorer
 
 MAX_BODY = 16 * 1024 * 1024
-PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 # Seconds a client has to send the whole body once its headers arrived (slow clients).
 BODY_SECONDS = 60.0
 
@@ -647,34 +646,6 @@ def _operation_handler(
     return handle
 
 
-def add_health_routes(router: Router, rt: Runtime) -> None:
-    """``/healthz`` (the process serves), ``/readyz`` (a valid config is loaded and watched)
-    and ``/metrics`` (Prometheus' text format)."""
-
-    async def healthz(request: Request) -> Response:
-        return Response(text="ok\n")
-
-    async def readyz(request: Request) -> Response:
-        snap = rt.snapshot
-        if snap is None:
-            return Response(503, text="no valid config loaded\n")
-        if rt.watcher is not None and rt.watcher.done():
-            return Response(503, text="config watcher stopped: changes are not applied\n")
-        return Response(text=f"ok {snap.config.hash}\n")
-
-    async def metrics(request: Request) -> Response:
-        rt.telemetry.observe_state(rt.health, rt.audit.chain, rt.service_account)
-        return Response(
-            200,
-            rt.metrics.render().encode(),
-            content_type="text/plain; version=0.0.4; charset=utf-8",
-        )
-
-    router.add_get("/healthz", healthz)
-    router.add_get("/readyz", readyz)
-    router.add_get("/metrics", metrics)
-
-
 def make_app(rt: Runtime, max_body: int = MAX_BODY, body_seconds: float = BODY_SECONDS) -> Router:
     """The sidecar's routes; ``max_body`` bounds a request body (larger ones get 413; the
     server given this router must use the same limit), ``body_seconds`` the time to receive
@@ -689,6 +660,6 @@ def make_app(rt: Runtime, max_body: int = MAX_BODY, body_seconds: float = BODY_S
         ("/v1/messages/count_tokens", Operation.COUNT_TOKENS),
     ):
         router.add_post(path, _operation_handler(rt, operation, max_body, body_seconds))
-    add_health_routes(router, rt)
+    probes.add_routes(router, rt)
     endpoints.add_routes(router, lambda: rt.snapshot, rt.guard)
     return router

@@ -410,8 +410,11 @@ async def test_headers_trickling_in_do_not_reset_the_idle_timer(start: Start) ->
 async def test_a_client_leaving_mid_body_cancels_the_handler(start: Start) -> None:
     running: Running
 
+    reading = asyncio.Event()
+
     async def waits(request: Request) -> StreamResponse:
         try:
+            reading.set()
             await request.read()
         except asyncio.CancelledError:
             running.cancelled.set()
@@ -421,7 +424,7 @@ async def test_a_client_leaving_mid_body_cancels_the_handler(start: Start) -> No
     running = await start({"/wait": waits})
     _, writer = await running.connect()
     writer.write(post("/wait", b"x" * 100)[:-50])
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(reading.wait(), WITHIN)  # the handler is waiting for the rest
     writer.close()
     await asyncio.wait_for(running.cancelled.wait(), WITHIN)
 

@@ -58,8 +58,11 @@ async def test_shutdown_closes_idle_connections_at_once_and_lets_answers_finish(
 async def test_close_cancels_what_still_runs(start: Start) -> None:
     running: Running
 
+    serving = asyncio.Event()
+
     async def forever(request: Request) -> StreamResponse:
         try:
+            serving.set()
             await asyncio.Event().wait()
         except asyncio.CancelledError:
             running.cancelled.set()
@@ -69,7 +72,7 @@ async def test_close_cancels_what_still_runs(start: Start) -> None:
     running = await start({"/forever": forever})
     reader, writer = await running.connect()
     writer.write(get("/forever"))
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(serving.wait(), WITHIN)
     await running.server.close()
     assert running.cancelled.is_set()
     assert await closed_by_server(reader)
